@@ -1,0 +1,68 @@
+# Marketing and analytics middle office: every set-up step lives here.
+# `make demo` runs the main job end to end; `make test` runs every test.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON_BOOT ?= python3
+VENV := .venv
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+PY := $(VENV)/bin/python
+MO := $(VENV)/bin/mo
+export MO_HOME ?= $(CURDIR)/.mo
+export JAVA_TOOL_OPTIONS ?= -Duser.timezone=UTC
+# A fixed key for the demo world only; production reads MO_PII_KEY from its secret store.
+DEMO_PII_KEY := demo-only-key-not-for-production
+CUSTOMERS ?= 100000
+SEED ?= 42
+DAYS ?= 1
+
+.PHONY: help env jars demo test test-unit lint bench broker-start broker-stop clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON_BOOT) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q uv==0.13.9
+
+$(VENV)/.synced: requirements/platform.lock pyproject.toml | $(UV)
+	test -d $(VENV) || $(UV) venv -q -p 3.11 $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync -q requirements/platform.lock
+	VIRTUAL_ENV=$(VENV) $(UV) pip install -q --no-deps -e .
+	touch $@
+
+env: $(VENV)/.synced jars ## Create the platform environment from the lock file and install the JDBC jars
+
+jars: ## Install the JDBC drivers Spark reads sources with (Debian packages)
+	@if [ ! -f /usr/share/java/mariadb-java-client.jar ] || [ ! -f /usr/share/java/postgresql.jar ] || [ ! -f /usr/share/java/sqlite-jdbc.jar ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmariadb-java libpostgresql-jdbc-java libxerial-sqlite-jdbc-java >/dev/null; \
+	fi
+	@command -v java >/dev/null || { echo "error: Java 17 is required for Spark (apt-get install openjdk-17-jre-headless)"; exit 1; }
+
+lock: | $(UV) ## Re-resolve the pinned lock file after changing pyproject.toml
+	$(UV) pip compile -q pyproject.toml --extra dev -o requirements/platform.lock --python 3.11 --generate-hashes
+
+demo: env ## Generate a demo world, run source_sync and events_ingest through Airflow, print a summary
+	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(PY) -m mo.demo --customers $(CUSTOMERS) --seed $(SEED) --days $(DAYS)
+
+test: env ## Run all tests (unit, integration against the machine's services, DAG runs)
+	MO_PII_KEY=test-key $(PY) -m pytest -p no:cacheprovider
+
+test-unit: env ## Run the fast unit tests only
+	MO_PII_KEY=test-key $(PY) -m pytest -p no:cacheprovider tests/unit
+
+lint: env ## ruff and mypy
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+bench: env ## Benchmarks; figures go to docs/benchmarks.md
+	MO_PII_KEY=bench-key $(PY) -m bench.run
+
+broker-start: env ## Start the embedded Kafka-protocol broker
+	$(MO) broker start
+
+broker-stop: env ## Stop the embedded broker
+	$(MO) broker stop
+
+clean: ## Remove the local state (.mo) but keep the environments
+	rm -rf $(MO_HOME)

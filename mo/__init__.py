@@ -1,0 +1,1 @@
+"""Marketing and analytics middle office: the data platform package behind the `mo` CLI."""

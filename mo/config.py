@@ -1,0 +1,116 @@
+"""Settings for every job, read from the environment (prefix ``MO_``).
+
+Nothing is configured on a fresh machine: the embedded defaults put a SQLite source, a JDBC
+(SQLite) Iceberg catalog with a local warehouse, local Spark and a local Kafka-protocol broker
+under ``MO_HOME``. Pointing the same code at servers and a Spark cluster is configuration only.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mo.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS_DIR = REPO_ROOT / "schemas"
+
+SOURCE_SCHEMES = ("sqlite", "mysql", "mariadb", "postgresql")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MO_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".mo")
+    env: str = "development"
+
+    # Source OLTP database (SQLAlchemy URL). Default: SQLite file under home.
+    source_url: str | None = None
+
+    # Iceberg catalog. Default: JDBC catalog on SQLite + local warehouse under home.
+    catalog_name: str = "lake"
+    catalog_uri: str | None = None  # jdbc:sqlite:..., jdbc:postgresql://..., or thrift://... (hive)
+    catalog_type: str = "jdbc"  # jdbc | hadoop | hive | rest
+    catalog_user: str | None = None
+    catalog_password: str | None = None
+    warehouse: str | None = None  # file:///..., s3a://bucket/path
+
+    # Spark
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "3g"
+    spark_shuffle_partitions: int = 8
+    spark_extra_conf: str = ""  # "k=v,k=v" added verbatim (object-store credentials, executor sizes)
+
+    # Kafka. Default: embedded Tansu broker started by `mo broker start` on this port.
+    kafka_bootstrap: str | None = None
+    embedded_kafka_port: int = 19092
+    kafka_topic_prefix: str = "mo"
+
+    # Sync behaviour
+    sync_lookback_minutes: int = 24 * 60  # re-read window below the watermark for late-arriving rows
+    jdbc_partition_rows: int = 250_000  # rows per JDBC read partition for big tables
+    jdbc_fetch_size: int = 10_000
+
+    # Tokenisation key for PII (ID numbers, phones, names). Secret: environment only.
+    pii_key: str | None = None
+
+    @property
+    def resolved_source_url(self) -> str:
+        url = self.source_url or f"sqlite:///{self.home / 'source.db'}"
+        scheme = urlsplit(url).scheme.split("+")[0]
+        if scheme not in SOURCE_SCHEMES:
+            raise ConfigError(
+                f"unknown source URL scheme '{scheme}' in MO_SOURCE_URL; expected one of {', '.join(SOURCE_SCHEMES)}"
+            )
+        return url
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def resolved_catalog_uri(self) -> str:
+        return self.catalog_uri or f"jdbc:sqlite:{self.lake_dir / 'catalog.db'}"
+
+    @property
+    def resolved_warehouse(self) -> str:
+        return self.warehouse or f"file://{self.lake_dir / 'warehouse'}"
+
+    @property
+    def resolved_kafka_bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.embedded_kafka_port}"
+
+    @property
+    def uses_embedded_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    def require_pii_key(self) -> bytes:
+        if not self.pii_key:
+            raise ConfigError(
+                "MO_PII_KEY is not set: the PII tokenisation key must come from the environment"
+            )
+        if self.env == "production" and len(self.pii_key) < 32:
+            raise ConfigError("MO_PII_KEY is shorter than 32 characters; production needs a strong key")
+        return self.pii_key.encode()
+
+    @cached_property
+    def state_dir(self) -> Path:
+        path = self.home / "state"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def get_settings() -> Settings:
+    """Settings as the environment says now (not cached: tests and the CLI change the environment)."""
+    settings = Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in {"1", "true", "yes"}

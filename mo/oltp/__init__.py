@@ -1,0 +1,1 @@
+"""The insurer's OLTP source systems: models, migrations and connections."""

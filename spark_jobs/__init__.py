@@ -1,0 +1,1 @@
+"""Spark jobs: source extraction, bronze and silver layers, event ingestion."""

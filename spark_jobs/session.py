@@ -1,0 +1,122 @@
+"""The one SparkSession factory: master, catalog and jars come from configuration.
+
+Local mode (``local[2]``) and a standalone/YARN/Kubernetes master run the same code; only
+``MO_SPARK_MASTER`` and the catalog settings change. The Iceberg catalog is registered under
+``settings.catalog_name``; more catalogs can be registered on a running session (tests use one
+catalog per test to stay isolated).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from pathlib import Path
+
+from mo.config import Settings
+from mo.errors import ConfigError
+
+JDBC_JARS = (
+    "/usr/share/java/mariadb-java-client.jar",
+    "/usr/share/java/postgresql.jar",
+    "/usr/share/java/sqlite-jdbc.jar",
+)
+ICEBERG_JAR_NAME = "iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
+
+
+def iceberg_jar() -> str:
+    import snowpark_connect_deps_iceberg
+
+    base = Path(snowpark_connect_deps_iceberg.__file__).parent
+    matches = glob.glob(str(base / "**" / ICEBERG_JAR_NAME), recursive=True)
+    if not matches:
+        raise ConfigError(f"Iceberg runtime jar {ICEBERG_JAR_NAME} not found under {base}")
+    return matches[0]
+
+
+def spark_jars() -> list[str]:
+    missing = [j for j in JDBC_JARS if not os.path.exists(j)]
+    if missing:
+        raise ConfigError(f"JDBC driver jar missing: {missing[0]} (run `make jars`)")
+    return [iceberg_jar(), *JDBC_JARS]
+
+
+def check_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise ConfigError("Java not found: Spark needs Java 17 on PATH or JAVA_HOME")
+
+
+def catalog_conf(settings: Settings) -> dict[str, str]:
+    """Spark conf keys that define the Iceberg catalog named ``settings.catalog_name``."""
+    prefix = f"spark.sql.catalog.{settings.catalog_name}"
+    conf = {prefix: "org.apache.iceberg.spark.SparkCatalog", f"{prefix}.warehouse": settings.resolved_warehouse}
+    if settings.catalog_type == "jdbc":
+        uri = settings.resolved_catalog_uri
+        conf.update({f"{prefix}.type": "jdbc", f"{prefix}.uri": uri})
+        if uri.startswith("jdbc:sqlite:"):
+            conf[f"{prefix}.jdbc.schema-version"] = "V1"
+        if settings.catalog_user:
+            conf[f"{prefix}.jdbc.user"] = settings.catalog_user
+        if settings.catalog_password:
+            conf[f"{prefix}.jdbc.password"] = settings.catalog_password
+    else:
+        conf[f"{prefix}.type"] = settings.catalog_type
+        if settings.catalog_uri:
+            conf[f"{prefix}.uri"] = settings.catalog_uri
+    return conf
+
+
+def prepare_local_dirs(settings: Settings) -> None:
+    if settings.catalog_uri is None or settings.resolved_warehouse.startswith("file://"):
+        settings.lake_dir.mkdir(parents=True, exist_ok=True)
+    if settings.resolved_warehouse.startswith("file://"):
+        Path(settings.resolved_warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+
+
+def session_conf(settings: Settings) -> dict[str, str]:
+    conf = {
+        "spark.jars": ",".join(spark_jars()),
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        "spark.sql.session.timeZone": "UTC",
+        # JDBC drivers convert timestamps with the JVM zone: keep every JVM on UTC.
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.adaptive.enabled": "true",
+    }
+    conf.update(catalog_conf(settings))
+    for item in filter(None, (p.strip() for p in settings.spark_extra_conf.split(","))):
+        key, _, value = item.partition("=")
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+def get_spark(settings: Settings, app_name: str = "middle-office"):
+    """Return the process's SparkSession, creating it on first use, with the settings' catalog registered."""
+    from pyspark.sql import SparkSession
+
+    check_java()
+    prepare_local_dirs(settings)
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        register_catalog(active, settings)
+        return active
+    builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
+    for key, value in session_conf(settings).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def register_catalog(spark, settings: Settings) -> None:
+    """Add (or re-point) an Iceberg catalog on a running session; catalogs load lazily on first use."""
+    for key, value in catalog_conf(settings).items():
+        if spark.conf.get(key, None) != value:
+            spark.conf.set(key, value)
