@@ -1,0 +1,71 @@
+"""
+### source_sync
+
+Hourly incremental sync of the insurer's core systems (policies, claims, sales recordings,
+customers, consents, complaints, and their reference tables) into the Iceberg lakehouse.
+
+1. **extract** changed rows since each table's durable watermark (with a look-back for late
+   arrivals) into append-only bronze, PII tokenised on the way in;
+2. **merge** each batch into silver on a write-audit-publish branch (the published silver is untouched);
+3. **gate**: Great Expectations suites derived from `schemas/sources/` (counts reconciled with the
+   source, keys, enums, referential integrity). A failure stops the run here and names the table and
+   expectation; nothing is published and the watermarks stay where they were;
+4. **publish**: fast-forward silver to the audited state, advance watermarks, emit the `silver` asset
+   that downstream DAGs (profiles, segments) are scheduled on.
+
+Every step is idempotent: a rerun of a failed or crashed run leaves silver identical.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, dag, task
+
+SILVER = Asset("lake_silver", uri="iceberg://lake/silver")
+
+
+@dag(
+    dag_id="source_sync",
+    schedule="@hourly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["lakehouse", "sync"],
+    default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2), "owner": "data-platform"},
+    doc_md=__doc__,
+)
+def source_sync():
+    @task
+    def extract() -> dict:
+        from mo.pipelines import sync_extract
+
+        return sync_extract()
+
+    @task
+    def merge(manifest: dict) -> dict:
+        from mo.pipelines import sync_merge
+
+        return sync_merge(manifest)
+
+    @task
+    def gate(manifest: dict) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mo.errors import QualityGateFailed
+        from mo.pipelines import sync_gate
+
+        try:
+            return sync_gate(manifest)
+        except QualityGateFailed as exc:  # bad data does not get better on retry
+            raise AirflowFailException(str(exc)) from exc
+
+    @task(outlets=[SILVER])
+    def publish(manifest: dict) -> dict:
+        from mo.pipelines import sync_publish
+
+        return sync_publish(manifest)
+
+    publish(gate(merge(extract())))
+
+
+source_sync()

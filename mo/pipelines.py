@@ -1,0 +1,58 @@
+"""The units of work the Airflow DAGs run, one function per task.
+
+DAG files stay thin: each task imports one of these and passes JSON-serialisable dicts between
+steps (XCom). The same functions back the `mo` CLI, so a data engineer can run any step by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mo.config import get_settings
+
+
+def _spark_and_settings():
+    from spark_jobs.session import get_spark
+
+    settings = get_settings()
+    return get_spark(settings), settings
+
+
+def sync_extract(tables: list[str] | None = None) -> dict[str, Any]:
+    """Extract changed rows since each table's watermark into bronze; returns the run manifest."""
+    from spark_jobs.sync import extract_to_bronze
+
+    spark, settings = _spark_and_settings()
+    return extract_to_bronze(spark, settings, tables)
+
+
+def sync_merge(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Merge the run's bronze batches into silver audit branches (nothing published yet)."""
+    from spark_jobs.sync import merge_to_audit
+
+    spark, settings = _spark_and_settings()
+    return merge_to_audit(spark, settings, manifest)
+
+
+def sync_gate(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Run the quality gate on the audit branches; raises QualityGateFailed and publishes nothing on failure."""
+    from spark_jobs.sync import check_gate
+
+    spark, settings = _spark_and_settings()
+    return check_gate(spark, settings, manifest)
+
+
+def sync_publish(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Fast-forward silver to the audited branches and advance the watermarks."""
+    from spark_jobs.sync import publish
+
+    spark, settings = _spark_and_settings()
+    return publish(spark, settings, manifest)
+
+
+def events_ingest(max_messages: int | None = None) -> dict[str, Any]:
+    """Drain the event topics into bronze (offsets committed after the Iceberg commit)."""
+    from spark_jobs.events_ingest import ingest_events
+
+    spark, settings = _spark_and_settings()
+    return ingest_events(spark, settings, max_messages=max_messages)

@@ -1,0 +1,102 @@
+"""`mo status`: the platform's health in one place.
+
+For every source table: live (not soft-deleted) rows in the source, in bronze (ids whose latest
+version is not a delete) and in silver, and the last published sync. After a sync, source and
+silver agree. Also the event tables and whether the broker answers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from mo.config import Settings
+from mo.contracts import load_source_contracts
+from mo.errors import MoError
+
+
+def source_live_counts(settings: Settings) -> dict[str, int | None]:
+    from sqlalchemy import inspect
+
+    from mo.oltp.db import check_connection, make_engine
+
+    engine = make_engine(settings.resolved_source_url)
+    check_connection(engine)
+    existing = set(inspect(engine).get_table_names())
+    counts: dict[str, int | None] = {}
+    with engine.connect() as conn:
+        for name, contract in load_source_contracts().items():
+            if name not in existing:
+                counts[name] = None
+                continue
+            counts[name] = conn.execute(
+                text(f"select count(*) from {name} where {contract.soft_delete} is null")  # noqa: S608 - names from contracts
+            ).scalar_one()
+    engine.dispose()
+    return counts
+
+
+def _lake_counts(settings: Settings) -> tuple[dict[str, dict[str, Any]], dict[str, int | None]]:
+    from spark_jobs.sync import layer_counts
+
+    from spark_jobs.session import get_spark
+
+    spark = get_spark(settings)
+    events: dict[str, int | None] = {}
+    for key, table in (("events", "bronze.events"), ("dead_letter", "bronze.events_dead_letter")):
+        name = f"{settings.catalog_name}.{table}"
+        events[key] = spark.table(name).count() if spark.catalog.tableExists(name) else None
+    return layer_counts(spark, settings), events
+
+
+def _broker(settings: Settings) -> dict[str, Any]:
+    from mo.events.broker import broker_status
+
+    try:
+        return broker_status(settings)
+    except MoError as exc:
+        return {"bootstrap": settings.resolved_kafka_bootstrap, "reachable": False, "error": str(exc)}
+
+
+def collect_status(settings: Settings) -> dict[str, Any]:
+    source = source_live_counts(settings)
+    lake, events = _lake_counts(settings)
+    tables = {
+        name: {
+            "source": source.get(name),
+            "bronze": lake.get(name, {}).get("bronze"),
+            "silver": lake.get(name, {}).get("silver"),
+            "last_sync_at": lake.get(name, {}).get("last_sync_at"),
+            "in_sync": source.get(name) is not None and source.get(name) == lake.get(name, {}).get("silver"),
+        }
+        for name in load_source_contracts()
+    }
+    return {
+        "generated_at": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z",
+        "source": settings.resolved_source_url.split("@")[-1],
+        "catalog": {"name": settings.catalog_name, "warehouse": settings.resolved_warehouse},
+        "tables": tables,
+        "events": events,
+        "broker": _broker(settings),
+    }
+
+
+def format_status(report: dict[str, Any]) -> str:
+    lines = [
+        f"source   {report['source']}",
+        f"catalog  {report['catalog']['name']} at {report['catalog']['warehouse']}",
+        "",
+        f"{'table':<18}{'source':>10}{'bronze':>10}{'silver':>10}  {'last sync (UTC)':<22}",
+    ]
+    for name, row in report["tables"].items():
+        cells = [("-" if row[k] is None else str(row[k])) for k in ("source", "bronze", "silver")]
+        mark = "" if row["in_sync"] else "  (out of sync)"
+        lines.append(f"{name:<18}{cells[0]:>10}{cells[1]:>10}{cells[2]:>10}  {row['last_sync_at'] or '-':<22}{mark}")
+    events = report.get("events") or {}
+    lines.append("")
+    lines.append(f"events   bronze {events.get('events', '-')}   dead-lettered {events.get('dead_letter', '-')}")
+    broker = report.get("broker") or {}
+    lines.append(f"broker   {broker.get('bootstrap', '-')} reachable={broker.get('reachable')}")
+    return "\n".join(lines)
