@@ -1,0 +1,68 @@
+"""The `mo` CLI: bad configuration gives one line that names the problem and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run_mo(*args: str, env: dict[str, str] | None = None, home: Path) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MO_")}
+    full_env.update({"MO_HOME": str(home), "MO_PII_KEY": "test-key"})
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "mo", *args], capture_output=True, text=True, env=full_env, timeout=300)
+
+
+def _one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_help_lists_every_job(tmp_path):
+    result = run_mo("--help", home=tmp_path)
+    assert result.returncode == 0
+    for command in ("generate", "advance-day", "sync", "ingest-events", "status", "broker", "db"):
+        assert command in result.stdout
+
+
+def test_unknown_source_scheme(tmp_path):
+    line = _one_error_line(run_mo("db", "migrate", env={"MO_SOURCE_URL": "oracle://x/y"}, home=tmp_path))
+    assert "unknown source URL scheme 'oracle'" in line
+
+
+@pytest.mark.postgres
+def test_unreachable_source_database(tmp_path):
+    line = _one_error_line(
+        run_mo("db", "migrate", env={"MO_SOURCE_URL": "postgresql://nobody@127.0.0.1:1/none"}, home=tmp_path)
+    )
+    assert "source database unreachable at postgresql" in line
+
+
+def test_unreachable_broker(tmp_path):
+    result = run_mo("advance-day", env={"MO_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, home=tmp_path)
+    assert "Kafka broker unreachable at 127.0.0.1:1" in _one_error_line(result)
+
+
+def test_missing_java(tmp_path):
+    python_dir = str(Path(sys.executable).parent)
+    env = {"PATH": python_dir, "JAVA_HOME": str(tmp_path / "no-java")}
+    line = _one_error_line(run_mo("sync", env=env, home=tmp_path))
+    assert "Java not found" in line
+    assert not (tmp_path / "lake").exists(), "nothing may be half-written when Java is missing"
+
+
+def test_missing_pii_key_is_named(tmp_path):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MO_")}
+    full_env["MO_HOME"] = str(tmp_path)
+    from mo.config import Settings
+    from mo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="MO_PII_KEY is not set"):
+        Settings(home=tmp_path, pii_key=None).require_pii_key()
