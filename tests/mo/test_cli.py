@@ -59,8 +59,6 @@ def test_missing_java(tmp_path):
 
 
 def test_missing_pii_key_is_named(tmp_path):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MO_")}
-    full_env["MO_HOME"] = str(tmp_path)
     from mo.config import Settings
     from mo.errors import ConfigError
 
