@@ -494,3 +494,20 @@ def test_mariadb_init_gives_the_platform_a_read_only_login() -> None:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def test_entrypoint_turns_the_admin_password_into_a_private_file_and_drops_it(tmp_path: Path) -> None:
+    passwords_file = tmp_path / "simple_auth_manager_passwords.json"
+    password = 'pa"ss wo\\rd'
+    env = {
+        "PATH": os.environ["PATH"],
+        "AIRFLOW_ADMIN_PASSWORD": password,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+    }
+    result = subprocess.run(
+        ["sh", str(REPO / "docker" / "platform-entrypoint.sh"), "env"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "AIRFLOW_ADMIN_PASSWORD" not in result.stdout, "the started process must not see the password"
+    assert json.loads(passwords_file.read_text()) == {"admin": password}
+    assert passwords_file.stat().st_mode & 0o777 == 0o600
