@@ -354,31 +354,33 @@ def test_postgres_init_gives_each_login_its_own_database_only() -> None:
 
     assert PG_BIN is not None
     work = Path(tempfile.mkdtemp(prefix="mo-pg-init-"))
-    data, sockets = work / "data", work / "run"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(work, "postgres")
-        shutil.chown(sockets, "postgres")
-    passwords = {
-        "ICEBERG_CATALOG_PASSWORD": "iceberg-pw-'quoted'",
-        "AIRFLOW_DB_PASSWORD": "airflow-pw",
-        "SERVING_PUBLISHER_PASSWORD": "publisher-pw",
-        "SERVING_API_DB_PASSWORD": "api-pw",
-    }
-    superuser_password = "super-pw"
-    pwfile = work / "pw"
-    pwfile.write_text(superuser_password)
-    if os.geteuid() == 0:
-        shutil.chown(pwfile, "postgres")
-    port = free_port()
-    pg_ctl = [f"{PG_BIN}/pg_ctl", "-D", str(data)]
-    initdb = [f"{PG_BIN}/initdb", "-D", str(data), "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={pwfile}"]
-    subprocess.run(as_user("postgres", initdb), check=True, capture_output=True)
-    # Unix socket only: the throwaway server never listens on a network port.
-    server_options = f"-p {port} -k {sockets} -c listen_addresses=''"
-    start = [*pg_ctl, "-w", "-l", str(work / "log"), "-o", server_options, "start"]
-    subprocess.run(as_user("postgres", start), check=True, capture_output=True)
+    started = False
     try:
+        data, sockets = work / "data", work / "run"
+        sockets.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(work, "postgres")
+            shutil.chown(sockets, "postgres")
+        passwords = {
+            "ICEBERG_CATALOG_PASSWORD": "iceberg-pw-'quoted'",
+            "AIRFLOW_DB_PASSWORD": "airflow-pw",
+            "SERVING_PUBLISHER_PASSWORD": "publisher-pw",
+            "SERVING_API_DB_PASSWORD": "api-pw",
+        }
+        superuser_password = "super-pw"
+        pwfile = work / "pw"
+        pwfile.write_text(superuser_password)
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres")
+        port = free_port()
+        pg_ctl = [f"{PG_BIN}/pg_ctl", "-D", str(data)]
+        initdb = [f"{PG_BIN}/initdb", "-D", str(data), "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        subprocess.run(as_user("postgres", initdb), check=True, capture_output=True)
+        # Unix socket only: the throwaway server never listens on a network port.
+        server_options = f"-p {port} -k {sockets} -c listen_addresses=''"
+        start = [*pg_ctl, "-w", "-l", str(work / "log"), "-o", server_options, "start"]
+        subprocess.run(as_user("postgres", start), check=True, capture_output=True)
+        started = True
         env = {
             **os.environ,
             **passwords,
@@ -421,7 +423,8 @@ def test_postgres_init_gives_each_login_its_own_database_only() -> None:
         with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
             connect("serving_api", passwords["SERVING_API_DB_PASSWORD"], "iceberg_catalog")
     finally:
-        subprocess.run(as_user("postgres", [*pg_ctl, "-m", "immediate", "stop"]), capture_output=True)
+        if started:
+            subprocess.run(as_user("postgres", [*pg_ctl, "-m", "immediate", "stop"]), capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -447,18 +450,19 @@ def test_mariadb_init_gives_the_platform_a_read_only_login() -> None:
     assert MARIADBD is not None
     work = Path(tempfile.mkdtemp(prefix="mo-mariadb-init-"))
     data, sock = work / "data", work / "mysqld.sock"
-    user = ["--user=root"] if os.geteuid() == 0 else []
-    install = ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--skip-test-db", *user]
-    subprocess.run([*install, "--auth-root-authentication-method=socket"], check=True, capture_output=True)
-    server = subprocess.Popen(
-        [
-            *(MARIADBD, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--pid-file={work / 'pid'}"),
-            *("--skip-networking", "--innodb-buffer-pool-size=32M", *user),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server: subprocess.Popen | None = None
     try:
+        user = ["--user=root"] if os.geteuid() == 0 else []
+        install = ["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--skip-test-db", *user]
+        subprocess.run([*install, "--auth-root-authentication-method=socket"], check=True, capture_output=True)
+        server = subprocess.Popen(
+            [
+                *(MARIADBD, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--pid-file={work / 'pid'}"),
+                *("--skip-networking", "--innodb-buffer-pool-size=32M", *user),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         while not sock.exists():
             assert server.poll() is None and time.monotonic() < deadline, "throwaway mariadbd did not start"
@@ -491,8 +495,9 @@ def test_mariadb_init_gives_the_platform_a_read_only_login() -> None:
             pymysql.connect(unix_socket=str(sock), user="mo_reader", password="wrong", database="insurer")
         assert refused.value.args[0] == 1045  # ER_ACCESS_DENIED_ERROR
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
 
