@@ -17,7 +17,7 @@ CUSTOMERS ?= 100000
 SEED ?= 42
 DAYS ?= 1
 
-.PHONY: help env jars demo test test-unit lint bench broker-start broker-stop clean
+.PHONY: help env serving-env jars demo test test-unit lint bench broker-start broker-stop clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -32,7 +32,16 @@ $(VENV)/.synced: requirements/platform.lock pyproject.toml | $(UV)
 	VIRTUAL_ENV=$(VENV) $(UV) pip install -q --no-deps -e .
 	touch $@
 
+SERVING_VENV := serving/.venv
+
+$(SERVING_VENV)/.synced: serving/requirements-dev.lock | $(UV)
+	test -d $(SERVING_VENV) || $(UV) venv -q -p 3.11 $(SERVING_VENV)
+	VIRTUAL_ENV=$(SERVING_VENV) $(UV) pip sync -q serving/requirements-dev.lock
+	touch $@
+
 env: $(VENV)/.synced jars ## Create the platform environment from the lock file and install the JDBC jars
+
+serving-env: $(SERVING_VENV)/.synced ## Create the serving (FastAPI) environment from its lock file
 
 jars: ## Install the JDBC drivers Spark reads sources with (Debian packages)
 	@if [ ! -f /usr/share/java/mariadb-java-client.jar ] || [ ! -f /usr/share/java/postgresql.jar ] || [ ! -f /usr/share/java/sqlite-jdbc.jar ]; then \
@@ -46,8 +55,11 @@ lock: | $(UV) ## Re-resolve the pinned lock file after changing pyproject.toml
 demo: env ## Generate a demo world, run source_sync and events_ingest through Airflow, print a summary
 	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(PY) -m mo.demo --customers $(CUSTOMERS) --seed $(SEED) --days $(DAYS)
 
-test: env ## Run all tests (unit, integration against the machine's services, DAG runs)
-	MO_PII_KEY=test-key $(PY) -m pytest -p no:cacheprovider
+test: env serving-env ## Run all tests (serving, then platform: unit, integration against the machine's services, DAG runs)
+	@# Serving first so the platform run's summary is the closing line; the exit code covers both.
+	cd serving && .venv/bin/python -m pytest -p no:cacheprovider -q; serving=$$?; cd ..; \
+	MO_PII_KEY=test-key $(PY) -m pytest -p no:cacheprovider; platform=$$?; \
+	test $$serving -eq 0 -a $$platform -eq 0
 
 test-unit: env ## Run the fast unit tests only
 	MO_PII_KEY=test-key $(PY) -m pytest -p no:cacheprovider tests/unit
