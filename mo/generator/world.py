@@ -15,6 +15,8 @@ finds its agent by arithmetic instead of a lookup table.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time as clock
 from datetime import date, datetime, timedelta
 
@@ -95,22 +97,19 @@ def generate_world(
     recent_from = horizon - timedelta(days=RECENT_QUOTE_DAYS)
     for table in Batch.TABLES:
         rows[table] = 0
-    for lo in range(1, customers + 1, batch_size):
-        hi = min(lo + batch_size, customers + 1)
-        maker = BookMaker(seed=seed, horizon=horizon, layout=layout, ids=ids)
-        for cid in range(lo, hi):
-            rng = stream(seed, KIND_CUSTOMER, cid)
-            fraction = (cid - rng.random()) / customers
-            created = history_start + timedelta(seconds=span * fraction ** (1 / SIGNUP_GROWTH))
-            created = min(created, horizon - timedelta(hours=2))
-            maker.customer_book(rng, cid, created, recent_from=recent_from)
-        batch = maker.batch
-        with engine.begin() as conn:
-            for table in Batch.TABLES:
-                writer.insert(conn, table, getattr(batch, table))
-        for table, n in batch.counts().items():
-            rows[table] += n
-        log.info("customers %d-%d written", lo, hi - 1)
+    with _BackgroundWriter(engine, writer) as background:
+        for lo in range(1, customers + 1, batch_size):
+            hi = min(lo + batch_size, customers + 1)
+            maker = BookMaker(seed=seed, horizon=horizon, layout=layout, ids=ids)
+            for cid in range(lo, hi):
+                rng = stream(seed, KIND_CUSTOMER, cid)
+                fraction = (cid - rng.random()) / customers
+                created = history_start + timedelta(seconds=span * fraction ** (1 / SIGNUP_GROWTH))
+                created = min(created, horizon - timedelta(hours=2))
+                maker.customer_book(rng, cid, created, recent_from=recent_from)
+            background.put(maker.batch, f"customers {lo}-{hi - 1}")
+            for table, n in maker.batch.counts().items():
+                rows[table] += n
 
     ids["customers"] = customers + 1
     world_date = start - timedelta(days=1)
@@ -129,6 +128,59 @@ def generate_world(
         "seconds": round(seconds, 3),
         "rows_per_second": round(total / seconds) if seconds > 0 else None,
     }
+
+
+class _BackgroundWriter:
+    """Writes batches on a second thread while the next batch is being generated.
+
+    The database's share of the work (SQLite's engine, the server round trips of MariaDB and PostgreSQL)
+    runs without the GIL, so it overlaps with generation. The queue holds one batch: at most three batches
+    exist at once (being generated, queued, being written), which keeps memory flat. Batches are written in
+    order, each in its own transaction; the first failure stops the run and is raised to the caller.
+    """
+
+    def __init__(self, engine: Engine, writer: BulkWriter) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="generator-writer", daemon=True)
+
+    def __enter__(self) -> _BackgroundWriter:
+        self.thread.start()
+        return self
+
+    def put(self, batch: Batch, label: str) -> None:
+        while True:
+            if self.error is not None:
+                raise self.error
+            try:
+                self.queue.put((batch, label), timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is not None:
+                continue  # drain after a failure so the producer never blocks
+            batch, label = item
+            try:
+                with self.engine.begin() as conn:
+                    for table in Batch.TABLES:
+                        self.writer.insert(conn, table, getattr(batch, table))
+                log.info("%s written", label)
+            except BaseException as exc:  # handed to the generating thread
+                self.error = exc
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if exc is None and self.error is not None:
+            raise self.error
 
 
 def _refuse_existing_world(engine: Engine) -> None:
