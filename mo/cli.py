@@ -128,14 +128,15 @@ def sync(tables: tuple[str, ...]) -> None:
 
 @cli.command("ingest-events")
 @click.option("--max-messages", type=click.IntRange(min=1), default=None, help="Stop after this many messages")
-def ingest_events_cmd(max_messages: int | None) -> None:
+@click.option("--batch-size", type=click.IntRange(min=1), default=50_000, show_default=True, help="Messages per commit")
+def ingest_events_cmd(max_messages: int | None, batch_size: int) -> None:
     """Ingest behaviour and business events from Kafka into bronze (dead-letters malformed ones)."""
     from spark_jobs.events_ingest import ingest_events
 
     from spark_jobs.session import get_spark
 
     settings = get_settings()
-    _echo_json(ingest_events(get_spark(settings), settings, max_messages=max_messages))
+    _echo_json(ingest_events(get_spark(settings), settings, max_messages=max_messages, batch_size=batch_size))
 
 
 @cli.command()
