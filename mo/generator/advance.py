@@ -559,7 +559,8 @@ class Day:
             cust = Customer(
                 customer_id, max(org_id - ORG_BASE - 1, 0), self.day, "M", "agent", self.start, False, False
             )
-            submitted = self.start + timedelta(seconds=rng.random() * 86_000)
+            # Reported (up to an hour before submission) within the day too; the incident may be older.
+            submitted = self.start + timedelta(seconds=3_600 + rng.random() * 82_000)
             before = len(self.maker.batch.claims)
             self.maker.claim(rng, cust, pid, spec.line, None, float(insured), submitted_at=submitted)
             if len(self.maker.batch.claims) == before:
