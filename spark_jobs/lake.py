@@ -1,0 +1,180 @@
+"""Names and DDL of the lakehouse tables the sync writes, all derived from the source contracts.
+
+Layout inside the catalog ``settings.catalog_name``:
+
+- ``bronze.<table>``: append-only raw history of every extracted row version, PII already tokenised
+  and masked, plus ``_batch_id``, ``_source``, ``_extracted_at`` and ``_operation``. Partitioned by
+  ``days(_extracted_at)``: each run appends one batch, so a day partition holds whole batches, old days
+  can be expired as a unit, and a batch never spreads small files over many buckets (a ``bucket(id)``
+  layout would write one file per bucket per hourly batch).
+- ``silver.<table>``: the current state per id (soft-deleted rows removed). Format version 2 with
+  ``write.wap.enabled`` so every change is written on an audit branch and published only after the
+  quality gate. Large tables (``partitioned_read`` in the contract) are bucketed on ``id``: the MERGE
+  of a batch then rewrites only the buckets its ids fall into instead of the whole table.
+- ``silver_restricted.<table>_pii``: the clear PII values (id, clear columns, their tokens,
+  ``updated_at``), the only place they exist; ``silver_restricted.<table>_pii_staging`` holds the clear
+  values of batches not yet published (bronze never does) and is emptied on publish.
+- ``ops.watermarks`` and ``ops.sync_runs``: durable sync state.
+
+Column lists always come from the contract (plus the PII transforms in :mod:`spark_jobs.pii`), never
+from code.
+"""
+
+from __future__ import annotations
+
+from mo.config import Settings
+from mo.contracts import ColumnContract, TableContract
+from spark_jobs.pii import MASKED_KINDS, TOKENISED_KINDS
+
+BRONZE_META_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("_batch_id", "string"),
+    ("_source", "string"),
+    ("_extracted_at", "timestamp"),
+    ("_operation", "string"),
+)
+SILVER_BUCKETS = 8
+
+WATERMARKS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("table", "string"),
+    ("high_watermark", "timestamp"),
+    ("updated_at", "timestamp"),
+    ("last_run_id", "string"),
+)
+SYNC_RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "string"),
+    ("table", "string"),
+    ("batch_id", "string"),
+    ("started_at", "timestamp"),
+    ("finished_at", "timestamp"),
+    ("status", "string"),  # extracted | merged | gate_failed | published | failed
+    ("rows_extracted", "bigint"),
+    ("rows_bronze", "bigint"),
+    ("source_live_count", "bigint"),
+    ("watermark_from", "timestamp"),
+    ("watermark_to", "timestamp"),
+    ("detail", "string"),
+)
+
+
+def bronze_table(settings: Settings, table: str) -> str:
+    return f"{settings.catalog_name}.bronze.{table}"
+
+
+def silver_table(settings: Settings, table: str) -> str:
+    return f"{settings.catalog_name}.silver.{table}"
+
+
+def restricted_table(settings: Settings, table: str) -> str:
+    return f"{settings.catalog_name}.silver_restricted.{table}_pii"
+
+
+def restricted_staging_table(settings: Settings, table: str) -> str:
+    return f"{settings.catalog_name}.silver_restricted.{table}_pii_staging"
+
+
+def ops_table(settings: Settings, name: str) -> str:
+    return f"{settings.catalog_name}.ops.{name}"
+
+
+def catalog_relative(settings: Settings, full_name: str) -> str:
+    """``lake.silver.t`` -> ``silver.t``: the form Iceberg CALL procedures take."""
+    return full_name.removeprefix(f"{settings.catalog_name}.")
+
+
+def quote(name: str) -> str:
+    return f"`{name}`"
+
+
+def pii_output_columns(column: ColumnContract) -> list[tuple[str, str]]:
+    """What a column becomes outside the restricted zone: a join token and/or a display mask."""
+    if not column.pii:
+        return [(column.name, column.spark_type)]
+    out = []
+    if column.pii in TOKENISED_KINDS:
+        out.append((f"{column.name}_token", "string"))
+    if column.pii in MASKED_KINDS:
+        out.append((f"{column.name}_masked", "string"))
+    return out
+
+
+def silver_columns(contract: TableContract) -> list[tuple[str, str]]:
+    """Silver (and bronze) business columns in contract order, PII replaced by tokens and masks."""
+    return [col for c in contract.columns for col in pii_output_columns(c)]
+
+
+def bronze_columns(contract: TableContract) -> list[tuple[str, str]]:
+    return [*silver_columns(contract), *BRONZE_META_COLUMNS]
+
+
+def restricted_columns(contract: TableContract) -> list[tuple[str, str]]:
+    """id, each clear PII column with its token (if the kind has one), and the version's updated_at."""
+    cols = [(contract.primary_key, contract.column(contract.primary_key).spark_type)]
+    for c in contract.pii_columns:
+        cols.append((c.name, c.spark_type))
+        if c.pii in TOKENISED_KINDS:
+            cols.append((f"{c.name}_token", "string"))
+    cols.append((contract.watermark, "timestamp"))
+    return cols
+
+
+def restricted_staging_columns(contract: TableContract) -> list[tuple[str, str]]:
+    return [*restricted_columns(contract), ("_operation", "string"), ("_batch_id", "string")]
+
+
+def _ddl(columns: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> str:
+    return ", ".join(f"{quote(n)} {t}" for n, t in columns)
+
+
+def _create(spark, name: str, columns, partitioned_by: str | None, properties: dict[str, str]) -> None:
+    props = ", ".join(f"'{k}'='{v}'" for k, v in properties.items())
+    partition = f" PARTITIONED BY ({partitioned_by})" if partitioned_by else ""
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(columns)}) USING iceberg{partition} TBLPROPERTIES ({props})")
+
+
+def ensure_namespaces(spark, settings: Settings) -> None:
+    for ns in ("bronze", "silver", "silver_restricted", "ops"):
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {settings.catalog_name}.{ns}")
+
+
+def ensure_ops_tables(spark, settings: Settings) -> None:
+    ensure_namespaces(spark, settings)
+    props = {"format-version": "2"}
+    _create(spark, ops_table(settings, "watermarks"), WATERMARKS_COLUMNS, None, props)
+    _create(spark, ops_table(settings, "sync_runs"), SYNC_RUNS_COLUMNS, None, props)
+
+
+def ensure_layer_tables(spark, settings: Settings, contract: TableContract) -> list[str]:
+    """Create the table's bronze/silver/restricted tables if missing and add columns the contract gained.
+
+    Returns the names of columns added to existing tables (additive schema evolution).
+    """
+    ensure_namespaces(spark, settings)
+    name = contract.table
+    silver_props = {"format-version": "2", "write.wap.enabled": "true"}
+    bucket = f"bucket({SILVER_BUCKETS}, {quote(contract.primary_key)})" if contract.partitioned_read else None
+    targets = [
+        (bronze_table(settings, name), bronze_columns(contract), "days(_extracted_at)", {"format-version": "2"}),
+        (silver_table(settings, name), silver_columns(contract), bucket, silver_props),
+    ]
+    if contract.pii_columns:
+        targets += [
+            (restricted_table(settings, name), restricted_columns(contract), None, silver_props),
+            (
+                restricted_staging_table(settings, name),
+                restricted_staging_columns(contract),
+                None,
+                {"format-version": "2"},
+            ),
+        ]
+    added: list[str] = []
+    for table_name, columns, partitioned_by, props in targets:
+        if not spark.catalog.tableExists(table_name):
+            _create(spark, table_name, columns, partitioned_by, props)
+            continue
+        existing = {f.name.lower() for f in spark.table(table_name).schema.fields}
+        for col_name, col_type in columns:
+            if col_name.lower() not in existing:
+                spark.sql(f"ALTER TABLE {table_name} ADD COLUMN {quote(col_name)} {col_type}")
+                if col_name not in added:
+                    added.append(col_name)
+    return added

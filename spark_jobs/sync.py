@@ -1,0 +1,510 @@
+"""`mo sync`: source tables -> bronze (raw history) -> silver (current state), gated and idempotent.
+
+One run = four steps; the Airflow DAG runs them as separate tasks passing the JSON *manifest* between
+them, :func:`run_sync` runs them in a row.
+
+1. :func:`extract_to_bronze`. For each table (parents before children): check the source schema
+   against the contract (:mod:`spark_jobs.schema_drift`), then read rows with
+   ``updated_at > watermark - settings.sync_lookback_minutes`` (no watermark: everything) up to the
+   source's current max(updated_at) (:mod:`spark_jobs.extract`). The look-back re-reads a window below
+   the watermark so a row committed late with an older ``updated_at`` is not lost; versions already in
+   bronze from earlier batches (same id and updated_at) are dropped, so re-reads never duplicate
+   history. PII becomes tokens and masks (:mod:`spark_jobs.pii`) before anything is written; clear
+   values go only to the restricted staging table. The batch id is a hash of (table, watermark the run
+   started from), and a batch is written with an atomic overwrite of its own ``_batch_id``: a crashed
+   or failed run that is run again replaces its batch instead of appending it twice. The source's live
+   row count (``deleted_at is null``) is read at the same time, for reconciliation in the gate.
+2. :func:`merge_to_audit`. On a fresh branch ``audit_<run_id>`` of each changed silver table (and its
+   restricted PII table), MERGE the latest version per id of the batch: update only when the batch's
+   ``updated_at`` >= silver's, delete soft-deleted rows, never insert a deleted row. ``spark.wap.branch``
+   is set only around each MERGE and always unset afterwards.
+3. :func:`check_gate`. The quality gate (``quality.gates.run_silver_gate``) sees the candidate state of
+   every synced table (the audit branch) and the published state of the others (so foreign keys can
+   see their parents), plus the live source counts. On failure the audit branches are dropped (bronze
+   keeps the batch for inspection and the rerun rebuilds the branch from it), main is untouched,
+   watermarks stay, the run is recorded ``gate_failed`` and :class:`QualityGateFailed` names table and
+   expectation.
+4. :func:`publish`. Fast-forward main to each audit branch (``system.fast_forward``), drop the branch,
+   empty the published batches from the restricted staging tables, advance the watermarks, record the
+   run ``published``. Publish is all-or-nothing per run: watermarks only move for a run whose gate passed.
+
+Every step can be re-run with the same manifest (after a crash or a retry) and leaves the same
+result; a lost manifest is rebuilt from ``ops.sync_runs`` by :func:`manifest_from_runs` and the run
+continues from :func:`merge_to_audit`. Runs must not overlap (the DAG has ``max_active_runs=1``).
+
+Reconciliation caveat: the live count and the extraction are read moments apart; with writers active
+during a sync the gate's count check compares nearly-but-not-exactly simultaneous states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mo.config import Settings
+from mo.contracts import TableContract, load_source_contracts
+from mo.errors import ConfigError, MoError, QualityGateFailed
+from spark_jobs.extract import (
+    ExtractWindow,
+    format_ts,
+    jdbc_source,
+    plan_window,
+    read_window,
+    transform_operation,
+)
+from spark_jobs.lake import (
+    bronze_columns,
+    bronze_table,
+    catalog_relative,
+    ensure_layer_tables,
+    ensure_ops_tables,
+    quote,
+    restricted_staging_columns,
+    restricted_staging_table,
+    restricted_table,
+    silver_table,
+)
+from spark_jobs.pii import transform_restricted, transform_tokenise
+from spark_jobs.schema_drift import check_source_schema
+from spark_jobs.watermarks import advance_watermarks, last_published, read_runs, read_watermarks, record_runs, utcnow
+
+Gate = Callable[..., Any]
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def batch_id_for(table: str, watermark_from: datetime | None) -> str:
+    """Deterministic batch id: the same table and starting watermark always give the same batch.
+
+    16 hex characters so Iceberg's column metrics (strings truncated at 16) hold it exactly, which lets a
+    batch be replaced with a metadata-only overwrite of the files carrying it.
+    """
+    start = format_ts(watermark_from) if watermark_from else "initial"
+    return hashlib.sha256(f"{table}|{start}".encode()).hexdigest()[:16]
+
+
+def new_run_id() -> str:
+    return f"{utcnow():%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
+
+
+def _use_catalog(spark, settings: Settings) -> None:
+    """Make sure the session knows the settings' catalog (one session may serve several catalogs)."""
+    from spark_jobs.session import prepare_local_dirs, register_catalog
+
+    prepare_local_dirs(settings)
+    register_catalog(spark, settings)
+
+
+def _contracts(tables: list[str] | None, contracts_dir: Path | str | None) -> dict[str, TableContract]:
+    contracts = load_source_contracts(Path(contracts_dir) if contracts_dir else None)
+    if not tables:
+        return contracts
+    unknown = [t for t in tables if t not in contracts]
+    if unknown:
+        raise ConfigError(f"unknown table {', '.join(unknown)}; contracts exist for {', '.join(contracts)}")
+    return {name: c for name, c in contracts.items() if name in tables}
+
+
+def _branch_exists(spark, table: str, branch: str) -> bool:
+    refs = spark.sql(f"SELECT name FROM {table}.refs WHERE type = 'BRANCH'").collect()
+    return any(r["name"] == branch for r in refs)
+
+
+def _drop_branch(spark, table: str, branch: str) -> None:
+    if spark.catalog.tableExists(table):
+        spark.sql(f"ALTER TABLE {table} DROP BRANCH IF EXISTS {quote(branch)}")
+
+
+def _main_snapshot(spark, table: str) -> int | None:
+    rows = spark.sql(f"SELECT snapshot_id FROM {table}.refs WHERE name = 'main'").collect()
+    return rows[0]["snapshot_id"] if rows else None
+
+
+def _branch_snapshot(spark, table: str, branch: str) -> int | None:
+    rows = spark.sql(f"SELECT snapshot_id FROM {table}.refs WHERE name = '{branch}'").collect()
+    return rows[0]["snapshot_id"] if rows else None
+
+
+def _run_row(manifest: dict[str, Any], table: str, status: str, detail: str | None = None) -> dict[str, Any]:
+    entry = manifest["tables"][table]
+    return {
+        "run_id": manifest["run_id"],
+        "table": table,
+        "batch_id": entry["batch_id"],
+        "started_at": manifest["started_at"],
+        "finished_at": utcnow(),
+        "status": status,
+        "rows_extracted": entry["rows_extracted"],
+        "rows_bronze": entry["rows_bronze"],
+        "source_live_count": entry["source_live_count"],
+        "watermark_from": entry["watermark_from"],
+        "watermark_to": entry["watermark_to"],
+        "detail": detail,
+    }
+
+
+def _record(spark, settings: Settings, manifest: dict[str, Any], status: str, detail: str | None = None) -> None:
+    record_runs(spark, settings, [_run_row(manifest, t, status, detail) for t in manifest["tables"]])
+
+
+def _audit_targets(settings: Settings, table: str, has_pii: bool) -> list[tuple[str, str]]:
+    """(published table, bronze-side table the batch is read from) pairs that a table's MERGE touches."""
+    targets = [(silver_table(settings, table), bronze_table(settings, table))]
+    if has_pii:
+        targets.append((restricted_table(settings, table), restricted_staging_table(settings, table)))
+    return targets
+
+
+# --- step 1: extract ---------------------------------------------------------------------------------
+
+
+def _write_batch(
+    spark,
+    settings: Settings,
+    source,
+    contract: TableContract,
+    window: ExtractWindow,
+    batch_id: str,
+    extracted_at: datetime,
+    key: bytes,
+) -> int:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    pk, wm = contract.primary_key, contract.watermark
+    bronze = bronze_table(settings, contract.table)
+    changes = transform_operation(read_window(spark, settings, source, contract, window), contract)
+    # Versions an earlier batch already recorded (the look-back re-reads them) are not history twice.
+    seen = spark.table(bronze).where(F.col("_batch_id") != batch_id)
+    if window.lower is not None:
+        seen = seen.where(F.col(wm) > F.lit(format_ts(window.lower)).cast("timestamp"))
+    fresh = changes.join(seen.select(pk, wm), [pk, wm], "left_anti").persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        meta = {
+            "_batch_id": F.lit(batch_id),
+            "_source": F.lit(source.label),
+            "_extracted_at": F.lit(format_ts(extracted_at)).cast("timestamp"),
+        }
+        tokenised = transform_tokenise(fresh, contract, key).withColumns(meta)
+        batch = tokenised.select(*[quote(n) for n, _ in bronze_columns(contract)])
+        batch.writeTo(bronze).overwrite(F.col("_batch_id") == batch_id)
+        if contract.pii_columns:
+            clear = transform_restricted(fresh, contract, key, extra=("_operation",))
+            clear = clear.withColumn("_batch_id", F.lit(batch_id))
+            staging = restricted_staging_table(settings, contract.table)
+            clear.select(*[quote(n) for n, _ in restricted_staging_columns(contract)]).writeTo(staging).overwrite(
+                F.col("_batch_id") == batch_id
+            )
+    finally:
+        fresh.unpersist()
+    return spark.table(bronze).where(F.col("_batch_id") == batch_id).count()
+
+
+def extract_to_bronze(
+    spark, settings: Settings, tables: list[str] | None = None, *, contracts_dir: Path | str | None = None
+) -> dict[str, Any]:
+    """Extract each table's changed rows into bronze; returns the run manifest (JSON-serialisable)."""
+    _use_catalog(spark, settings)
+    from mo.oltp.db import check_connection, make_engine
+
+    contracts = _contracts(tables, contracts_dir)
+    url = settings.resolved_source_url
+    source = jdbc_source(url)
+    key = settings.require_pii_key()
+    engine = make_engine(url)
+    try:
+        check_connection(engine)
+        # every table is checked before anything is extracted: a drifted table stops the whole run
+        effective = {name: check_source_schema(engine, c) for name, c in contracts.items()}
+        ensure_ops_tables(spark, settings)
+        watermarks = read_watermarks(spark, settings)
+        run_id = new_run_id()
+        started = utcnow()
+        manifest: dict[str, Any] = {
+            "run_id": run_id,
+            "started_at": format_ts(started),
+            "source": source.label,
+            "audit_branch": f"audit_{run_id}",
+            "contracts_dir": str(contracts_dir) if contracts_dir else None,
+            "tables": {},
+        }
+        lookback = timedelta(minutes=settings.sync_lookback_minutes)
+        for name, contract in effective.items():
+            added = ensure_layer_tables(spark, settings, contract)
+            wm_from = watermarks.get(name)
+            window = plan_window(engine, contract, wm_from - lookback if wm_from else None)
+            batch_id = batch_id_for(name, wm_from)
+            rows_bronze = _write_batch(spark, settings, source, contract, window, batch_id, started, key)
+            wm_to = max(filter(None, (wm_from, window.upper)), default=None)
+            manifest["tables"][name] = {
+                "batch_id": batch_id,
+                "watermark_from": format_ts(wm_from) if wm_from else None,
+                "watermark_to": format_ts(wm_to) if wm_to else None,
+                "rows_extracted": window.rows,
+                "rows_bronze": rows_bronze,
+                "source_live_count": window.live_count,
+                "has_pii": bool(contract.pii_columns),
+                "columns_added": added,
+            }
+    finally:
+        engine.dispose()
+    _record(spark, settings, manifest, "extracted")
+    manifest["step"] = "extracted"
+    return manifest
+
+
+# --- step 2: merge on audit branches -----------------------------------------------------------------
+
+
+def _merge_sql(target: str, view: str, columns: list[str], pk: str, wm: str) -> str:
+    sets = ", ".join(f"t.{quote(c)} = s.{quote(c)}" for c in columns)
+    names = ", ".join(quote(c) for c in columns)
+    values = ", ".join(f"s.{quote(c)}" for c in columns)
+    newer = f"s.{quote(wm)} >= t.{quote(wm)}"
+    return f"""
+        MERGE INTO {target} t USING {view} s ON t.{quote(pk)} = s.{quote(pk)}
+        WHEN MATCHED AND s._operation = 'delete' AND {newer} THEN DELETE
+        WHEN MATCHED AND s._operation <> 'delete' AND {newer} THEN UPDATE SET {sets}
+        WHEN NOT MATCHED AND s._operation <> 'delete' THEN INSERT ({names}) VALUES ({values})
+    """
+
+
+def _latest_per_id(batch, pk: str, wm: str):
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    order = [F.col(wm).desc()]
+    if "_extracted_at" in batch.columns:
+        order.append(F.col("_extracted_at").desc())
+    ranked = batch.withColumn("_rank", F.row_number().over(Window.partitionBy(pk).orderBy(*order)))
+    return ranked.where(F.col("_rank") == 1).drop("_rank")
+
+
+def merge_to_audit(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
+    """MERGE each table's bronze batch into silver on the run's audit branch (main is not touched)."""
+    _use_catalog(spark, settings)
+    from pyspark.sql import functions as F
+
+    contracts = load_source_contracts(Path(manifest["contracts_dir"]) if manifest.get("contracts_dir") else None)
+    branch = manifest["audit_branch"]
+    for name, entry in manifest["tables"].items():
+        entry["audit_snapshots"] = {}
+        if not entry["rows_bronze"]:
+            continue
+        pk, wm = contracts[name].primary_key, contracts[name].watermark
+        for target, batch_table in _audit_targets(settings, name, entry["has_pii"]):
+            # a rerun starts again from main, so merging twice gives the same branch
+            _drop_branch(spark, target, branch)
+            spark.sql(f"ALTER TABLE {target} CREATE BRANCH {quote(branch)}")
+            batch = spark.table(batch_table).where(F.col("_batch_id") == entry["batch_id"])
+            view = f"mo_batch_{name}"
+            _latest_per_id(batch, pk, wm).createOrReplaceTempView(view)
+            columns = spark.table(target).columns
+            spark.conf.set("spark.wap.branch", branch)
+            try:
+                spark.sql(_merge_sql(target, view, columns, pk, wm))
+            finally:
+                spark.conf.unset("spark.wap.branch")
+            entry["audit_snapshots"][target] = _branch_snapshot(spark, target, branch)
+    _record(spark, settings, manifest, "merged")
+    manifest["step"] = "merged"
+    return manifest
+
+
+def drop_audit_branches(spark, settings: Settings, manifest: dict[str, Any]) -> None:
+    branch = manifest["audit_branch"]
+    for name, entry in manifest["tables"].items():
+        for target, _ in _audit_targets(settings, name, entry.get("has_pii", False)):
+            _drop_branch(spark, target, branch)
+
+
+# --- step 3: gate ------------------------------------------------------------------------------------
+
+
+def _default_gate() -> Gate:
+    try:
+        from quality.gates import run_silver_gate
+    except ImportError as exc:
+        raise ConfigError(f"the silver quality gate (quality.gates) cannot be imported: {exc}") from None
+    return run_silver_gate
+
+
+def candidate_frames(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Silver as it would be after publishing: audit branches for changed tables, main for the rest."""
+    contracts = load_source_contracts(Path(manifest["contracts_dir"]) if manifest.get("contracts_dir") else None)
+    frames = {}
+    for name in contracts:
+        silver = silver_table(settings, name)
+        if not spark.catalog.tableExists(silver):
+            continue
+        entry = manifest["tables"].get(name)
+        if entry and entry.get("audit_snapshots", {}).get(silver):
+            frames[name] = spark.read.option("branch", manifest["audit_branch"]).table(silver)
+        else:
+            frames[name] = spark.table(silver)
+    return frames
+
+
+def check_gate(spark, settings: Settings, manifest: dict[str, Any], *, gate: Gate | None = None) -> dict[str, Any]:
+    """Run the quality gate on the candidate silver; on failure record it, drop the branches and raise."""
+    _use_catalog(spark, settings)
+    if manifest.get("step") not in ("merged", "gated"):
+        raise MoError(f"run {manifest.get('run_id')} has not been merged to its audit branches; run merge first")
+    gate = gate or _default_gate()
+    source_counts = {name: entry["source_live_count"] for name, entry in manifest["tables"].items()}
+    result = gate(spark, settings, candidate_frames(spark, settings, manifest), source_counts)
+    if not result.passed:
+        summary = result.summary()
+        _record(spark, settings, manifest, "gate_failed", summary)
+        drop_audit_branches(spark, settings, manifest)
+        raise QualityGateFailed(f"quality gate failed, nothing published (run {manifest['run_id']}): {summary}")
+    manifest["gate"] = {"passed": True, "checked_at": format_ts(utcnow())}
+    manifest["step"] = "gated"
+    return manifest
+
+
+# --- step 4: publish ---------------------------------------------------------------------------------
+
+
+def publish(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Fast-forward silver to the audited branches, advance the watermarks, record the run."""
+    _use_catalog(spark, settings)
+    if not (manifest.get("gate") or {}).get("passed"):
+        raise MoError(f"run {manifest.get('run_id')} has not passed the quality gate; nothing to publish")
+    catalog = settings.catalog_name
+    branch = manifest["audit_branch"]
+    done = {r["table"] for r in read_runs(spark, settings, manifest["run_id"]) if r["status"] == "published"}
+    pending = [name for name in manifest["tables"] if name not in done]
+    for name in pending:
+        entry = manifest["tables"][name]
+        for target, snapshot in entry.get("audit_snapshots", {}).items():
+            if _branch_exists(spark, target, branch):
+                relative = catalog_relative(settings, target)
+                spark.sql(f"CALL {catalog}.system.fast_forward('{relative}', 'main', '{branch}')")
+                _drop_branch(spark, target, branch)
+            elif _main_snapshot(spark, target) != snapshot:
+                raise MoError(
+                    f"audit branch {branch} of {target} is gone and main is not at its snapshot; "
+                    "run merge_to_audit and the gate again"
+                )
+        if entry.get("has_pii") and entry["rows_bronze"]:
+            # clear PII of a published batch now lives only in the restricted table
+            staging = restricted_staging_table(settings, name)
+            spark.sql(f"DELETE FROM {staging} WHERE _batch_id = '{entry['batch_id']}'")
+    advance_watermarks(spark, settings, manifest["run_id"], {n: manifest["tables"][n]["watermark_to"] for n in pending})
+    record_runs(spark, settings, [_run_row(manifest, n, "published") for n in pending])
+    manifest["step"] = "published"
+    manifest["published_at"] = format_ts(utcnow())
+    return manifest
+
+
+# --- the whole run -----------------------------------------------------------------------------------
+
+
+def run_sync(
+    spark,
+    settings: Settings,
+    tables: list[str] | None = None,
+    *,
+    contracts_dir: Path | str | None = None,
+    gate: Gate | None = None,
+) -> dict[str, Any]:
+    """Extract, merge on audit branches, gate, publish. Returns the published manifest.
+
+    Raises QualityGateFailed (nothing published), ContractViolation (schema drift, before extraction),
+    SourceUnavailable or ConfigError.
+    """
+    gate = gate or _default_gate()  # fail before extracting if the gate cannot run at all
+    manifest = extract_to_bronze(spark, settings, tables, contracts_dir=contracts_dir)
+    try:
+        manifest = merge_to_audit(spark, settings, manifest)
+        manifest = check_gate(spark, settings, manifest, gate=gate)
+        return publish(spark, settings, manifest)
+    except QualityGateFailed:
+        raise
+    except Exception as exc:
+        try:
+            drop_audit_branches(spark, settings, manifest)
+            reason = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
+            _record(spark, settings, manifest, "failed", reason)
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
+        raise
+
+
+def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> dict[str, Any]:
+    """Rebuild a run's manifest from ``ops.sync_runs`` (the latest run if ``run_id`` is None).
+
+    The rebuilt manifest is at the ``extracted`` step: continue with :func:`merge_to_audit`.
+    """
+    rows = read_runs(spark, settings, run_id)
+    if not rows:
+        which = f"run {run_id}" if run_id else "run"
+        raise MoError(f"no sync {which} recorded in {settings.catalog_name}.ops.sync_runs")
+    run_id = rows[0]["run_id"]
+    contracts = load_source_contracts()
+    tables = {}
+    for r in rows:
+        contract = contracts.get(r["table"])
+        tables[r["table"]] = {
+            "batch_id": r["batch_id"],
+            "watermark_from": r["watermark_from"],
+            "watermark_to": r["watermark_to"],
+            "rows_extracted": r["rows_extracted"],
+            "rows_bronze": r["rows_bronze"],
+            "source_live_count": r["source_live_count"],
+            "has_pii": bool(contract and contract.pii_columns),
+            "columns_added": [],
+        }
+    return {
+        "run_id": run_id,
+        "started_at": rows[0]["started_at"],
+        "source": None,
+        "audit_branch": f"audit_{run_id}",
+        "contracts_dir": None,
+        "tables": tables,
+        "step": "extracted",
+    }
+
+
+# --- status ------------------------------------------------------------------------------------------
+
+
+def layer_counts(spark, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per contract table: live ids in bronze (latest version not a delete), silver rows, last sync."""
+    _use_catalog(spark, settings)
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    ensure_ops_tables(spark, settings)
+    synced = last_published(spark, settings)
+    counts: dict[str, dict[str, Any]] = {}
+    for name, contract in load_source_contracts().items():
+        bronze, silver = bronze_table(settings, name), silver_table(settings, name)
+        entry: dict[str, Any] = {"bronze": None, "silver": None, "last_sync_at": synced.get(name)}
+        if spark.catalog.tableExists(bronze):
+            pk, wm = contract.primary_key, contract.watermark
+            order = Window.partitionBy(pk).orderBy(F.col(wm).desc(), F.col("_extracted_at").desc())
+            latest = spark.table(bronze).withColumn("_rank", F.row_number().over(order)).where("_rank = 1")
+            entry["bronze"] = latest.where(F.col("_operation") != "delete").count()
+        if spark.catalog.tableExists(silver):
+            entry["silver"] = spark.table(silver).count()
+        counts[name] = entry
+    return counts
+
+
+__all__ = [
+    "batch_id_for",
+    "check_gate",
+    "extract_to_bronze",
+    "layer_counts",
+    "manifest_from_runs",
+    "merge_to_audit",
+    "publish",
+    "run_sync",
+]

@@ -1,0 +1,273 @@
+"""The sync on a SQLite source: silver equals the source's live rows after every run, whatever happened.
+
+Most tests pass ``count_gate`` (candidate silver must reconcile with the source's live counts) so they
+exercise the sync itself; tests at the end run the real Great Expectations gate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pytest
+from sync_world import SourceWorld, expected_silver, frame_rows
+
+from mo.errors import MoError, QualityGateFailed
+from mo.oltp.db import make_engine, migrate
+from spark_jobs.lake import bronze_table, ops_table, restricted_staging_table, restricted_table, silver_table
+from spark_jobs.pii import token
+from spark_jobs.sync import (
+    check_gate,
+    extract_to_bronze,
+    layer_counts,
+    manifest_from_runs,
+    merge_to_audit,
+    publish,
+    run_sync,
+)
+from spark_jobs.watermarks import read_runs, read_watermarks
+
+pytestmark = pytest.mark.spark
+
+SMALL = ["organizations", "agents", "customers"]
+
+
+@dataclass
+class Failure:
+    table: str
+    expectation: str
+    detail: str
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    failures: list[Failure] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return "; ".join(f"silver.{f.table}: {f.expectation} failed: {f.detail}" for f in self.failures) or "passed"
+
+
+def count_gate(spark, settings, tables, source_counts) -> Verdict:
+    """Candidate silver of every synced table must hold exactly the source's live rows (by count)."""
+    failures = [
+        Failure(name, "expect_table_row_count_to_equal(source)", f"{tables[name].count()} != {expected}")
+        for name, expected in source_counts.items()
+        if tables[name].count() != expected
+    ]
+    return Verdict(not failures, failures)
+
+
+def failing_gate(spark, settings, tables, source_counts) -> Verdict:
+    return Verdict(False, [Failure("customers", "expect_column_values_to_be_in_set(risk_rating)", "1 unexpected")])
+
+
+@pytest.fixture
+def world(settings) -> SourceWorld:
+    engine = make_engine(settings.resolved_source_url)
+    migrate(engine)
+    yield SourceWorld(engine)
+    engine.dispose()
+
+
+def assert_silver_matches_source(spark, settings, world: SourceWorld, tables=None) -> None:
+    key = settings.require_pii_key()
+    for name in tables or world.contracts:
+        expected = expected_silver(world.contracts[name], world.live_rows(name), key)
+        actual = frame_rows(spark.table(silver_table(settings, name)))
+        assert actual == expected, f"silver.{name} differs from the source's live rows"
+
+
+def assert_bronze_has_no_duplicate_versions(spark, settings, tables) -> None:
+    for name in tables:
+        versions = Counter((r["id"], r["updated_at"]) for r in frame_rows(spark.table(bronze_table(settings, name))))
+        dupes = [v for v, n in versions.items() if n > 1]
+        assert not dupes, f"bronze.{name} holds versions twice: {dupes[:3]}"
+
+
+def silver_state(spark, settings, tables) -> dict:
+    return {name: frame_rows(spark.table(silver_table(settings, name))) for name in tables}
+
+
+def main_snapshots(spark, settings, tables) -> dict:
+    return {
+        name: spark.sql(f"SELECT snapshot_id FROM {silver_table(settings, name)}.refs WHERE name = 'main'").collect()
+        for name in tables
+    }
+
+
+def test_full_load_then_incremental_changes_match_the_source(spark, settings, world):
+    world.seed(customers=12)
+    first = run_sync(spark, settings, gate=count_gate)
+    assert first["step"] == "published"
+    assert_silver_matches_source(spark, settings, world)
+    watermark = read_watermarks(spark, settings)["consents"]
+
+    world.update("customers", 1)
+    world.update("customers", 2, risk_rating="R5")
+    world.update("policies", 3)
+    world.soft_delete("customers", 4)
+    new_customer, doomed = world.insert("customers", 2)
+    world.insert("policies", 1, customer_id=new_customer)
+    world.update("customers", new_customer)  # inserted and changed between two runs: only the latest lands
+    world.soft_delete("customers", doomed)  # inserted and deleted between two runs: never in silver
+    world.soft_delete("complaints", 1)
+    # committed late: its updated_at is before the last watermark, but within the look-back window
+    late = world.insert("consents", 1, at=watermark - timedelta(minutes=30))[0]
+    second = run_sync(spark, settings, gate=count_gate)
+
+    assert_silver_matches_source(spark, settings, world)
+    assert late in {r["id"] for r in frame_rows(spark.table(silver_table(settings, "consents")))}
+    assert_bronze_has_no_duplicate_versions(spark, settings, world.contracts)
+    customers = second["tables"]["customers"]
+    assert customers["rows_bronze"] == 5  # 3 updates/deletes of old rows + the two new ones' latest versions
+    assert customers["source_live_count"] == 12 + 2 - 2
+    operations = {
+        (r["id"], r["_operation"])
+        for r in frame_rows(spark.table(bronze_table(settings, "customers")))
+        if r["_batch_id"] == customers["batch_id"]
+    }
+    assert {(4, "delete"), (doomed, "delete"), (new_customer, "update"), (1, "update")} <= operations
+    assert read_watermarks(spark, settings)["customers"] == max(r["updated_at"] for r in _all_rows(world, "customers"))
+    statuses = {r["table"]: r["status"] for r in read_runs(spark, settings, second["run_id"])}
+    assert set(statuses.values()) == {"published"} and set(statuses) == set(world.contracts)
+
+
+def _all_rows(world: SourceWorld, table: str) -> list[dict]:
+    from sqlalchemy import select
+
+    from mo.oltp.models import Base
+
+    with world.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(Base.metadata.tables[table])).mappings()]
+
+
+def test_pii_is_only_in_clear_in_the_restricted_tables(spark, settings, world):
+    world.seed(customers=6)
+    run_sync(spark, settings, tables=SMALL + ["products", "policies"], gate=count_gate)
+    key = settings.require_pii_key()
+    live = world.live_rows("customers")
+    clear_values = {v for r in live for v in (r["name"], r["id_number"], r["phone"], r["wechat_openid"]) if v}
+    for table in (bronze_table(settings, "customers"), silver_table(settings, "customers")):
+        frame = spark.table(table)
+        assert not {"name", "id_number", "phone", "wechat_openid", "app_user_id"} & set(frame.columns)
+        cells = {v for r in frame.collect() for v in r.asDict().values() if isinstance(v, str)}
+        assert not clear_values & cells, f"clear PII found in {table}"
+    restricted = {r["id"]: r for r in frame_rows(spark.table(restricted_table(settings, "customers")))}
+    assert set(restricted) == {r["id"] for r in live}
+    for row in live:
+        kept = restricted[row["id"]]
+        assert (kept["name"], kept["id_number"], kept["phone"]) == (row["name"], row["id_number"], row["phone"])
+        assert kept["phone_token"] == token(key, "phone", row["phone"])
+    silver = {r["id"]: r for r in frame_rows(spark.table(silver_table(settings, "customers")))}
+    assert {silver[i]["phone_token"] for i in silver} == {restricted[i]["phone_token"] for i in silver}
+    # published batches leave no clear values behind in staging
+    assert spark.table(restricted_staging_table(settings, "customers")).count() == 0
+    policies = frame_rows(spark.table(silver_table(settings, "policies")))
+    assert {"vehicle_plate_token", "vehicle_plate_masked", "property_address_masked"} <= set(policies[0])
+
+
+def test_rerun_without_changes_and_rerun_of_a_batch_change_nothing(spark, settings, world):
+    world.seed(customers=8)
+    run_sync(spark, settings, tables=SMALL, gate=count_gate)
+    before, snapshots = silver_state(spark, settings, SMALL), main_snapshots(spark, settings, SMALL)
+    bronze_rows = {t: spark.table(bronze_table(settings, t)).count() for t in SMALL}
+
+    again = run_sync(spark, settings, tables=SMALL, gate=count_gate)  # the look-back re-reads everything
+    assert {t: e["rows_bronze"] for t, e in again["tables"].items()} == dict.fromkeys(SMALL, 0)
+    assert silver_state(spark, settings, SMALL) == before
+    assert main_snapshots(spark, settings, SMALL) == snapshots
+    assert {t: spark.table(bronze_table(settings, t)).count() for t in SMALL} == bronze_rows
+
+    # the same batch extracted twice and every step run twice with the same manifest
+    world.update("customers", 2)
+    world.soft_delete("agents", 1)
+    first = extract_to_bronze(spark, settings, SMALL)
+    manifest = extract_to_bronze(spark, settings, SMALL)
+    assert manifest["tables"]["customers"]["batch_id"] == first["tables"]["customers"]["batch_id"]
+    manifest = merge_to_audit(spark, settings, merge_to_audit(spark, settings, manifest))
+    manifest = check_gate(spark, settings, manifest, gate=count_gate)
+    published = publish(spark, settings, manifest)
+    state = silver_state(spark, settings, SMALL)
+    publish(spark, settings, published)
+    assert silver_state(spark, settings, SMALL) == state
+    assert_silver_matches_source(spark, settings, world, SMALL)
+    assert_bronze_has_no_duplicate_versions(spark, settings, SMALL)
+
+
+def test_crash_between_bronze_and_silver_then_rerun_is_exact(spark, settings, world):
+    world.seed(customers=8)
+    run_sync(spark, settings, tables=SMALL, gate=count_gate)
+    world.update("customers", 1)
+    world.insert("customers", 2)
+    crashed = extract_to_bronze(spark, settings, SMALL)  # the run dies here: bronze written, silver not
+    world.update("customers", 3)
+    world.soft_delete("customers", 1)
+    rerun = run_sync(spark, settings, tables=SMALL, gate=count_gate)
+
+    assert rerun["tables"]["customers"]["batch_id"] == crashed["tables"]["customers"]["batch_id"]
+    assert_silver_matches_source(spark, settings, world, SMALL)
+    assert_bronze_has_no_duplicate_versions(spark, settings, SMALL)
+    batch = spark.table(bronze_table(settings, "customers")).where(
+        f"_batch_id = '{rerun['tables']['customers']['batch_id']}'"
+    )
+    assert batch.count() == 4  # ids 1 (deleted), 3, and the two new ones: the crashed copy was replaced
+
+
+def test_failed_gate_publishes_nothing_and_keeps_watermarks(spark, settings, world):
+    world.seed(customers=8)
+    run_sync(spark, settings, tables=SMALL, gate=count_gate)
+    before, snapshots = silver_state(spark, settings, SMALL), main_snapshots(spark, settings, SMALL)
+    watermarks = read_watermarks(spark, settings)
+    world.update("customers", 1)
+    world.soft_delete("customers", 2)
+
+    with pytest.raises(QualityGateFailed, match=r"silver\.customers: expect_column_values_to_be_in_set\(risk_rating\)"):
+        run_sync(spark, settings, tables=SMALL, gate=failing_gate)
+
+    assert silver_state(spark, settings, SMALL) == before
+    assert main_snapshots(spark, settings, SMALL) == snapshots
+    assert read_watermarks(spark, settings) == watermarks
+    latest = read_runs(spark, settings)
+    assert {r["status"] for r in latest} == {"gate_failed"}
+    assert "risk_rating" in latest[0]["detail"]
+    for name in SMALL:
+        refs = {r["name"] for r in spark.sql(f"SELECT name FROM {silver_table(settings, name)}.refs").collect()}
+        assert refs == {"main"}, f"audit branch left on {name}"
+
+    run_sync(spark, settings, tables=SMALL, gate=count_gate)  # fixed: the next run publishes it all
+    assert_silver_matches_source(spark, settings, world, SMALL)
+
+
+def test_steps_run_separately_with_a_rebuilt_manifest(spark, settings, world):
+    world.seed(customers=6)
+    extract_to_bronze(spark, settings, SMALL)
+    manifest = manifest_from_runs(spark, settings)  # the XCom was lost: rebuild from ops.sync_runs
+    manifest = merge_to_audit(spark, settings, manifest)
+    assert spark.table(silver_table(settings, "customers")).count() == 0  # main untouched until publish
+    with pytest.raises(MoError, match="has not passed the quality gate"):
+        publish(spark, settings, manifest)
+    publish(spark, settings, check_gate(spark, settings, manifest, gate=count_gate))
+    assert_silver_matches_source(spark, settings, world, SMALL)
+
+    counts = layer_counts(spark, settings)
+    assert counts["customers"]["bronze"] == counts["customers"]["silver"] == 6
+    assert counts["customers"]["last_sync_at"] is not None
+    assert counts["claims"] == {"bronze": None, "silver": None, "last_sync_at": None}
+
+
+def test_real_gate_stops_an_enum_violation_and_passes_clean_data(spark, settings, world):
+    world.seed(customers=6)
+    run_sync(spark, settings, tables=SMALL)  # the default gate: quality.gates.run_silver_gate
+    assert_silver_matches_source(spark, settings, world, SMALL)
+    before = silver_state(spark, settings, SMALL)
+    watermarks = read_watermarks(spark, settings)
+
+    world.update("customers", 3, risk_rating="R9")
+    with pytest.raises(QualityGateFailed, match=r"silver\.customers: expect_column_values_to_be_in_set\(risk_rating\)"):
+        run_sync(spark, settings, tables=SMALL)
+    assert silver_state(spark, settings, SMALL) == before
+    assert read_watermarks(spark, settings) == watermarks
+    watermark_rows = spark.table(ops_table(settings, "watermarks")).count()
+    assert watermark_rows == len(SMALL)
