@@ -125,7 +125,7 @@ def advance_day(engine: Engine, *, emit: Callable[[dict], None] | None = None, p
         day.run()
         world.current_date = day.day
         write_clock(conn, world)
-    events = Counter()
+    events: Counter[str] = Counter()
     business = sorted(day.business_events, key=lambda e: (e["occurred_at"], e["event_id"]))
     for event in business:
         events[event["event_type"]] += 1
@@ -476,7 +476,7 @@ class Day:
             city = ref.CITIES[max(org_id - ORG_BASE - 1, 0)]
             self.maker.batch.policies.append(
                 (new_id, f"P{self.day.year}{city.code}{new_id:010d}", customer_id, product_id, agent_id, org_id,
-                 subject, plate, model, new_value, registered, address, money(new_insured), new_premium, payment,
+                 subject, plate, model, new_value, registered, address, money(new_insured or 0.0), new_premium, payment,
                  start, end, "in_force", pid, issued, created, issued, None)
             )  # fmt: skip
             self.changes["policies_renewed"] += 1

@@ -18,10 +18,14 @@ import hashlib
 import math
 import random
 from bisect import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 
 from mo.generator import reference as ref
+
+Item = TypeVar("Item")
 
 KIND_CUSTOMER = 1
 KIND_AGENT = 2
@@ -46,7 +50,7 @@ def stream(seed: int, kind: int, key: int) -> random.Random:
     return random.Random(((seed % (1 << 61)) * 16 + kind) * (1 << 44) + key)
 
 
-def choose(rng: random.Random, weighted: list[tuple]) -> object:
+def choose(rng: random.Random, weighted: Sequence[tuple[Item, float]]) -> Item:
     """One item of [(item, weight), ...], drawn with a single random number."""
     pick = rng.random() * sum(w for _, w in weighted)
     for item, w in weighted:
@@ -250,11 +254,12 @@ class BookMaker:
         insured_factor = (0.5, 1.0, 1.0, 1.5, 2.0)[int(r() * 5)]
 
         # First sale: quote -> accepted (pending payment) -> paid and issued; cover starts the next day or later.
-        accepted = quote_at + timedelta(minutes=2 + r() * (90 if cust.channel in ref.ONLINE_CHANNELS else 2_880))
-        issued = accepted + timedelta(minutes=1 + r() * 600)
+        first_accepted = quote_at + timedelta(minutes=2 + r() * (90 if cust.channel in ref.ONLINE_CHANNELS else 2_880))
+        accepted: datetime | None = first_accepted
+        issued: datetime | None = first_accepted + timedelta(minutes=1 + r() * 600)
         if abandon:
             issued = None  # never paid; the daily sweep retires it
-            if r() < 0.5 or accepted < self.horizon - timedelta(days=14):
+            if r() < 0.5 or first_accepted < self.horizon - timedelta(days=14):
                 accepted = None  # unpaid acceptances lapse after 15 days, so open ones are younger
         start = (issued or quote_at).date() + timedelta(days=1 + int(r() * r() * 10))
         renewal_of = None
@@ -283,8 +288,8 @@ class BookMaker:
             )
             self.batch.policies.append(
                 (pid, f"P{created.year}{city.code}{pid:010d}", cust.id, spec_idx + 1, agent_id, org_id, subject[0],
-                 subject[1], subject[2], value, subject[4], subject[5], money(sum_insured), premium, payment, start,
-                 end, status, renewal_of, issued_at, created, updated, None)
+                 subject[1], subject[2], value, subject[4], subject[5], money(sum_insured or 0.0), premium, payment,
+                 start, end, status, renewal_of, issued_at, created, updated, None)
             )  # fmt: skip
             if spec.dual_recording and accepted is not None and accepted < self.horizon and agent_id is not None:
                 recorded = quote_at + (accepted - quote_at) * (0.2 + 0.6 * r())

@@ -85,6 +85,7 @@ def behaviour_events(rng: random.Random, *, day: date, customer_id: int, openid:
     """One active customer's day in the app, WeChat and their SMS inbox (1-6 events, in time order)."""
     r = rng.random
     choices: list[tuple[str, float]] = []
+    payload: dict[str, object]
     if app_user_id:
         choices += [("app_page_view", 6), ("form_submit", 1), ("coupon_claim", 0.8), ("coupon_redeem", 0.3),
                     ("message_open:app_push", 1.2)]  # fmt: skip

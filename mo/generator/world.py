@@ -197,7 +197,7 @@ def _refuse_existing_world(engine: Engine) -> None:
 
 def _organizations() -> list[tuple]:
     ts = REFERENCE_EPOCH
-    rows = [(1, "000000", "总公司", "head_office", None, "北京市", "北京市", ts, ts, None)]
+    rows: list[tuple] = [(1, "000000", "总公司", "head_office", None, "北京市", "北京市", ts, ts, None)]
     for i, (province, code, _, capital) in enumerate(ref.PROVINCES):
         opened = ts + timedelta(days=30 + 7 * i)
         rows.append((BRANCH_ID[province], f"{code}0000", f"{ref.PROVINCE_SHORT[province]}分公司", "branch", 1,
