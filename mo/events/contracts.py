@@ -7,6 +7,8 @@ decides both, so a message the producer would accept is never dead-lettered by t
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -19,6 +21,9 @@ from mo.contracts import load_event_schemas
 from mo.errors import ContractViolation
 
 TOPIC_KINDS = ("behaviour", "business")
+ANNOTATIONS = {"$schema", "$id", "$comment", "title", "description", "examples", "x-topic"}
+
+Check = Callable[[Any], bool]
 
 
 def _format_checker() -> FormatChecker:
@@ -44,6 +49,111 @@ def validators() -> dict[str, Draft202012Validator]:
         if schema.get("x-topic") not in TOPIC_KINDS:
             raise ContractViolation(f"{event_type}.schema.json: x-topic must be one of {', '.join(TOPIC_KINDS)}")
         result[event_type] = Draft202012Validator(schema, format_checker=checker)
+    return result
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality of scalars: true is not 1, as in JSON Schema's const and enum."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def _is_integer(x: Any) -> bool:
+    # Draft 2020-12: 5.0 is an integer; true is not.
+    return (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, float) and x.is_integer())
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+TYPE_CHECKS: dict[str, Check] = {
+    "string": lambda x: isinstance(x, str),
+    "integer": _is_integer,
+    "number": _is_number,
+    "null": lambda x: x is None,
+    "boolean": lambda x: isinstance(x, bool),
+    "object": lambda x: isinstance(x, dict),
+    "array": lambda x: isinstance(x, list),
+}
+
+
+def _all(checks: list[Check]) -> Check:
+    if len(checks) == 1:
+        return checks[0]
+
+    def check(x: Any) -> bool:
+        for one in checks:
+            if not one(x):
+                return False
+        return True
+
+    return check
+
+
+def _compile(schema: dict, format_checker: FormatChecker) -> Check:
+    """A yes/no check with JSON Schema semantics for the keywords our contracts use.
+
+    jsonschema's general validator costs ~90 us an event here, which caps the publisher and the ingest
+    at ~10k events/s of pure CPU. This check answers "valid?" in a fraction of that; only an invalid
+    event goes through jsonschema, which stays the authority for the reason. A keyword this compiler
+    does not know raises NotImplementedError and that event type keeps the general validator;
+    tests/mo/test_events_contracts.py checks both agree on thousands of mutated events.
+    """
+    checks: list[Check] = []
+    for keyword, value in schema.items():
+        if keyword in ANNOTATIONS or keyword in ("required", "additionalProperties") and "properties" in schema:
+            continue
+        if keyword == "type":
+            types = [TYPE_CHECKS[t] for t in ([value] if isinstance(value, str) else value)]
+            checks.append(types[0] if len(types) == 1 else lambda x, types=types: any(t(x) for t in types))
+        elif keyword == "const":
+            checks.append(lambda x, c=value: _same(x, c))
+        elif keyword == "enum":
+            checks.append(lambda x, options=tuple(value): any(_same(x, o) for o in options))
+        elif keyword == "minimum":
+            checks.append(lambda x, bound=value: not _is_number(x) or x >= bound)
+        elif keyword == "maximum":
+            checks.append(lambda x, bound=value: not _is_number(x) or x <= bound)
+        elif keyword == "minLength":
+            checks.append(lambda x, n=value: not isinstance(x, str) or len(x) >= n)
+        elif keyword == "pattern":
+            checks.append(lambda x, rx=re.compile(value): not isinstance(x, str) or rx.search(x) is not None)
+        elif keyword == "format":
+            checks.append(lambda x, fmt=value: format_checker.conforms(x, fmt))
+        elif keyword == "properties":
+            props = [(name, _compile(sub, format_checker)) for name, sub in value.items()]
+            required = tuple(schema.get("required", ()))
+            closed = schema.get("additionalProperties", True) is False
+            allowed = frozenset(value)
+
+            def _object(x: Any, props=props, required=required, closed=closed, allowed=allowed) -> bool:
+                if not isinstance(x, dict):
+                    return True
+                for name in required:
+                    if name not in x:
+                        return False
+                if closed and not allowed.issuperset(x):
+                    return False
+                for name, check in props:
+                    if name in x and not check(x[name]):
+                        return False
+                return True
+
+            checks.append(_object)
+        else:
+            raise NotImplementedError(keyword)
+    return _all(checks)
+
+
+@cache
+def fast_checks() -> dict[str, Check]:
+    """Compiled yes/no checks per event_type, where the schema uses only keywords the compiler knows."""
+    result = {}
+    for event_type, validator in validators().items():
+        try:
+            result[event_type] = _compile(validator.schema, validator.format_checker or FormatChecker(()))
+        except NotImplementedError:
+            continue
     return result
 
 
@@ -87,6 +197,9 @@ def contract_error(event: Any) -> str | None:
     validator = validators().get(event_type)
     if validator is None:
         return f"unknown event_type {event_type!r}"
+    fast = fast_checks().get(event_type)
+    if fast is not None and fast(event):
+        return None
     error = best_match(validator.iter_errors(event))
     if error is None:
         return None

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from mo.config import Settings
-from mo.errors import BrokerUnavailable, MoError
+from mo.errors import BrokerUnavailable, ContractViolation, MoError
 from mo.events.broker import require_reachable
 from mo.events.contracts import check_event, topic_for
 
@@ -45,7 +45,13 @@ def _producer(settings: Settings, **overrides: Any):
 
 
 def encode_event(event: dict) -> bytes:
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON. NaN and Infinity pass JSON Schema's numeric checks but are not JSON: refused."""
+    try:
+        return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except ValueError:
+        raise ContractViolation(
+            f"{event.get('event_type')} violates its contract: NaN or Infinity is not valid JSON"
+        ) from None
 
 
 class EventPublisher:
@@ -64,11 +70,12 @@ class EventPublisher:
     def publish(self, event: dict) -> None:
         """Send one event; raises ContractViolation (nothing is sent) if it breaks its JSON Schema."""
         check_event(event)
+        value = encode_event(event)
         self._raise_failure()
         future = self._producer.send(
             topic_for(self.settings, event["event_type"]),
             key=str(event["customer_id"]).encode(),
-            value=encode_event(event),
+            value=value,
         )
         future.add_errback(self._on_error)
         self.published += 1

@@ -117,3 +117,45 @@ def test_schemas_are_valid_json_files_with_a_topic():
     for path in sorted((SCHEMAS_DIR / "events").glob("*.schema.json")):
         schema = json.loads(path.read_text(encoding="utf-8"))
         assert schema["x-topic"] in {"behaviour", "business"}, path.name
+
+
+POOL = [None, True, False, 0, 1, -1, 1.0, 5.5, -0.5, 2**63 - 1, 2**63, "", "x", "app", "sms", "core", "app_push",
+        "2026-11-01", "2026-13-01", "2026-11-01T10:00:00Z", "2026-02-30T10:00:00Z", "2026-11-01T10:00:00+08:00",
+        "0e5a1c9e-0b7d-4c55-9f57-3d1a2b3c4d5e", "0E5A1C9E-0B7D-4C55-9F57-3D1A2B3C4D5E", "a" * 64, "A" * 64, [], {},
+        {"page": "p"}]  # fmt: skip
+
+
+def _mutations(event: dict, rng) -> list[dict]:
+    out = []
+    for _ in range(12):
+        mutated = json.loads(json.dumps(event))
+        target = mutated if rng.random() < 0.5 or not isinstance(mutated["payload"], dict) else mutated["payload"]
+        keys = list(target)
+        action = rng.random()
+        if action < 0.6:
+            target[rng.choice(keys)] = rng.choice(POOL)
+        elif action < 0.8:
+            del target[rng.choice(keys)]
+        else:
+            target[rng.choice(["extra", "page", "menu", "value"])] = rng.choice(POOL)
+        out.append(mutated)
+    return out
+
+
+def test_fast_check_agrees_with_jsonschema_on_mutated_events():
+    """The compiled check decides "valid" on the hot path: it must never accept what jsonschema refuses."""
+    import random
+
+    from mo.events.contracts import fast_checks, validators
+
+    rng = random.Random(20261101)
+    checks, full = fast_checks(), validators()
+    assert set(checks) == set(full)  # every contract compiles; none silently runs the slow path
+    valid = invalid = 0
+    for event in sample_stream(450):
+        for mutated in [event, *_mutations(event, rng)]:
+            expected = full[event["event_type"]].is_valid(mutated)
+            assert checks[event["event_type"]](mutated) == expected, mutated
+            valid += expected
+            invalid += not expected
+    assert valid > 500 and invalid > 2000  # both outcomes well exercised

@@ -71,6 +71,11 @@ def test_invalid_event_is_refused_and_nothing_is_sent(kafka_settings):
         assert "app_page_view" in str(info.value) and "payload.duration_ms" in str(info.value)
         with pytest.raises(ContractViolation, match="unknown event_type 'page_scroll'"):
             publisher.publish({**bad, "event_type": "page_scroll"})
+        infinite = sample_event(
+            "coupon_claim", 2, payload={"coupon_id": "C", "campaign_id": None, "value": float("inf")}
+        )
+        with pytest.raises(ContractViolation, match="coupon_claim violates its contract: NaN or Infinity"):
+            publisher.publish(infinite)
         publisher.publish(sample_event("app_page_view", 1))
         assert publisher.published == 1
     messages = _read_all(kafka_settings, f"{kafka_settings.kafka_topic_prefix}.behaviour", 2, timeout_s=3)
