@@ -422,7 +422,7 @@ class BookMaker:
             reviewer = f"QC{city.code}{1 + int(r() * 12):02d}"
             status, comment, reviewed_at, qc_sampled, qc_result = "pending", None, None, False, None
             updated = uploaded
-            rejected = r() < (0.11 if attempt == 0 else 0.05)
+            rejected = r() < (0.11, 0.05, 0.0)[attempt]  # the third recording is done with the reviewer's help
             if reviewed < self.horizon:
                 reviewed_at, updated = reviewed, reviewed
                 if rejected:
@@ -444,6 +444,8 @@ class BookMaker:
             if status != "rejected":
                 return
             recorded = office_time(rng, reviewed.date() + timedelta(days=1 + int(r() * 4)))
+            if recorded >= self.horizon:  # recorded again before the horizon, so no rejection is left hanging
+                recorded = reviewed + (self.horizon - reviewed) * (0.3 + 0.6 * r())
 
     # --- complaints ---------------------------------------------------------------------------------------
 

@@ -104,8 +104,8 @@ def generate_world(
             for cid in range(lo, hi):
                 rng = stream(seed, KIND_CUSTOMER, cid)
                 fraction = (cid - rng.random()) / customers
-                created = history_start + timedelta(seconds=span * fraction ** (1 / SIGNUP_GROWTH))
-                created = min(created, horizon - timedelta(hours=2))
+                signup_day = (history_start + timedelta(seconds=span * fraction ** (1 / SIGNUP_GROWTH))).date()
+                created = min(office_time(rng, signup_day), horizon - timedelta(hours=2))
                 maker.customer_book(rng, cid, created, recent_from=recent_from)
             background.put(maker.batch, f"customers {lo}-{hi - 1}")
             for table, n in maker.batch.counts().items():
