@@ -13,7 +13,7 @@ def _peak_bytes(path, customers: int) -> int:
     migrate(engine)
     tracemalloc.start()
     try:
-        report = generate_world(engine, customers=customers, seed=3, batch_size=200)
+        report = generate_world(engine, customers=customers, seed=3, batch_size=150)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -23,7 +23,7 @@ def _peak_bytes(path, customers: int) -> int:
 
 
 def test_peak_memory_does_not_grow_with_the_number_of_customers(tmp_path):
-    small = _peak_bytes(tmp_path / "small.db", 800)
-    large = _peak_bytes(tmp_path / "large.db", 3_200)
+    small = _peak_bytes(tmp_path / "small.db", 600)
+    large = _peak_bytes(tmp_path / "large.db", 2_400)
     # Four times the customers, (nearly) the same peak: only the batches in flight are ever held.
     assert large < small * 1.25 + 1_000_000, (small, large)
