@@ -208,8 +208,11 @@ def _write_batch(
 def extract_to_bronze(
     spark, settings: Settings, tables: list[str] | None = None, *, contracts_dir: Path | str | None = None
 ) -> dict[str, Any]:
-    """Extract each table's changed rows into bronze; returns the run manifest (JSON-serialisable)."""
-    _use_catalog(spark, settings)
+    """Extract each table's changed rows into bronze; returns the run manifest (JSON-serialisable).
+
+    Configuration, the source connection and schema drift are checked with SQLAlchemy before Spark
+    is touched, so those errors come back as one line without a JVM stack.
+    """
     from mo.oltp.db import check_connection, make_engine
 
     contracts = _contracts(tables, contracts_dir)
@@ -221,6 +224,7 @@ def extract_to_bronze(
         check_connection(engine)
         # every table is checked before anything is extracted: a drifted table stops the whole run
         effective = {name: check_source_schema(engine, c) for name, c in contracts.items()}
+        _use_catalog(spark, settings)
         ensure_ops_tables(spark, settings)
         watermarks = read_watermarks(spark, settings)
         run_id = new_run_id()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -189,3 +190,29 @@ def frame_rows(df, order_by: str = "id") -> list[dict[str, Any]]:
     ]
     rows = df.select(*cols).orderBy(order_by).collect()
     return [{k: canonical(v) for k, v in r.asDict().items()} for r in rows]
+
+
+@dataclass
+class Failure:
+    table: str
+    expectation: str
+    detail: str
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    failures: list[Failure] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return "; ".join(f"silver.{f.table}: {f.expectation} failed: {f.detail}" for f in self.failures) or "passed"
+
+
+def count_gate(spark, settings, tables, source_counts) -> Verdict:
+    """Candidate silver of every synced table must hold exactly the source's live rows (by count)."""
+    failures = [
+        Failure(name, "expect_table_row_count_to_equal(source)", f"{tables[name].count()} != {expected}")
+        for name, expected in source_counts.items()
+        if tables[name].count() != expected
+    ]
+    return Verdict(not failures, failures)

@@ -7,12 +7,12 @@ exercise the sync itself; tests at the end run the real Great Expectations gate.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import pytest
-from sync_world import SourceWorld, expected_silver, frame_rows
+from sync_world import Failure, SourceWorld, Verdict, count_gate, expected_silver, frame_rows
 
+from mo.config import get_settings
 from mo.errors import MoError, QualityGateFailed
 from mo.oltp.db import make_engine, migrate
 from spark_jobs.lake import bronze_table, ops_table, restricted_staging_table, restricted_table, silver_table
@@ -31,32 +31,6 @@ from spark_jobs.watermarks import read_runs, read_watermarks
 pytestmark = pytest.mark.spark
 
 SMALL = ["organizations", "agents", "customers"]
-
-
-@dataclass
-class Failure:
-    table: str
-    expectation: str
-    detail: str
-
-
-@dataclass
-class Verdict:
-    passed: bool
-    failures: list[Failure] = field(default_factory=list)
-
-    def summary(self) -> str:
-        return "; ".join(f"silver.{f.table}: {f.expectation} failed: {f.detail}" for f in self.failures) or "passed"
-
-
-def count_gate(spark, settings, tables, source_counts) -> Verdict:
-    """Candidate silver of every synced table must hold exactly the source's live rows (by count)."""
-    failures = [
-        Failure(name, "expect_table_row_count_to_equal(source)", f"{tables[name].count()} != {expected}")
-        for name, expected in source_counts.items()
-        if tables[name].count() != expected
-    ]
-    return Verdict(not failures, failures)
 
 
 def failing_gate(spark, settings, tables, source_counts) -> Verdict:
@@ -97,7 +71,9 @@ def main_snapshots(spark, settings, tables) -> dict:
     }
 
 
-def test_full_load_then_incremental_changes_match_the_source(spark, settings, world):
+def test_full_load_then_incremental_changes_match_the_source(spark, settings, world, monkeypatch):
+    monkeypatch.setenv("MO_JDBC_PARTITION_ROWS", "5")  # big tables read as parallel id ranges
+    settings = get_settings()
     world.seed(customers=12)
     first = run_sync(spark, settings, gate=count_gate)
     assert first["step"] == "published"
