@@ -1,0 +1,430 @@
+"""The silver quality gate: Great Expectations validations of the candidate silver state.
+
+The sync writes silver to an audit branch, calls :func:`run_silver_gate` with the branch's live rows,
+and publishes only if the gate passes (write-audit-publish). Suites come from the contracts (see
+:mod:`quality.suites`); results and Data Docs are kept in a Great Expectations file project under
+``<MO_HOME>/gx``.
+
+Why validation definitions and not one checkpoint: a Spark dataframe reaches GX as a batch parameter,
+and a checkpoint passes the same batch parameters to all its validations, so a checkpoint could hold
+only one table. Nine single-table checkpoints with UpdateDataDocsAction would rebuild the Data Docs
+index nine times; instead each table's validation definition runs once and the docs are updated once
+per gate for exactly the results of this run, as UpdateDataDocsAction would do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mo.config import Settings
+from mo.contracts import TableContract, load_source_contracts
+from mo.errors import ContractViolation, MoError, QualityGateFailed
+from quality.suites import (
+    SOURCE_COUNT_PARAMETER,
+    Check,
+    build_checks,
+    build_suite,
+    orphan_column,
+    parent_of,
+    suite_name,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+DATASOURCE = "silver"
+BATCH_DEFINITION = "candidate"
+SAMPLE_SIZE = 5
+# Data Docs index lists the newest results only: building it reads each listed result from disk.
+DOCS_RESULTS_LIMIT = 200
+QUICK_RESULT_FORMAT = {"result_format": "BOOLEAN_ONLY"}
+DETAILED_RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 20}
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    table: str  # e.g. "policies"
+    expectation: str  # e.g. "expect_column_values_to_be_in_set(status)"
+    detail: str  # e.g. "2 unexpected values: ['bogus']"
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    failures: list[GateFailure]
+    docs_path: str | None  # Data Docs index.html, if written
+    tables: list[str] = field(default_factory=list)  # tables validated, in dependency order
+
+    def summary(self) -> str:
+        """One line per failure (or one line saying what passed), for logs and the CLI."""
+        if self.passed:
+            return f"silver gate passed: {', '.join(self.tables) or 'no tables'}"
+        return "\n".join(f"silver.{f.table}: {f.expectation} failed: {f.detail}" for f in self.failures)
+
+    def raise_for_failure(self) -> None:
+        """Raise QualityGateFailed naming every failed expectation; nothing may be published after it."""
+        if not self.passed:
+            raise QualityGateFailed(self.summary().replace("\n", "; "))
+
+
+# --- the Great Expectations project ------------------------------------------------------------------
+
+
+def _fingerprint(suite) -> list[str]:
+    """What makes two suites check the same things (ids, versions and rendering left out)."""
+    return [
+        json.dumps([e.expectation_type, e.configuration.kwargs, e.meta, e.description], sort_keys=True, default=str)
+        for e in suite.expectations
+    ]
+
+
+class _Project:
+    """A file context with its Spark data source, loaded once per process and MO_HOME."""
+
+    def __init__(self, root: Path) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        root.mkdir(parents=True, exist_ok=True)
+        self.context = gx.get_context(mode="file", project_root_dir=str(root))
+        variables = self.context.variables
+        changed = False
+        if variables.analytics_enabled is not False:
+            variables.analytics_enabled = False
+            changed = True
+        bars = variables.progress_bars
+        globally = bars.get("globally") if isinstance(bars, dict) else getattr(bars, "globally", None)
+        if globally is not False:
+            # Progress bars write carriage-return noise into task logs.
+            variables.progress_bars = ProgressBarsConfig(globally=False)
+            changed = True
+        site = (variables.data_docs_sites or {}).get("local_site")
+        if site is not None:
+            index = site.setdefault("site_index_builder", {"class_name": "DefaultSiteIndexBuilder"})
+            if index.get("validation_results_limit") != DOCS_RESULTS_LIMIT:
+                index["validation_results_limit"] = DOCS_RESULTS_LIMIT
+                variables.data_docs_sites = variables.data_docs_sites
+                changed = True
+        if changed:
+            variables.save()
+        try:
+            self.datasource = self.context.data_sources.get(DATASOURCE)
+        except (KeyError, ValueError, LookupError):
+            self.datasource = self.context.data_sources.add_spark(name=DATASOURCE)
+        self.docs_dir = root / "gx" / "uncommitted" / "data_docs" / "local_site"
+        self._batch_definitions: dict[str, Any] = {}
+        self._validations: dict[str, tuple[list[str], Any]] = {}
+
+    def batch_definition(self, table: str):
+        if table not in self._batch_definitions:
+            try:
+                asset = self.datasource.get_asset(table)
+            except LookupError:
+                asset = self.datasource.add_dataframe_asset(name=table)
+            try:
+                definition = asset.get_batch_definition(BATCH_DEFINITION)
+            except (KeyError, LookupError):
+                definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+            self._batch_definitions[table] = definition
+        return self._batch_definitions[table]
+
+    def validation(self, table: str, suite) -> tuple[Any, bool]:
+        """The table's validation definition for ``suite`` and whether the stored suite had to change.
+
+        The stores are written only when the contract-derived suite differs from the stored one, which
+        after the first run is only when a contract changes.
+        """
+        import great_expectations as gx
+
+        wanted = _fingerprint(suite)
+        cached = self._validations.get(table)
+        if cached and cached[0] == wanted:
+            return cached[1], False
+        name = suite_name(table)
+        try:
+            stored = self.context.validation_definitions.get(name)
+            if _fingerprint(stored.suite) == wanted and stored.batch_definition.id == self.batch_definition(table).id:
+                self._validations[table] = (wanted, stored)
+                return stored, False
+        except (KeyError, ValueError, LookupError, gx.exceptions.DataContextError):
+            pass
+        saved = self.context.suites.add_or_update(suite)
+        definition = self.context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=name, data=self.batch_definition(table), suite=saved)
+        )
+        self._validations[table] = (wanted, definition)
+        return definition, True
+
+    def suite_page_missing(self, table: str) -> bool:
+        return not (self.docs_dir / "expectations" / Path(*suite_name(table).split("."))).with_suffix(".html").exists()
+
+    def docs_index(self) -> str | None:
+        index = self.docs_dir / "index.html"
+        return str(index) if index.exists() else None
+
+
+_projects: dict[str, _Project] = {}
+_projects_lock = threading.Lock()
+
+
+def gx_project_dir(settings: Settings) -> Path:
+    """The gate's Great Expectations project (``<MO_HOME>/gx``)."""
+    return settings.home / "gx"
+
+
+def _project(settings: Settings) -> _Project:
+    key = str(settings.home.resolve())
+    with _projects_lock:
+        if key not in _projects:
+            # get_context puts the project in a "gx" folder under the root it is given.
+            _projects[key] = _Project(settings.home)
+        return _projects[key]
+
+
+@contextmanager
+def _without_adaptive_execution(spark: SparkSession):
+    """Plan the gate's queries statically.
+
+    The gate runs many small aggregates over cached frames; adaptive execution submits every shuffle
+    stage as its own job, which more than doubled the job count and the wall time of a gate over nine
+    small tables. The previous setting is restored for whatever the session runs next.
+    """
+    key = "spark.sql.adaptive.enabled"
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, "false")
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
+
+
+# --- frames ---------------------------------------------------------------------------------------------
+
+
+def with_orphan_markers(frame: DataFrame, contract: TableContract, tables: dict[str, DataFrame]) -> DataFrame:
+    """``frame`` plus one column per checkable reference: the foreign key where the parent row is missing.
+
+    A left join against the parent's distinct keys keeps the child's rows one for one (so counts and
+    uniqueness are checked on the same frame), and it is the same shuffle an anti-join would need.
+    """
+    from pyspark.sql import functions as F
+
+    for column in contract.columns:
+        if not column.references or column.pii:
+            continue
+        parent, key = parent_of(column)
+        if parent not in tables or column.name not in frame.columns:
+            continue
+        found = f"__{column.name}__parent_key"
+        parent_keys = tables[parent].select(F.col(key).alias(found)).where(F.col(found).isNotNull()).distinct()
+        frame = (
+            frame.join(parent_keys, frame[column.name] == parent_keys[found], "left")
+            .withColumn(
+                orphan_column(column.name),
+                F.when(F.col(column.name).isNotNull() & F.col(found).isNull(), F.col(column.name)),
+            )
+            .drop(found)
+        )
+    return frame
+
+
+# --- results --------------------------------------------------------------------------------------------
+
+
+def _sample(values: list[Any] | None) -> list[Any]:
+    seen: list[Any] = []
+    for value in values or []:
+        if value not in seen:
+            seen.append(value)
+        if len(seen) == SAMPLE_SIZE:
+            break
+    return seen
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _detail(check: Check, result: dict[str, Any], source_count: int | None) -> str:
+    count = result.get("unexpected_count") or 0
+    sample = _sample(result.get("partial_unexpected_list"))
+    if check.kind == "columns":
+        missing = sorted(result.get("details", {}).get("mismatched", {}).get("missing") or [])
+        return f"missing columns: {missing}"
+    if check.kind == "row_count":
+        return f"row count {result.get('observed_value')} != source {source_count}"
+    if check.kind == "primary_key":
+        return f"{_plural(count, 'row')} with duplicate values: {sample}"
+    if check.kind == "not_null":
+        return f"{_plural(count, 'null value')}"
+    if check.kind == "enum":
+        return f"{_plural(count, 'unexpected value')}: {sample}"
+    if check.kind == "live":
+        return f"{_plural(count, 'soft-deleted row')} in the live state"
+    if check.kind == "reference":
+        ref = check.reference
+        return f"{_plural(count, 'orphan row')}: {ref.name} values {sample} not found in {ref.references}"  # type: ignore[union-attr]
+    return str(result)
+
+
+def _exception_message(info: dict[str, Any] | None) -> str | None:
+    """The first error message in a result's exception info (flat, or keyed by metric as GX 1.x does)."""
+    if not info:
+        return None
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for entry in entries:
+        if entry.get("raised_exception"):
+            return (entry.get("exception_message") or "unknown error").splitlines()[0]
+    return None
+
+
+def _failures(table: str, checks: list[Check], validation, source_count: int | None) -> list[GateFailure]:
+    by_label = {c.label: c for c in checks}
+    missing_columns: set[str] = set()
+    evaluated = []
+    for result in validation.results:
+        if result.success:
+            continue
+        check = by_label[result.expectation_config.meta["label"]]
+        evaluated.append((check, result))
+        if check.kind == "columns":
+            details = (result.result or {}).get("details", {}).get("mismatched", {})
+            missing_columns.update(details.get("missing") or [])
+    failures = []
+    for check, result in evaluated:
+        message = _exception_message(result.exception_info)
+        if message is not None:
+            if check.column in missing_columns:
+                continue  # already reported as a missing column
+            failures.append(GateFailure(table, check.label, f"could not be evaluated: {message}"))
+        else:
+            failures.append(GateFailure(table, check.label, _detail(check, result.result or {}, source_count)))
+    return failures
+
+
+def _diagnose(project: _Project, validation, frame, parameters, result, result_id) -> None:
+    """Replace the pass/fail results of failed expectations with counts and sample values, in place.
+
+    Sample values cost one Spark job per expectation, so they are computed for failures only, on the
+    same cached frame. The completed result is stored again under its key, so Data Docs shows the
+    detail too.
+    """
+    batch = validation.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    by_label = {e.meta["label"]: e for e in validation.suite.expectations}
+    for index, item in enumerate(result.results):
+        if item.success:
+            continue
+        expectation = by_label[item.expectation_config.meta["label"]]
+        result.results[index] = batch.validate(
+            expectation, result_format=DETAILED_RESULT_FORMAT, expectation_parameters=parameters
+        )
+    project.context.validation_results_store.store_validation_results(
+        suite_validation_result=result,
+        suite_validation_result_identifier=result_id,
+        expectation_suite_identifier=result_id.expectation_suite_identifier,
+    )
+
+
+# --- the gate -------------------------------------------------------------------------------------------
+
+
+def run_silver_gate(
+    spark: SparkSession,
+    settings: Settings,
+    tables: dict[str, DataFrame],
+    source_counts: dict[str, int],
+) -> GateResult:
+    """Validate the candidate silver state of ``tables`` (live rows) against suites derived from contracts.
+
+    ``source_counts`` holds the live source row count at extraction of each table synced in this run;
+    those tables must reconcile exactly. References are checked wherever the parent's frame is given.
+    Returns every failure found (the gate does not stop at the first) and the Data Docs index.
+
+    Each table is validated once with pass/fail results only (a few aggregate jobs per table); the
+    expectations that fail are then evaluated again with unexpected counts and sample values, so the
+    cost of diagnosing is paid only for what needs a diagnosis (see :func:`_diagnose`).
+    """
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    contracts = load_source_contracts()
+    unknown = sorted(set(tables) - set(contracts))
+    if unknown:
+        raise ContractViolation(f"no contract in schemas/sources/ for table(s): {', '.join(unknown)}")
+    unvalidated = sorted(set(source_counts) - set(tables))
+    if unvalidated:
+        raise MoError(
+            f"quality gate: source counts given for tables without a candidate frame: {', '.join(unvalidated)}"
+        )
+
+    project = _project(settings)
+    run_id = RunIdentifier(run_name="silver_gate", run_time=dt.datetime.now(dt.UTC))
+    failures: list[GateFailure] = []
+    docs_resources: list = []
+    order = [t for t in contracts if t in tables]
+    with _without_adaptive_execution(spark):
+        for table in order:
+            started = time.perf_counter()
+            contract = contracts[table]
+            count = source_counts.get(table)
+            checks = build_checks(contract, reconcile_count=count is not None, parents_present=set(tables))
+            validation, suite_changed = project.validation(table, build_suite(contract, checks))
+            parameters = {SOURCE_COUNT_PARAMETER: count} if count is not None else None
+            frame = with_orphan_markers(tables[table], contract, tables)
+            # GX runs several Spark jobs per table; without a cache each would redo the reads and joins.
+            # A frame the caller cached is left alone (unpersisting it would drop the caller's cache).
+            cache_here = not frame.is_cached
+            if cache_here:
+                frame = frame.persist()
+            suite_id = ExpectationSuiteIdentifier(name=suite_name(table))
+            try:
+                result = validation.run(
+                    batch_parameters={"dataframe": frame},
+                    expectation_parameters=parameters,
+                    result_format=QUICK_RESULT_FORMAT,
+                    run_id=run_id,
+                )
+                result_id = ValidationResultIdentifier(
+                    expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=result.batch_id
+                )
+                if not result.success:
+                    _diagnose(project, validation, frame, parameters, result, result_id)
+            finally:
+                if cache_here:
+                    frame.unpersist()
+            table_failures = _failures(table, checks, result, count)
+            failures.extend(table_failures)
+            log.info(
+                "silver.%s: %d checks, %d failed (%.1fs)",
+                table,
+                len(checks),
+                len(table_failures),
+                time.perf_counter() - started,
+            )
+            docs_resources.append(result_id)
+            if suite_changed or project.suite_page_missing(table):
+                docs_resources.append(suite_id)
+
+    docs_path = None
+    if docs_resources:
+        started = time.perf_counter()
+        project.context.build_data_docs(resource_identifiers=docs_resources)
+        docs_path = project.docs_index()
+        log.info("data docs updated (%.1fs): %s", time.perf_counter() - started, docs_path)
+    return GateResult(passed=not failures, failures=failures, docs_path=docs_path, tables=order)

@@ -1,0 +1,129 @@
+"""The silver gate on real Spark frames: clean data passes, each kind of defect is caught and named exactly."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from mo.config import Settings
+from mo.errors import ContractViolation, MoError, QualityGateFailed
+from quality import GateFailure, run_silver_gate
+from tests.quality.silver_frames import ROWS, make_frame
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def gate_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """One GX project for the module: the context and suites are set up once, as in a long-lived worker."""
+    return Settings(home=tmp_path_factory.mktemp("gate_home"))
+
+
+@pytest.fixture
+def broken(spark, contracts, valid_rows):
+    """broken(table, change) -> a candidate frame of ``table`` after ``change(rows)`` edits a copy of valid rows."""
+
+    def build(table: str, change):
+        rows = copy.deepcopy(valid_rows[table])
+        change(rows)
+        return make_frame(spark, contracts[table], rows)
+
+    return build
+
+
+def test_clean_frames_pass_and_write_data_docs(spark, gate_settings, valid_frames):
+    adaptive_before = spark.conf.get("spark.sql.adaptive.enabled")
+
+    result = run_silver_gate(spark, gate_settings, valid_frames, dict.fromkeys(valid_frames, ROWS))
+
+    assert result.failures == []
+    assert result.passed
+    assert result.tables[0] == "organizations" and set(result.tables) == set(valid_frames)
+    assert result.summary().startswith("silver gate passed: organizations, ")
+    index = Path(result.docs_path)
+    assert index == gate_settings.home / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    html = index.read_text(encoding="utf-8")
+    docs = index.parent
+    for table in valid_frames:
+        assert f"silver.{table}" in html
+        assert list((docs / "validations" / "silver" / table).rglob("*.html")), table
+        assert (docs / "expectations" / "silver" / f"{table}.html").exists(), table
+    # The gate leaves the caller's cached frames and the session's settings as it found them.
+    assert all(frame.is_cached for frame in valid_frames.values())
+    assert spark.conf.get("spark.sql.adaptive.enabled") == adaptive_before
+
+
+def _edit(**changes):
+    """A change that sets row -> {column: value} in the candidate rows."""
+
+    def change(rows):
+        for spec, value in changes.items():
+            column, _, row = spec.rpartition("__")
+            rows[int(row)][column] = value
+
+    return change
+
+
+def test_every_kind_of_defect_is_caught_and_named(spark, gate_settings, valid_frames, broken):
+    frames = {
+        **valid_frames,
+        "products": broken("products", _edit(id__1=1)),  # two products with id 1
+        "agents": broken("agents", _edit(license_no__2=None)),
+        "claims": broken("claims", _edit(status__3="bogus")),
+        "policies": broken("policies", _edit(customer_id__1=999, renewal_of__2=77)),
+        "complaints": broken("complaints", _edit(deleted_at__1=dt.datetime(2026, 2, 1))),
+    }
+    counts = dict.fromkeys(frames, ROWS) | {"consents": ROWS + 1}
+
+    result = run_silver_gate(spark, gate_settings, frames, counts)
+
+    assert not result.passed
+    assert result.failures == [
+        GateFailure("agents", "expect_column_values_to_not_be_null(license_no)", "1 null value"),
+        GateFailure("products", "expect_column_values_to_be_unique(id)", "2 rows with duplicate values: [1]"),
+        GateFailure(
+            "policies",
+            "referential_integrity(customer_id -> customers.id)",
+            "1 orphan row: customer_id values [999] not found in customers.id",
+        ),
+        GateFailure(
+            "policies",
+            "referential_integrity(renewal_of -> policies.id)",
+            "1 orphan row: renewal_of values [77] not found in policies.id",
+        ),
+        GateFailure("claims", "expect_column_values_to_be_in_set(status)", "1 unexpected value: ['bogus']"),
+        GateFailure(
+            "complaints", "expect_column_values_to_be_null(deleted_at)", "1 soft-deleted row in the live state"
+        ),
+        GateFailure("consents", "expect_table_row_count_to_equal(source)", f"row count {ROWS} != source {ROWS + 1}"),
+    ]
+    assert result.summary().splitlines()[0] == (
+        "silver.agents: expect_column_values_to_not_be_null(license_no) failed: 1 null value"
+    )
+    with pytest.raises(QualityGateFailed, match=r"silver\.claims: expect_column_values_to_be_in_set\(status\)"):
+        result.raise_for_failure()
+    # The failed table's Data Docs page carries the diagnosis, not just a cross.
+    page = max((Path(result.docs_path).parent / "validations" / "silver" / "claims").rglob("*.html"), key=_mtime)
+    assert "bogus" in page.read_text(encoding="utf-8")
+
+
+def _mtime(path: Path) -> float:
+    return path.stat().st_mtime
+
+
+def test_missing_contract_column_is_named_once(spark, gate_settings, valid_frames):
+    frames = {"products": valid_frames["products"].drop("status")}
+    result = run_silver_gate(spark, gate_settings, frames, {})
+    assert result.failures == [
+        GateFailure("products", "expect_table_columns_to_match_set(contract columns)", "missing columns: ['status']")
+    ]
+
+
+def test_bad_arguments_are_named(spark, gate_settings, valid_frames):
+    with pytest.raises(ContractViolation, match="no contract .* for table\\(s\\): premiums"):
+        run_silver_gate(spark, gate_settings, {"premiums": valid_frames["products"]}, {})
+    with pytest.raises(MoError, match="without a candidate frame: claims"):
+        run_silver_gate(spark, gate_settings, {"products": valid_frames["products"]}, {"claims": 3})
