@@ -244,7 +244,13 @@ def ensure_broker(settings: Settings) -> str:
         return bootstrap
     if _port_open(bootstrap, timeout_s=0.3):
         # Some other broker (another MO_HOME's, or a developer's) already serves this port: use it.
-        probe(bootstrap)
+        try:
+            probe(bootstrap)
+        except BrokerUnavailable:
+            raise BrokerUnavailable(
+                f"port {settings.embedded_kafka_port} is taken by something that is not a Kafka broker; "
+                "set MO_EMBEDDED_KAFKA_PORT to a free port"
+            ) from None
         return bootstrap
     log_path = _broker_dir(settings) / "tansu.log"
     proc = _spawn(settings.embedded_kafka_port, log_path, MEMORY_STORAGE)

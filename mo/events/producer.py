@@ -30,7 +30,7 @@ def _producer(settings: Settings, **overrides: Any):
         "client_id": "mo-events",
         "acks": "all",
         "enable_idempotence": True,
-        "linger_ms": 5,
+        "linger_ms": 20,  # fuller batches, fewer produce requests; invisible next to a publish loop
         "batch_size": 256 * 1024,
         "request_timeout_ms": 15_000,
         "bootstrap_timeout_ms": 10_000,

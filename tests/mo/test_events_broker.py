@@ -139,3 +139,12 @@ def test_a_port_that_does_not_speak_kafka_is_unreachable():
         with pytest.raises(BrokerUnavailable, match="no answer to a metadata request"):
             probe(f"127.0.0.1:{port}", timeout_s=2.0)
         assert time.monotonic() - started < 15
+
+
+def test_ensure_broker_names_a_port_taken_by_something_else(embedded_settings):
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", embedded_settings.embedded_kafka_port))
+        other.listen()
+        with pytest.raises(BrokerUnavailable, match="is taken by something that is not a Kafka broker"):
+            ensure_broker(embedded_settings)
+    assert not (embedded_settings.home / "broker" / "tansu.pid").exists()
