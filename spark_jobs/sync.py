@@ -291,9 +291,9 @@ def _latest_per_id(batch, pk: str, wm: str):
 
 def merge_to_audit(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
     """MERGE each table's bronze batch into silver on the run's audit branch (main is not touched)."""
-    _use_catalog(spark, settings)
     from pyspark.sql import functions as F
 
+    _use_catalog(spark, settings)
     contracts = load_source_contracts(Path(manifest["contracts_dir"]) if manifest.get("contracts_dir") else None)
     branch = manifest["audit_branch"]
     for name, entry in manifest["tables"].items():
@@ -481,10 +481,10 @@ def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> 
 
 def layer_counts(spark, settings: Settings) -> dict[str, dict[str, Any]]:
     """Per contract table: live ids in bronze (latest version not a delete), silver rows, last sync."""
-    _use_catalog(spark, settings)
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    _use_catalog(spark, settings)
     ensure_ops_tables(spark, settings)
     synced = last_published(spark, settings)
     counts: dict[str, dict[str, Any]] = {}
