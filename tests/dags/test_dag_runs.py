@@ -26,9 +26,8 @@ def world(settings, spark):
 
 
 def _silver_snapshot(spark, settings, table: str):
-    rows = spark.sql(
-        f"select snapshot_id from {settings.catalog_name}.silver.{table}.snapshots order by committed_at desc limit 1"
-    ).collect()
+    """The snapshot readers of silver see: the table's main ref (audit branches have their own)."""
+    rows = spark.sql(f"select snapshot_id from {settings.catalog_name}.silver.{table}.refs where name = 'main'").collect()
     return rows[0][0] if rows else None
 
 
