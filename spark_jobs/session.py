@@ -89,6 +89,9 @@ def session_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "true",
+        # Python <-> JVM row hand-off through Arrow (event batches, GX, small frames); falls back if a type is unsupported.
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.pyspark.fallback.enabled": "true",
     }
     conf.update(catalog_conf(settings))
     for item in filter(None, (p.strip() for p in settings.spark_extra_conf.split(","))):
