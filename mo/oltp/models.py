@@ -122,7 +122,7 @@ class Policy(Audited, Base):
         String(16), nullable=False
     )  # single | annual | quarterly | monthly
     start_date: Mapped[date] = mapped_column(Date, nullable=False)
-    end_date: Mapped[date] = mapped_column(Date, nullable=False)
+    end_date: Mapped[date] = mapped_column(Date, nullable=False, index=True)  # renewal windows
     # quoted | pending_payment | in_force | lapsed | surrendered | expired
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     renewal_of: Mapped[int | None] = mapped_column(Id, ForeignKey("policies.id"))
