@@ -672,13 +672,26 @@ class Day:
         self.update_rows(CONSENTS, updates)
         self.changes["soft_deletes"] += len(updates)
 
-        erased = self.random_ids(rng, self.old_customers, self.scaled(rng, ERASURES))
+        # Erasure removes a customer record only when no policy, claim, recording or complaint evidence
+        # refers to it: that evidence stays under legal hold, and so does the customer it belongs to.
+        wanted = self.scaled(rng, ERASURES)
+        candidates = self.random_ids(rng, self.old_customers, wanted * 20) if wanted else []
         cc = CUSTOMERS.c
-        rows = self.by_ids(CUSTOMERS, [cc.id, cc.updated_at], erased, cc.deleted_at.is_(None))
-        customer_updates, consent_updates = [], []
+        rows = [
+            (cid, updated)
+            for cid, updated in self.by_ids(CUSTOMERS, [cc.id, cc.updated_at], candidates, cc.deleted_at.is_(None))
+            if not self.holds_evidence(cid)
+        ][:wanted]
+        customer_updates, consent_updates, quote_updates = [], [], []
         for cid, updated in rows:
             t = self.moment(rng, updated)
             customer_updates.append({"id": cid, "deleted_at": t, "updated_at": t})
+            p = POLICIES.c
+            for pid, p_updated in self.fetch(
+                select(p.id, p.updated_at).where(p.customer_id == cid, p.deleted_at.is_(None)).order_by(p.id)
+            ):
+                at = max(t, p_updated + timedelta(seconds=1))
+                quote_updates.append({"id": pid, "deleted_at": at, "updated_at": at})
             for kid, k_updated in self.fetch(
                 select(c.id, c.updated_at).where(c.customer_id == cid, c.deleted_at.is_(None)).order_by(c.id)
             ):
@@ -686,8 +699,20 @@ class Day:
                 consent_updates.append({"id": kid, "deleted_at": at, "updated_at": at})
         self.update_rows(CUSTOMERS, customer_updates)
         self.update_rows(CONSENTS, consent_updates)
-        self.changes["soft_deletes"] += len(customer_updates) + len(consent_updates)
+        self.update_rows(POLICIES, quote_updates)
+        self.changes["soft_deletes"] += len(customer_updates) + len(consent_updates) + len(quote_updates)
         self.changes["customers_erased"] += len(customer_updates)
+
+    def holds_evidence(self, customer_id: int) -> bool:
+        """True if a live policy (beyond an open quote), claim, recording or complaint refers to the customer."""
+        p, cl, r, co = POLICIES.c, CLAIMS.c, RECORDINGS.c, COMPLAINTS.c
+        checks = (
+            select(p.id).where(p.customer_id == customer_id, p.deleted_at.is_(None), p.status != "quoted"),
+            select(cl.id).where(cl.customer_id == customer_id, cl.deleted_at.is_(None)),
+            select(r.id).where(r.customer_id == customer_id, r.deleted_at.is_(None)),
+            select(co.id).where(co.customer_id == customer_id, co.deleted_at.is_(None)),
+        )
+        return any(self.fetch(query.limit(1)) for query in checks)
 
     def late_arrivals(self) -> None:
         """Changes that happened yesterday but reach the source only now (updated_at before today)."""

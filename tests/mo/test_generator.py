@@ -338,6 +338,10 @@ def test_advance_day_moves_the_world(world_copy):
     assert scalar(engine, "select count(*) from customers where deleted_at is null") >= N
     assert set(_orphans(engine).values()) == {0}
     _assert_claims_monotonic(engine)
+    # Live evidence never points at an erased (soft-deleted) customer: silver would hold orphans.
+    for child in ("policies", "claims", "sales_recordings", "consents", "complaints"):
+        assert scalar(engine, f"select count(*) from {child} x join customers c on c.id = x.customer_id "
+                              "where x.deleted_at is null and c.deleted_at is not null") == 0, child  # fmt: skip
 
     # Events: every one valid against its contract; claim_filed matches the new claims.
     validators = _validators()
