@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -45,8 +46,11 @@ log = logging.getLogger(__name__)
 DATASOURCE = "silver"
 BATCH_DEFINITION = "candidate"
 SAMPLE_SIZE = 5
+RUN_NAME = "silver_gate"
 # Data Docs index lists the newest results only: building it reads each listed result from disk.
-DOCS_RESULTS_LIMIT = 200
+DOCS_RESULTS_LIMIT = 100
+# Results (JSON and HTML) kept per table; an hourly sync writes one per table per run.
+RUNS_KEPT_PER_TABLE = 50
 QUICK_RESULT_FORMAT = {"result_format": "BOOLEAN_ONLY"}
 DETAILED_RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 20}
 
@@ -121,7 +125,8 @@ class _Project:
             self.datasource = self.context.data_sources.get(DATASOURCE)
         except (KeyError, ValueError, LookupError):
             self.datasource = self.context.data_sources.add_spark(name=DATASOURCE)
-        self.docs_dir = root / "gx" / "uncommitted" / "data_docs" / "local_site"
+        self.root = root / "gx"
+        self.docs_dir = self.root / "uncommitted" / "data_docs" / "local_site"
         self._batch_definitions: dict[str, Any] = {}
         self._validations: dict[str, tuple[list[str], Any]] = {}
 
@@ -167,6 +172,20 @@ class _Project:
 
     def suite_page_missing(self, table: str) -> bool:
         return not (self.docs_dir / "expectations" / Path(*suite_name(table).split("."))).with_suffix(".html").exists()
+
+    def prune(self, table: str, keep: int = RUNS_KEPT_PER_TABLE) -> None:
+        """Drop all but the newest ``keep`` results of a table, from the results store and from Data Docs.
+
+        Both keep one folder per run (``<suite path>/<run name>/<run time>``) and run times sort as text.
+        """
+        suite_path = Path(*suite_name(table).split("."))
+        for base in (self.root / "uncommitted" / "validations", self.docs_dir / "validations"):
+            runs_dir = base / suite_path / RUN_NAME
+            if not runs_dir.is_dir():
+                continue
+            runs = sorted(p for p in runs_dir.iterdir() if p.is_dir())
+            for old in runs[: max(len(runs) - keep, 0)]:
+                shutil.rmtree(old, ignore_errors=True)
 
     def docs_index(self) -> str | None:
         index = self.docs_dir / "index.html"
@@ -214,31 +233,33 @@ def _without_adaptive_execution(spark: SparkSession):
 # --- frames ---------------------------------------------------------------------------------------------
 
 
-def with_orphan_markers(frame: DataFrame, contract: TableContract, tables: dict[str, DataFrame]) -> DataFrame:
-    """``frame`` plus one column per checkable reference: the foreign key where the parent row is missing.
+def with_orphan_markers(
+    spark: SparkSession, frame: DataFrame, contract: TableContract, tables: dict[str, DataFrame]
+) -> DataFrame:
+    """``frame`` plus one column per checkable reference: the foreign key where no parent row has it.
 
-    A left join against the parent's distinct keys keeps the child's rows one for one (so counts and
-    uniqueness are checked on the same frame), and it is the same shuffle an anti-join would need.
+    Written as ``NOT EXISTS`` so Spark plans an existence join (the anti-join, as a flag): the child
+    keeps its rows one for one whatever the parent holds (so counts and uniqueness are checked on the
+    same frame), the parent needs no distinct, small parents are broadcast and large ones sort-merged.
     """
-    from pyspark.sql import functions as F
-
-    for column in contract.columns:
-        if not column.references or column.pii:
-            continue
+    references = [
+        c
+        for c in contract.columns
+        if c.references and not c.pii and c.name in frame.columns and parent_of(c)[0] in tables
+    ]
+    if not references:
+        return frame
+    markers = []
+    frames = {"child": frame}
+    for i, column in enumerate(references):
         parent, key = parent_of(column)
-        if parent not in tables or column.name not in frame.columns:
-            continue
-        found = f"__{column.name}__parent_key"
-        parent_keys = tables[parent].select(F.col(key).alias(found)).where(F.col(found).isNotNull()).distinct()
-        frame = (
-            frame.join(parent_keys, frame[column.name] == parent_keys[found], "left")
-            .withColumn(
-                orphan_column(column.name),
-                F.when(F.col(column.name).isNotNull() & F.col(found).isNull(), F.col(column.name)),
-            )
-            .drop(found)
+        frames[f"parent{i}"] = tables[parent]
+        fk = f"c.`{column.name}`"
+        markers.append(
+            f"CASE WHEN {fk} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {{parent{i}}} p WHERE p.`{key}` = {fk}) "
+            f"THEN {fk} END AS `{orphan_column(column.name)}`"
         )
-    return frame
+    return spark.sql(f"SELECT c.*, {', '.join(markers)} FROM {{child}} c", **frames)
 
 
 # --- results --------------------------------------------------------------------------------------------
@@ -374,7 +395,7 @@ def run_silver_gate(
         )
 
     project = _project(settings)
-    run_id = RunIdentifier(run_name="silver_gate", run_time=dt.datetime.now(dt.UTC))
+    run_id = RunIdentifier(run_name=RUN_NAME, run_time=dt.datetime.now(dt.UTC))
     failures: list[GateFailure] = []
     docs_resources: list = []
     order = [t for t in contracts if t in tables]
@@ -386,7 +407,7 @@ def run_silver_gate(
             checks = build_checks(contract, reconcile_count=count is not None, parents_present=set(tables))
             validation, suite_changed = project.validation(table, build_suite(contract, checks))
             parameters = {SOURCE_COUNT_PARAMETER: count} if count is not None else None
-            frame = with_orphan_markers(tables[table], contract, tables)
+            frame = with_orphan_markers(spark, tables[table], contract, tables)
             # GX runs several Spark jobs per table; without a cache each would redo the reads and joins.
             # A frame the caller cached is left alone (unpersisting it would drop the caller's cache).
             cache_here = not frame.is_cached
@@ -426,5 +447,7 @@ def run_silver_gate(
         started = time.perf_counter()
         project.context.build_data_docs(resource_identifiers=docs_resources)
         docs_path = project.docs_index()
+        for table in order:
+            project.prune(table)
         log.info("data docs updated (%.1fs): %s", time.perf_counter() - started, docs_path)
     return GateResult(passed=not failures, failures=failures, docs_path=docs_path, tables=order)

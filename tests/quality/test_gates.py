@@ -11,6 +11,7 @@ import pytest
 from mo.config import Settings
 from mo.errors import ContractViolation, MoError, QualityGateFailed
 from quality import GateFailure, run_silver_gate
+from quality.gates import _project
 from tests.quality.silver_frames import ROWS, make_frame
 
 pytestmark = pytest.mark.spark
@@ -51,6 +52,8 @@ def test_clean_frames_pass_and_write_data_docs(spark, gate_settings, valid_frame
         assert f"silver.{table}" in html
         assert list((docs / "validations" / "silver" / table).rglob("*.html")), table
         assert (docs / "expectations" / "silver" / f"{table}.html").exists(), table
+    settings_file = (gate_settings.home / "gx" / "great_expectations.yml").read_text(encoding="utf-8")
+    assert "password" not in settings_file and gate_settings.pii_key not in settings_file
     # The gate leaves the caller's cached frames and the session's settings as it found them.
     assert all(frame.is_cached for frame in valid_frames.values())
     assert spark.conf.get("spark.sql.adaptive.enabled") == adaptive_before
@@ -68,8 +71,11 @@ def _edit(**changes):
 
 
 def test_every_kind_of_defect_is_caught_and_named(spark, gate_settings, valid_frames, broken):
+    # Everything but the tables no defect involves (fewer tables, quicker test; references to an absent
+    # parent are not checked, which the suites tests cover).
     frames = {
-        **valid_frames,
+        "customers": valid_frames["customers"],
+        "consents": valid_frames["consents"],
         "products": broken("products", _edit(id__1=1)),  # two products with id 1
         "agents": broken("agents", _edit(license_no__2=None)),
         "claims": broken("claims", _edit(status__3="bogus")),
@@ -120,6 +126,22 @@ def test_missing_contract_column_is_named_once(spark, gate_settings, valid_frame
     assert result.failures == [
         GateFailure("products", "expect_table_columns_to_match_set(contract columns)", "missing columns: ['status']")
     ]
+
+
+def test_old_results_are_pruned_from_store_and_docs(spark, gate_settings, valid_frames):
+    run_silver_gate(spark, gate_settings, {"products": valid_frames["products"]}, {})
+    run_silver_gate(spark, gate_settings, {"products": valid_frames["products"]}, {})
+    gx_dir = gate_settings.home / "gx" / "uncommitted"
+    run_dirs = [
+        gx_dir / "validations" / "silver" / "products" / "silver_gate",
+        gx_dir / "data_docs" / "local_site" / "validations" / "silver" / "products" / "silver_gate",
+    ]
+    assert all(len(list(d.iterdir())) >= 2 for d in run_dirs)
+    newest = max(p.name for p in run_dirs[0].iterdir())
+
+    _project(gate_settings).prune("products", keep=1)
+
+    assert [[p.name for p in d.iterdir()] for d in run_dirs] == [[newest], [newest]]
 
 
 def test_bad_arguments_are_named(spark, gate_settings, valid_frames):
