@@ -17,7 +17,7 @@ CUSTOMERS ?= 100000
 SEED ?= 42
 DAYS ?= 1
 
-.PHONY: help env serving-env jars demo test test-unit lint bench broker-start broker-stop clean
+.PHONY: help env serving-env compose-cli jars demo test test-unit lint bench broker-start broker-stop clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ env: $(VENV)/.synced jars ## Create the platform environment from the lock file 
 
 serving-env: $(SERVING_VENV)/.synced ## Create the serving (FastAPI) environment from its lock file
 
+compose-cli: | $(UV) ## Install the Docker Compose CLI (parses docker-compose.yml in tests; no engine needed)
+	bash docker/install-compose-cli.sh
+
 jars: ## Install the JDBC drivers Spark reads sources with (Debian packages)
 	@if [ ! -f /usr/share/java/mariadb-java-client.jar ] || [ ! -f /usr/share/java/postgresql.jar ] || [ ! -f /usr/share/java/sqlite-jdbc.jar ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmariadb-java libpostgresql-jdbc-java libxerial-sqlite-jdbc-java >/dev/null; \
@@ -55,7 +58,7 @@ lock: | $(UV) ## Re-resolve the pinned lock file after changing pyproject.toml
 demo: env ## Generate a demo world, run source_sync and events_ingest through Airflow, print a summary
 	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(PY) -m mo.demo --customers $(CUSTOMERS) --seed $(SEED) --days $(DAYS)
 
-test: env serving-env ## Run all tests (serving, then platform: unit, integration against the machine's services, DAG runs)
+test: env serving-env compose-cli ## Run all tests (serving, then platform: unit, integration against the machine's services, DAG runs)
 	@# Serving first so the platform run's summary is the closing line; the exit code covers both.
 	cd serving && .venv/bin/python -m pytest -p no:cacheprovider -q; serving=$$?; cd ..; \
 	MO_PII_KEY=test-key $(PY) -m pytest -p no:cacheprovider; platform=$$?; \
