@@ -128,6 +128,13 @@ def run() -> str:
         )
     ]
     lines += [_row(f"  incremental: {step}", changed, s) for step, s in incremental_times.items()]
+    ratio = (initial_rows / initial_s) / (baseline_rows / baseline_s)
+    lines += [
+        "",
+        f"- Target: initial sync throughput at least half the export's: {ratio:.2f} of the export's rows/s "
+        f"({'met' if ratio >= 0.5 else 'NOT met'}).",
+        f"- Target: incremental day under 2 minutes: {incremental_s:.0f}s ({'met' if incremental_s < 120 else 'NOT met'}).",
+    ]
     return "\n".join(lines)
 
 
