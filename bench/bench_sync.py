@@ -133,7 +133,8 @@ def run() -> str:
         "",
         f"- Target: initial sync throughput at least half the export's: {ratio:.2f} of the export's rows/s "
         f"({'met' if ratio >= 0.5 else 'NOT met'}).",
-        f"- Target: incremental day under 2 minutes: {incremental_s:.0f}s ({'met' if incremental_s < 120 else 'NOT met'}).",
+        f"- Target: incremental day under 2 minutes: {incremental_s:.0f}s "
+        f"({'met' if incremental_s < 120 else 'NOT met'}).",
     ]
     return "\n".join(lines)
 

@@ -53,7 +53,8 @@ def main(selected: list[str]) -> int:
         print(f"== bench {name}", flush=True)
         body = module.run()
         print(body, flush=True)
-        stamp = f"_{name}: measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {time.perf_counter() - started:.0f}s on {machine()}._"
+        took = time.perf_counter() - started
+        stamp = f"_{name}: measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {took:.0f}s on {machine()}._"
         page = _merge(page, name, f"{body.rstrip()}\n\n{stamp}")
         OUT.write_text(page, encoding="utf-8")  # after each bench, so a later failure keeps earlier figures
     print(f"wrote {OUT}")

@@ -117,9 +117,8 @@ def broker_status_cmd() -> None:
 @click.option("--table", "tables", multiple=True, help="Sync only these tables (default: all contracts)")
 def sync(tables: tuple[str, ...]) -> None:
     """Sync source tables into bronze and silver (incremental, gated, idempotent)."""
-    from spark_jobs.sync import run_sync
-
     from spark_jobs.session import get_spark
+    from spark_jobs.sync import run_sync
 
     settings = get_settings()
     report = run_sync(get_spark(settings), settings, tables=list(tables) or None)
@@ -132,7 +131,6 @@ def sync(tables: tuple[str, ...]) -> None:
 def ingest_events_cmd(max_messages: int | None, batch_size: int) -> None:
     """Ingest behaviour and business events from Kafka into bronze (dead-letters malformed ones)."""
     from spark_jobs.events_ingest import ingest_events
-
     from spark_jobs.session import get_spark
 
     settings = get_settings()

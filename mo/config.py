@@ -91,9 +91,7 @@ class Settings(BaseSettings):
 
     def require_pii_key(self) -> bytes:
         if not self.pii_key:
-            raise ConfigError(
-                "MO_PII_KEY is not set: the PII tokenisation key must come from the environment"
-            )
+            raise ConfigError("MO_PII_KEY is not set: the PII tokenisation key must come from the environment")
         if self.env == "production" and len(self.pii_key) < 32:
             raise ConfigError("MO_PII_KEY is shorter than 32 characters; production needs a strong key")
         return self.pii_key.encode()

@@ -39,9 +39,8 @@ def source_live_counts(settings: Settings) -> dict[str, int | None]:
 
 
 def _lake_counts(settings: Settings) -> tuple[dict[str, dict[str, Any]], dict[str, int | None]]:
-    from spark_jobs.sync import layer_counts
-
     from spark_jobs.session import get_spark
+    from spark_jobs.sync import layer_counts
 
     spark = get_spark(settings)
     events: dict[str, int | None] = {}

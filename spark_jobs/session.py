@@ -89,7 +89,7 @@ def session_conf(settings: Settings) -> dict[str, str]:
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.adaptive.enabled": "true",
-        # Python <-> JVM row hand-off through Arrow (event batches, GX, small frames); falls back if a type is unsupported.
+        # Python <-> JVM row hand-off through Arrow (event batches, GX); falls back on unsupported types.
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.pyspark.fallback.enabled": "true",
     }

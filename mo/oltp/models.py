@@ -89,9 +89,7 @@ class Product(Audited, Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     product_code: Mapped[str] = mapped_column(String(16), nullable=False, unique=True)
     name: Mapped[str] = mapped_column(String(64), nullable=False)
-    line: Mapped[str] = mapped_column(
-        String(16), nullable=False
-    )  # auto | property | accident | health | life
+    line: Mapped[str] = mapped_column(String(16), nullable=False)  # auto | property | accident | health | life
     risk_level: Mapped[str] = mapped_column(String(2), nullable=False)  # R1 .. R5
     requires_dual_recording: Mapped[bool] = mapped_column(Boolean, nullable=False)
     base_premium: Mapped[Decimal] = mapped_column(Money, nullable=False)
@@ -118,9 +116,7 @@ class Policy(Audited, Base):
     property_address: Mapped[str | None] = mapped_column(String(128))
     sum_insured: Mapped[Decimal] = mapped_column(Money, nullable=False)
     premium: Mapped[Decimal] = mapped_column(Money, nullable=False)
-    payment_mode: Mapped[str] = mapped_column(
-        String(16), nullable=False
-    )  # single | annual | quarterly | monthly
+    payment_mode: Mapped[str] = mapped_column(String(16), nullable=False)  # single | annual | quarterly | monthly
     start_date: Mapped[date] = mapped_column(Date, nullable=False)
     end_date: Mapped[date] = mapped_column(Date, nullable=False, index=True)  # renewal windows
     # quoted | pending_payment | in_force | lapsed | surrendered | expired
@@ -187,14 +183,10 @@ class Consent(Audited, Base):
     __tablename__ = "consents"
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     customer_id: Mapped[int] = mapped_column(Id, ForeignKey("customers.id"), nullable=False, index=True)
-    channel: Mapped[str] = mapped_column(
-        String(16), nullable=False
-    )  # app_push | sms | wechat | email | phone
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)  # app_push | sms | wechat | email | phone
     status: Mapped[str] = mapped_column(String(8), nullable=False)  # opt_in | opt_out
     decided_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
-    source: Mapped[str] = mapped_column(
-        String(16), nullable=False
-    )  # app | wechat | agent | call_center | web
+    source: Mapped[str] = mapped_column(String(16), nullable=False)  # app | wechat | agent | call_center | web
 
 
 class Complaint(Audited, Base):
@@ -205,12 +197,8 @@ class Complaint(Audited, Base):
     complaint_no: Mapped[str] = mapped_column(String(24), nullable=False, unique=True)
     customer_id: Mapped[int] = mapped_column(Id, ForeignKey("customers.id"), nullable=False, index=True)
     policy_id: Mapped[int | None] = mapped_column(Id, ForeignKey("policies.id"))
-    channel: Mapped[str] = mapped_column(
-        String(16), nullable=False
-    )  # hotline | app | wechat | branch | regulator
-    category: Mapped[str] = mapped_column(
-        String(16), nullable=False
-    )  # claim | sales | service | billing | product
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)  # hotline | app | wechat | branch | regulator
+    category: Mapped[str] = mapped_column(String(16), nullable=False)  # claim | sales | service | billing | product
     status: Mapped[str] = mapped_column(String(16), nullable=False)  # open | in_progress | resolved | closed
     opened_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     resolved_at: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from app.core.config import Settings
 from pydantic import ValidationError
+
+from app.core.config import Settings
 
 STRONG_SECRET = "s" * 40
 GOOD_DATABASE_URL = "postgresql+psycopg2://serving:a-real-password@postgres:5432/serving"
@@ -29,7 +30,9 @@ def test_outside_development_every_missing_piece_is_named(environment: str) -> N
 
 def test_short_secret_is_refused() -> None:
     with pytest.raises(ValidationError, match="shorter than 32 characters"):
-        Settings(environment="production", secret_key="short", database_url=GOOD_DATABASE_URL, redis_url="redis://r:6379/0")
+        Settings(
+            environment="production", secret_key="short", database_url=GOOD_DATABASE_URL, redis_url="redis://r:6379/0"
+        )
 
 
 @pytest.mark.parametrize(
@@ -41,7 +44,9 @@ def test_short_secret_is_refused() -> None:
 )
 def test_database_url_without_a_real_password_is_refused(database_url: str) -> None:
     with pytest.raises(ValidationError, match="empty or placeholder password"):
-        Settings(environment="production", secret_key=STRONG_SECRET, database_url=database_url, redis_url="redis://r:6379/0")
+        Settings(
+            environment="production", secret_key=STRONG_SECRET, database_url=database_url, redis_url="redis://r:6379/0"
+        )
 
 
 def test_production_with_everything_set_is_accepted() -> None:

@@ -11,10 +11,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from app.core.config import Settings
-from app.main import create_app
 from conftest import MACHINE_POSTGRES_URL, MACHINE_REDIS_URL
 from fastapi.testclient import TestClient
+
+from app.core.config import Settings
+from app.main import create_app
 
 SERVING_DIR = Path(__file__).resolve().parent.parent
 

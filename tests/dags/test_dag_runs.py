@@ -27,7 +27,9 @@ def world(settings, spark):
 
 def _silver_snapshot(spark, settings, table: str):
     """The snapshot readers of silver see: the table's main ref (audit branches have their own)."""
-    rows = spark.sql(f"select snapshot_id from {settings.catalog_name}.silver.{table}.refs where name = 'main'").collect()
+    rows = spark.sql(
+        f"select snapshot_id from {settings.catalog_name}.silver.{table}.refs where name = 'main'"
+    ).collect()
     return rows[0][0] if rows else None
 
 

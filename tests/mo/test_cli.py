@@ -14,7 +14,9 @@ def run_mo(*args: str, env: dict[str, str] | None = None, home: Path) -> subproc
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MO_")}
     full_env.update({"MO_HOME": str(home), "MO_PII_KEY": "test-key"})
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "mo", *args], capture_output=True, text=True, env=full_env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mo", *args], capture_output=True, text=True, env=full_env, timeout=300
+    )
 
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
