@@ -117,7 +117,7 @@ class _Project:
             index = site.setdefault("site_index_builder", {"class_name": "DefaultSiteIndexBuilder"})
             if index.get("validation_results_limit") != DOCS_RESULTS_LIMIT:
                 index["validation_results_limit"] = DOCS_RESULTS_LIMIT
-                variables.data_docs_sites = variables.data_docs_sites
+                variables.data_docs_sites = variables.data_docs_sites  # type: ignore[assignment]  # GX stub
                 changed = True
         if changed:
             variables.save()
@@ -135,7 +135,7 @@ class _Project:
             try:
                 asset = self.datasource.get_asset(table)
             except LookupError:
-                asset = self.datasource.add_dataframe_asset(name=table)
+                asset = self.datasource.add_dataframe_asset(name=table)  # type: ignore[attr-defined]  # Spark source
             try:
                 definition = asset.get_batch_definition(BATCH_DEFINITION)
             except (KeyError, LookupError):
@@ -259,7 +259,7 @@ def with_orphan_markers(
             f"CASE WHEN {fk} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {{parent{i}}} p WHERE p.`{key}` = {fk}) "
             f"THEN {fk} END AS `{orphan_column(column.name)}`"
         )
-    return spark.sql(f"SELECT c.*, {', '.join(markers)} FROM {{child}} c", **frames)
+    return spark.sql(f"SELECT c.*, {', '.join(markers)} FROM {{child}} c", **frames)  # type: ignore[arg-type]
 
 
 # --- results --------------------------------------------------------------------------------------------

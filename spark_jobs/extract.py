@@ -174,7 +174,7 @@ def read_window(spark, settings: Settings, source: JdbcSource, contract: TableCo
     if custom_schema:
         reader = reader.option("customSchema", custom_schema)
     partitions = min(MAX_READ_PARTITIONS, math.ceil(window.rows / max(settings.jdbc_partition_rows, 1)))
-    if contract.partitioned_read and partitions > 1 and window.min_id is not None:
+    if contract.partitioned_read and partitions > 1 and window.min_id is not None and window.max_id is not None:
         reader = (
             reader.option("partitionColumn", contract.primary_key)
             .option("lowerBound", str(window.min_id))

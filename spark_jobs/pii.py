@@ -74,6 +74,8 @@ def mask(kind: str, value: str | None) -> str | None:
     if value is None or kind not in MASKED_KINDS:
         return None
     norm = normalise(kind, value) if kind in ("id_number", "phone", "plate") else value
+    if norm is None:
+        return None
     if kind == "name":
         return norm[:1] + "**"
     if kind == "id_number":

@@ -52,7 +52,8 @@ def read_watermarks(spark, settings: Settings) -> dict[str, datetime]:
     rows = spark.sql(
         f"SELECT `table`, date_format(high_watermark, '{_SPARK_TS}') AS wm FROM {ops_table(settings, 'watermarks')}"
     ).collect()
-    return {r["table"]: parse_ts(r["wm"]) for r in rows if r["wm"] is not None}
+    marks = {r["table"]: parse_ts(r["wm"]) for r in rows}
+    return {table: mark for table, mark in marks.items() if mark is not None}
 
 
 def advance_watermarks(spark, settings: Settings, run_id: str, marks: dict[str, datetime | str | None]) -> None:
