@@ -93,6 +93,10 @@ def session_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.pyspark.fallback.enabled": "true",
     }
+    if settings.spark_master.startswith("local"):
+        # Local mode talks only to itself: keep the driver on loopback, whatever the host's interfaces.
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
     conf.update(catalog_conf(settings))
     for item in filter(None, (p.strip() for p in settings.spark_extra_conf.split(","))):
         key, _, value = item.partition("=")
