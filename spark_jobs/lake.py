@@ -143,6 +143,20 @@ def ensure_ops_tables(spark, settings: Settings) -> None:
     _create(spark, ops_table(settings, "sync_runs"), SYNC_RUNS_COLUMNS, None, props)
 
 
+# Silver MERGEs touch a few thousand rows of million-row tables each run: merge-on-read writes delete
+# files instead of rewriting every data file a changed row sits in (copy-on-write). Readers merge the
+# deletes; periodic compaction (rewrite_data_files / rewrite_position_delete_files) keeps reads fast.
+MERGE_ON_READ = {
+    "write.merge.mode": "merge-on-read",
+    "write.update.mode": "merge-on-read",
+    "write.delete.mode": "merge-on-read",
+}
+
+
+def _properties(spark, table_name: str) -> dict[str, str]:
+    return {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {table_name}").collect()}
+
+
 def ensure_layer_tables(spark, settings: Settings, contract: TableContract) -> list[str]:
     """Create the table's bronze/silver/restricted tables if missing and add columns the contract gained.
 
@@ -150,7 +164,7 @@ def ensure_layer_tables(spark, settings: Settings, contract: TableContract) -> l
     """
     ensure_namespaces(spark, settings)
     name = contract.table
-    silver_props = {"format-version": "2", "write.wap.enabled": "true"}
+    silver_props = {"format-version": "2", "write.wap.enabled": "true", **MERGE_ON_READ}
     bucket = f"bucket({SILVER_BUCKETS}, {quote(contract.primary_key)})" if contract.partitioned_read else None
     targets = [
         (bronze_table(settings, name), bronze_columns(contract), "days(_extracted_at)", {"format-version": "2"}),
@@ -171,6 +185,10 @@ def ensure_layer_tables(spark, settings: Settings, contract: TableContract) -> l
         if not spark.catalog.tableExists(table_name):
             _create(spark, table_name, columns, partitioned_by, props)
             continue
+        if props is silver_props and _properties(spark, table_name).get("write.merge.mode") != "merge-on-read":
+            # tables created before merge-on-read became the default are switched over in place
+            settings_sql = ", ".join(f"'{k}' = '{v}'" for k, v in MERGE_ON_READ.items())
+            spark.sql(f"ALTER TABLE {table_name} SET TBLPROPERTIES ({settings_sql})")
         existing = {f.name.lower() for f in spark.table(table_name).schema.fields}
         for col_name, col_type in columns:
             if col_name.lower() not in existing:

@@ -183,7 +183,9 @@ def _write_batch(
     seen = spark.table(bronze).where(F.col("_batch_id") != batch_id)
     if window.lower is not None:
         seen = seen.where(F.col(wm) > F.lit(format_ts(window.lower)).cast("timestamp"))
-    fresh = changes.join(seen.select(pk, wm), [pk, wm], "left_anti").persist(StorageLevel.MEMORY_AND_DISK)
+    fresh = changes.join(seen.select(pk, wm), [pk, wm], "left_anti")
+    if contract.pii_columns:  # read once from the source, written twice (bronze and the restricted staging)
+        fresh = fresh.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         meta = {
             "_batch_id": F.lit(batch_id),
