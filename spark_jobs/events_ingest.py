@@ -184,9 +184,13 @@ def lake_offsets(
 
 def _append(spark, settings: Settings, table: str, rows: list[tuple], columns: str) -> None:
     if rows:
-        # Rows are built here from contract-checked values; re-verifying each one in Python costs ~10% of a batch.
-        df = spark.createDataFrame(rows, schema=columns, verifySchema=False)
-        df.writeTo(_table(settings, table)).append()
+        import pandas as pd
+
+        # Through a pandas frame so the hand-off to the JVM goes by Arrow batches instead of pickled rows
+        # (several times faster for 50k-event batches); Spark falls back to rows for a type Arrow lacks.
+        names = [part.split()[0].strip("`") for part in columns.split(",") if part.strip()]
+        frame = pd.DataFrame.from_records(rows, columns=names)
+        spark.createDataFrame(frame, schema=columns).writeTo(_table(settings, table)).append()
 
 
 def _fault(point: str) -> None:
