@@ -7,8 +7,6 @@ under ``MO_HOME``. Pointing the same code at servers and a Spark cluster is conf
 
 from __future__ import annotations
 
-import os
-from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -96,19 +94,9 @@ class Settings(BaseSettings):
             raise ConfigError("MO_PII_KEY is shorter than 32 characters; production needs a strong key")
         return self.pii_key.encode()
 
-    @cached_property
-    def state_dir(self) -> Path:
-        path = self.home / "state"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
 
 def get_settings() -> Settings:
     """Settings as the environment says now (not cached: tests and the CLI change the environment)."""
     settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     return settings
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in {"1", "true", "yes"}
