@@ -30,16 +30,26 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 TABLES = ["organizations", "agents", "customers"]
 
 
-def _wait_for(check, what: str, timeout: float = 90) -> None:
+def _log_tail(*logs: Path, lines: int = 30) -> str:
+    """The end of each launcher log, so a timeout says why the master or worker did not come up."""
+    parts = []
+    for log in logs:
+        text = log.read_text(errors="replace").splitlines() if log.exists() else ["(no log)"]
+        parts.append(f"--- {log.name} ---\n" + "\n".join(text[-lines:]))
+    return "\n".join(parts)
+
+
+def _wait_for(check, what: str, timeout: float = 180, logs: tuple[Path, ...] = ()) -> None:
+    """Poll ``check`` until it holds; a busy 2-core machine can take a while to start two JVMs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if check():
                 return
-        except OSError:
+        except (OSError, ValueError):  # not listening yet, or a half-written status page
             pass
         time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{_log_tail(*logs)}")
 
 
 def free_port() -> int:
@@ -101,14 +111,22 @@ def test_sync_submitted_to_a_standalone_cluster(spark, settings, tmp_path):
             env,
             tmp_path / "master.log",
         )  # fmt: skip
-        _wait_for(lambda: _port_open(master_port) and _port_open(master_ui), "the Spark master")
+        _wait_for(
+            lambda: _port_open(master_port) and _port_open(master_ui),
+            "the Spark master",
+            logs=(tmp_path / "master.log",),
+        )
         worker = _start(
             [spark_class, "org.apache.spark.deploy.worker.Worker", master_url, "--host", "127.0.0.1", "--cores", "1",
              "--memory", "1g", "--webui-port", str(worker_ui), "--work-dir", str(tmp_path / "work")],
             env,
             tmp_path / "worker.log",
         )  # fmt: skip
-        _wait_for(lambda: _alive_workers(master_ui) == 1, "the worker to register")
+        _wait_for(
+            lambda: _alive_workers(master_ui) >= 1,
+            "the worker to register",
+            logs=(tmp_path / "master.log", tmp_path / "worker.log"),
+        )
 
         from mo.config import get_settings
 
