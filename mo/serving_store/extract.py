@@ -1,0 +1,218 @@
+"""What a publish reads from the lakehouse, as Spark DataFrames pinned to one Iceberg snapshot each.
+
+The SQL store and Redis both read the marts (profiles are read twice); pinning every input to the
+snapshot current when the publish starts gives both stores the same data even if a build commits in
+between, and the audit row records exactly which snapshots were published.
+
+Rows leave Spark as Arrow record batches: each executor serialises its batches to Arrow IPC bytes
+(``mapInArrow``), and the driver pulls one partition at a time (``toLocalIterator``), so a 1M-row
+mart never sits in driver memory at once and no row is pickled one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from mo.serving_store.contract import ServingContract, ServingTable
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+
+@dataclass(frozen=True)
+class PublishInputs:
+    """Fully qualified lakehouse tables a publish reads."""
+
+    profile: str
+    events: str
+    membership: str
+    definitions: str
+
+    @classmethod
+    def for_catalog(cls, catalog: str) -> PublishInputs:
+        return cls(
+            profile=f"{catalog}.marts.customer_profile",
+            events=f"{catalog}.marts.customer_event_daily",
+            membership=f"{catalog}.segments.membership",
+            definitions=f"{catalog}.segments.definitions",
+        )
+
+
+@dataclass
+class PinnedInputs:
+    """Each input as a DataFrame at its pinned snapshot (None: the table does not exist)."""
+
+    frames: dict[str, DataFrame | None]
+    snapshots: dict[str, int | None]  # table -> snapshot id read (None: empty table)
+
+    def source(self) -> dict[str, Any]:
+        return {"tables": self.snapshots}
+
+
+def pin_inputs(spark: SparkSession, inputs: PublishInputs, *, required: tuple[str, ...]) -> PinnedInputs:
+    """Read each input at its current Iceberg snapshot. Tables in ``required`` must exist."""
+    from mo.serving_store.store import ServingStoreError
+
+    frames: dict[str, DataFrame | None] = {}
+    snapshots: dict[str, int | None] = {}
+    for key, table in vars(inputs).items():
+        if not spark.catalog.tableExists(table):
+            if key in required:
+                raise ServingStoreError(f"input table {table} does not exist: build the marts before publishing")
+            frames[key] = None
+            continue
+        row = spark.sql(f"SELECT snapshot_id FROM {table}.refs WHERE name = 'main'").first()
+        snapshot = int(row[0]) if row else None
+        snapshots[table] = snapshot
+        query = f"SELECT * FROM {table}" + (f" VERSION AS OF {snapshot}" if snapshot is not None else "")
+        frames[key] = spark.sql(query)
+    return PinnedInputs(frames, snapshots)
+
+
+def _serving_columns(df: DataFrame, table: ServingTable) -> DataFrame:
+    """The contract's columns in contract order; complex values (maps, arrays) as JSON text."""
+    from pyspark.sql import functions as F
+
+    missing = [c for c in table.column_names if c not in df.columns]
+    if missing:
+        from mo.serving_store.store import ServingStoreError
+
+        raise ServingStoreError(f"{table.name}: input lacks contract column(s) {', '.join(missing)}")
+    from pyspark.sql.types import ArrayType, MapType, StructType
+
+    complex_types = (ArrayType, MapType, StructType)
+    columns = []
+    for c in table.columns:
+        col = F.col(c.name)
+        if isinstance(df.schema[c.name].dataType, complex_types):
+            col = F.to_json(col)
+        columns.append(col.alias(c.name))
+    return df.select(*columns)
+
+
+def profile_frame(pinned: PinnedInputs, contract: ServingContract) -> DataFrame:
+    profile = pinned.frames["profile"]
+    assert profile is not None
+    return _serving_columns(profile, contract.tables["customer_profile"])
+
+
+def event_frame(pinned: PinnedInputs, contract: ServingContract, as_of: date) -> DataFrame | None:
+    from pyspark.sql import functions as F
+
+    events = pinned.frames["events"]
+    if events is None:
+        return None
+    first_day = as_of - timedelta(days=contract.event_retention_days - 1)
+    recent = events.where((F.col("event_date") >= F.lit(first_day)) & (F.col("event_date") <= F.lit(as_of)))
+    return _serving_columns(recent, contract.tables["customer_event_daily"])
+
+
+def segment_frames(
+    pinned: PinnedInputs, contract: ServingContract, as_of: date
+) -> tuple[DataFrame | None, DataFrame | None]:
+    """(segments, segment_members): each segment's latest membership run on or before ``as_of``."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    membership, definitions = pinned.frames["membership"], pinned.frames["definitions"]
+    if membership is None and definitions is None:
+        return None, None
+
+    latest_runs = members = None
+    if membership is not None:
+        current = membership.where(F.col("as_of_date") <= F.lit(as_of))
+        runs = current.groupBy("segment_id", "run_id").agg(
+            F.max("as_of_date").alias("as_of_date"),
+            F.max("computed_at").alias("refreshed_at"),
+            F.max("segment_version").cast("int").alias("run_version"),
+        )
+        newest_first = Window.partitionBy("segment_id").orderBy(
+            F.desc("as_of_date"), F.desc("refreshed_at"), F.desc("run_id")
+        )
+        latest_runs = runs.withColumn("_n", F.row_number().over(newest_first)).where("_n = 1").drop("_n")
+        members = current.join(latest_runs.select("segment_id", "run_id"), ["segment_id", "run_id"])
+        members = _serving_columns(members, contract.tables["segment_members"])
+
+    spark = (membership if membership is not None else definitions).sparkSession  # type: ignore[union-attr]
+    if definitions is not None:
+        version = "segment_version" if "segment_version" in definitions.columns else "version"
+        defs = definitions.select(
+            "segment_id", F.col(version).cast("int").alias("def_version"), "name", "kind", F.col("rule").cast("string")
+        )
+    else:
+        defs = spark.createDataFrame([], "segment_id string, def_version int, name string, kind string, rule string")
+    newest_def = Window.partitionBy("segment_id").orderBy(F.desc("def_version"))
+    latest_defs = defs.withColumn("_n", F.row_number().over(newest_def)).where("_n = 1").drop("_n")
+    if latest_runs is None:
+        latest_runs = spark.createDataFrame(
+            [], "segment_id string, run_id string, as_of_date date, refreshed_at timestamp, run_version int"
+        )
+        sizes = spark.createDataFrame([], "segment_id string, size bigint")
+    else:
+        sizes = members.groupBy("segment_id").agg(F.count("*").alias("size"))  # type: ignore[union-attr]
+
+    ids = latest_defs.select("segment_id").union(latest_runs.select("segment_id")).distinct()
+    run_defs = defs.select(
+        "segment_id",
+        F.col("def_version").alias("run_version"),
+        F.col("name").alias("run_name"),
+        F.col("kind").alias("run_kind"),
+        F.col("rule").alias("run_rule"),
+    )
+    segments = (
+        ids.join(latest_runs, "segment_id", "left")
+        .join(latest_defs, "segment_id", "left")
+        .join(run_defs, ["segment_id", "run_version"], "left")
+        .join(sizes, "segment_id", "left")
+        .select(
+            "segment_id",
+            F.coalesce("run_version", "def_version").alias("segment_version"),
+            # The definition of the version the members were computed with; the newest one if never run.
+            F.coalesce("run_name", "name").alias("name"),
+            F.coalesce("run_kind", "kind").alias("kind"),
+            F.coalesce("run_rule", "rule").alias("rule"),
+            F.coalesce("size", F.lit(0)).cast("bigint").alias("size"),
+            "run_id",
+            "as_of_date",
+            "refreshed_at",
+        )
+    )
+    return _serving_columns(segments, contract.tables["segments"]), members
+
+
+def redis_profile_frame(profile: DataFrame, members: DataFrame | None) -> DataFrame:
+    """Profile rows plus ``segments``: the comma-separated, sorted ids of the customer's segments."""
+    from pyspark.sql import functions as F
+
+    if members is None:
+        return profile.withColumn("segments", F.lit(""))
+    per_customer = members.groupBy("customer_id").agg(
+        F.concat_ws(",", F.array_sort(F.collect_set("segment_id"))).alias("segments")
+    )
+    return profile.join(per_customer, "customer_id", "left").withColumn(
+        "segments", F.coalesce(F.col("segments"), F.lit(""))
+    )
+
+
+def iter_arrow_batches(df: DataFrame) -> Iterator[pa.RecordBatch]:
+    """Stream a DataFrame to the driver as Arrow record batches, one Spark partition at a time."""
+
+    def encode(batches: Iterable[pa.RecordBatch]) -> Iterable[pa.RecordBatch]:
+        import pyarrow as pa
+
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, batch.schema) as writer:
+                writer.write_batch(batch)
+            yield pa.RecordBatch.from_pydict({"chunk": [sink.getvalue().to_pybytes()]})
+
+    for row in df.mapInArrow(encode, "chunk binary").toLocalIterator():
+        with pa.ipc.open_stream(row.chunk) as reader:
+            yield from reader
