@@ -1,0 +1,73 @@
+"""A plain-Python reading of the rule language, written apart from the compiler, so the SQL of every target is
+checked against what the rule means and not only against the other targets."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from mo.segments.rules import profile_columns
+
+_CMP = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+}
+
+
+def _value(value: Any, column_type: str, as_of: dt.date) -> Any:
+    if isinstance(value, dict):
+        day = as_of + dt.timedelta(days=value["days_from_as_of"])
+        return day if column_type == "date" else dt.datetime.combine(day, dt.time())
+    if column_type == "date":
+        return dt.date.fromisoformat(value)
+    if column_type == "timestamp":
+        parsed = dt.datetime.fromisoformat(value)
+        return parsed if len(value) > 10 else dt.datetime.combine(parsed.date(), dt.time())
+    return value
+
+
+def holds(rule: dict, profile: dict, events: dict[tuple[int, str], list[tuple[dt.date, int]]], as_of: dt.date) -> bool:
+    if "all" in rule:
+        return all(holds(r, profile, events, as_of) for r in rule["all"])
+    if "any" in rule:
+        return any(holds(r, profile, events, as_of) for r in rule["any"])
+    if "not" in rule:
+        return not holds(rule["not"], profile, events, as_of)
+    if "event" in rule:
+        start = as_of - dt.timedelta(days=rule["within_days"] - 1)
+        total = sum(n for day, n in events.get((profile["customer_id"], rule["event"]), []) if start <= day <= as_of)
+        count = rule.get("count", {"op": "gte", "value": 1})
+        return _CMP[count["op"]](total, count["value"])
+    if "tag" in rule:
+        actual = profile["custom_tags"].get(rule["tag"])
+        column_type = "string"
+    else:
+        actual = profile[rule["attr"]]
+        column_type = profile_columns()[rule["attr"]].type
+    op, value = rule["op"], rule.get("value")
+    if op == "is_null":
+        return actual is None
+    if op == "not_null":
+        return actual is not None
+    if actual is None:
+        return False
+    if op == "in":
+        return actual in value
+    if op == "not_in":
+        return actual not in value
+    if op == "between":
+        return _value(value[0], column_type, as_of) <= actual <= _value(value[1], column_type, as_of)
+    if op == "contains":
+        return value in actual
+    return _CMP[op](actual, _value(value, column_type, as_of))
+
+
+def expected_members(rule: dict, profiles: list[dict], event_rows: list[dict], as_of: dt.date) -> set[int]:
+    events: dict[tuple[int, str], list[tuple[dt.date, int]]] = {}
+    for e in event_rows:
+        events.setdefault((e["customer_id"], e["event_type"]), []).append((e["event_date"], e["event_count"]))
+    return {p["customer_id"] for p in profiles if holds(rule, p, events, as_of)}
