@@ -1,0 +1,1 @@
+"""Marts: the dbt project runner (dbt/ holds the models)."""
