@@ -43,32 +43,41 @@ SCALAR_TYPES = (*NUMERIC_TYPES, *TEMPORAL_TYPES, "string", "boolean")
 
 @dataclass(frozen=True)
 class RuleProblem:
-    """One thing wrong with a rule: where (JSON pointer, "" for the root) and why."""
+    """One thing wrong with a rule: where (JSON pointer, "" for the root; ``source`` the file, if any) and why."""
 
     path: str
     reason: str
+    source: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.path or '/'}: {self.reason}"
+        where = f"{self.source}#{self.path}" if self.source else self.path or "/"
+        return f"{where}: {self.reason}"
 
 
 class RuleError(MoError):
     """A segment rule is invalid; ``problems`` lists every bad node with its JSON pointer and the reason."""
 
-    def __init__(self, problems: list[RuleProblem] | RuleProblem | str, reason: str | None = None, *, source=None):
+    what = "segment rule"
+
+    def __init__(
+        self,
+        problems: list[RuleProblem] | RuleProblem | str,
+        reason: str | None = None,
+        *,
+        source: str | Path | None = None,
+    ):
         if isinstance(problems, str):
             problems = [RuleProblem(problems, reason or "invalid")]
         elif isinstance(problems, RuleProblem):
             problems = [problems]
-        self.problems: list[RuleProblem] = list(problems)
-        self.source = source
-        where = f"{source}: " if source else ""
+        self.problems: list[RuleProblem] = [
+            p if p.source or source is None else RuleProblem(p.path, p.reason, str(source)) for p in problems
+        ]
+        listed = "; ".join(str(p) for p in self.problems)
         if len(self.problems) == 1:
-            message = f"invalid segment rule: {where}{self.problems[0]}"
+            message = f"invalid {self.what}: {listed}"
         else:
-            message = f"invalid segment rule ({len(self.problems)} problems): {where}" + "; ".join(
-                str(p) for p in self.problems
-            )
+            message = f"invalid {self.what} ({len(self.problems)} problems): {listed}"
         super().__init__(message)
 
 
