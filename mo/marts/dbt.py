@@ -117,7 +117,7 @@ def failed_nodes(result: Any) -> list[tuple[str, str]]:
         status = str(getattr(node_result, "status", "")).lower()
         if status in FAILED_STATUSES:
             node = getattr(node_result, "node", None)
-            name = getattr(node, "unique_id", None) or getattr(node, "name", "?")
+            name = str(getattr(node, "unique_id", None) or getattr(node, "name", "?"))
             message = str(getattr(node_result, "message", "") or status)
             failures.append((name, _one_line(message, 800)))
     return failures
