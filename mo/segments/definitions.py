@@ -312,3 +312,21 @@ __all__ = [
     "save_definition",
     "save_definitions",
 ]
+
+
+def check_path(path: Path) -> list[str]:
+    """Validate a definition file, a folder of them, or a bare rule file (a document without ``kind``); one line
+    per valid item. Raises DefinitionError / RuleError listing every problem (what ``mo segments validate`` runs)."""
+    from mo.segments.rules import load_rule_file, validate_rule
+
+    path = Path(path)
+    if path.is_dir():
+        return [f"{d.id}: {d.kind} segment, valid ({d.source})" for d in load_definitions(path)]
+    if not path.is_file():
+        raise MoError(f"no such file or folder: {path}")
+    document = load_rule_file(path)
+    if isinstance(document, dict) and "kind" in document:
+        definition = parse_definition(document, source=path)
+        return [f"{definition.id}: {definition.kind} segment, valid ({path})"]
+    validate_rule(document, source=path)
+    return [f"{path}: valid segment rule"]

@@ -406,6 +406,28 @@ def refresh_segments(
     return report
 
 
+def refresh_from_folder(
+    settings: Settings,
+    folder: Path | None = None,
+    *,
+    as_of: dt.date | None = None,
+    run_id: str | None = None,
+    created_by: str = "segment-refresh",
+) -> RefreshReport:
+    """Load the definitions in ``folder`` (default: schemas/segments/examples) and refresh them on the lake's
+    marts (what ``mo segments refresh`` and the build_profiles DAG run). ``as_of`` defaults to today (UTC);
+    ``run_id`` to ``manual-<as_of>``, so running it twice on one day replaces that day's manual run."""
+    from mo.segments.definitions import EXAMPLES_DIR, load_definitions
+    from spark_jobs.session import get_spark
+
+    definitions = load_definitions(folder or EXAMPLES_DIR)  # invalid files stop here, before Spark starts
+    as_of = as_of or dt.datetime.now(dt.UTC).date()
+    spark = get_spark(settings, app_name="segment-refresh")
+    return refresh_segments(
+        spark, settings, definitions, as_of=as_of, run_id=run_id or f"manual-{as_of}", created_by=created_by
+    )
+
+
 # --- reading back ----------------------------------------------------------------------------------------------
 
 

@@ -121,3 +121,19 @@ def test_saving_a_changed_definition_creates_the_next_version(spark, settings):
         get_definition(lake, settings, "young-urban", 7)
     with pytest.raises(SegmentNotFound, match="'nobody' has no stored definition"):
         get_definition(lake, settings, "nobody")
+
+
+def test_check_path_validates_definitions_folders_and_bare_rules(tmp_path: Path):
+    from mo.segments.definitions import check_path
+    from mo.segments.rules import RuleError
+
+    assert len(check_path(EXAMPLES_DIR)) == 6
+    assert check_path(EXAMPLES_DIR / "young-urban.json") == [
+        f"young-urban: dynamic segment, valid ({EXAMPLES_DIR / 'young-urban.json'})"
+    ]
+    rule = tmp_path / "rule.yaml"
+    rule.write_text("all:\n- {attr: age, op: gte, value: 18}\n- {event: claim_filed, within_days: 30}\n")
+    assert check_path(rule) == [f"{rule}: valid segment rule"]
+    rule.write_text("all:\n- {attr: age, op: gte, value: eighteen}\n")
+    with pytest.raises(RuleError, match=r"rule.yaml#/all/0/value: 'eighteen' is not an integer \(age is int\)"):
+        check_path(rule)
