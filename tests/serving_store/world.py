@@ -59,7 +59,8 @@ def _value(col: dict[str, Any], cid: int, rng: random.Random, tag: str) -> Any:
     if kind == "timestamp":
         return dt.datetime(2026, 3, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=rng.randint(0, 30 * 86400), microseconds=7)
     if kind.startswith("map<"):
-        return {"vip": rng.choice(["yes", "no"]), "note": 'it\'s "quoted", ok'} if rng.random() < 0.5 else {}
+        tags = {"renewal_focus": rng.choice(["true", "false"])}
+        return {**tags, "note": 'it\'s "quoted", ok'} if rng.random() < 0.5 else tags
     raise AssertionError(kind)
 
 

@@ -1,0 +1,173 @@
+"""Publishing from Iceberg tables through Spark (the real path), and the segment preview over the published
+store checked against the same rule compiled for Spark and run on the lakehouse tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import redis
+from sqlalchemy import text
+
+from mo.serving_store import get_profile, preview_segment, publish
+from mo.serving_store.extract import PublishInputs
+from mo.serving_store.preview import DISTRIBUTION_COLUMNS
+from mo.serving_store.store import SqlServingStore, open_store
+from tests.serving_store.conftest import POSTGRES_URL, REDIS_URL
+from tests.serving_store.world import AS_OF, World, make_world, mart_columns
+
+pytestmark = pytest.mark.spark
+
+MEMBERSHIP_DDL = (
+    "run_id string, as_of_date date, segment_id string, segment_version int, customer_id bigint, "
+    "matched_clauses array<string>, computed_at timestamp"
+)
+DEFINITIONS_DDL = "segment_id string, version int, name string, kind string, rule string"
+
+RULES = {
+    "attributes": {
+        "all": [
+            {"attr": "gender", "op": "eq", "value": "F"},
+            {"attr": "age_band", "op": "in", "value": ["25-34", "35-44", "45-54"]},
+        ]
+    },
+    "nested_not_and_tag": {
+        "any": [
+            {"not": {"attr": "preferred_channel", "op": "eq", "value": "app"}},
+            {"tag": "renewal_focus", "op": "eq", "value": "true"},
+        ]
+    },
+    "events_and_dates": {
+        "all": [
+            {"event": "message_open", "within_days": 90, "count": {"op": "gte", "value": 2}},
+            {"attr": "next_renewal_date", "op": "lte", "value": {"days_from_as_of": 60}},
+            {"attr": "total_premium", "op": "gt", "value": 2000},
+        ]
+    },
+    "injection": {"attr": "province", "op": "eq", "value": "x' OR '1'='1"},
+}
+
+
+def _ddl(mart: str) -> str:
+    return ", ".join(f"{c['name']} {c['type']}" for c in mart_columns(mart))
+
+
+def _write(spark, table: str, ddl: str, rows: list[dict]) -> None:
+    names = [part.strip().split(" ")[0] for part in ddl.split(", ")]
+    df = spark.createDataFrame([tuple(r[n] for n in names) for r in rows], ddl)
+    df.writeTo(table).using("iceberg").createOrReplace()
+
+
+@pytest.fixture
+def lake(spark, settings) -> tuple[PublishInputs, World]:
+    from spark_jobs.session import prepare_local_dirs, register_catalog
+
+    prepare_local_dirs(settings)
+    register_catalog(spark, settings)
+    catalog = settings.catalog_name
+    for namespace in ("marts", "segments"):
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {catalog}.{namespace}")
+    world = make_world("s", 120, seed=41)
+    inputs = PublishInputs.for_catalog(catalog)
+    _write(spark, inputs.profile, _ddl("customer_profile"), world.profiles)
+    _write(spark, inputs.events, _ddl("customer_event_daily"), world.events)
+    _write(spark, inputs.membership, MEMBERSHIP_DDL, world.membership)
+    _write(spark, inputs.definitions, DEFINITIONS_DDL, world.definitions)
+    return inputs, world
+
+
+def test_publish_from_the_lakehouse(spark, settings, lake, pg_schema: str, redis_prefix: str):
+    inputs, world = lake
+    # Embedded default: SQLite under MO_HOME; Redis here is the machine's server (private prefix).
+    result = publish(settings, spark=spark, as_of=AS_OF, redis_url=REDIS_URL, redis_prefix=redis_prefix)
+
+    events_in_window = spark.sql(
+        f"SELECT count(*) FROM {inputs.events} WHERE event_date BETWEEN DATE'{AS_OF - dt.timedelta(days=179)}' "
+        f"AND DATE'{AS_OF}'"
+    ).first()[0]
+    members = world.published_members()
+    assert result.row_counts == {
+        "customer_profile": 120,
+        "customer_event_daily": events_in_window,
+        "segments": 2,
+        "segment_members": len(members),
+    }
+    assert result.redis_keys == 120
+
+    store = open_store(settings)
+    try:
+        assert store.url.endswith(str(settings.home / "serving" / "serving.db"))
+        with store.engine.connect() as conn:
+            segments = {r.segment_id: r for r in conn.execute(text(f"SELECT * FROM {store.qualified('segments')}"))}
+            published = {
+                (r[0], r[1])
+                for r in conn.execute(text(f"SELECT segment_id, customer_id FROM {store.qualified('segment_members')}"))
+            }
+        # The latest run on or before as_of (run1), not the later run2 nor the older run0.
+        assert segments["s_loyal"].run_id == "run1" and segments["s_loyal"].name == "s loyal"
+        assert segments["s_loyal"].size == sum(1 for m in members if m["segment_id"] == "s_loyal")
+        assert segments["s_static"].run_id == "upload1" and segments["s_static"].size == 5
+        assert published == {(m["segment_id"], m["customer_id"]) for m in members}
+        audit = store.refreshes()[0]
+        snapshots = audit["source"]
+        for table in (inputs.profile, inputs.events, inputs.membership, inputs.definitions):
+            current = spark.sql(f"SELECT snapshot_id FROM {table}.refs WHERE name = 'main'").first()[0]
+            assert f'"{table}": {current}' in snapshots
+    finally:
+        store.dispose()
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        profile = get_profile(client, 7, prefix=redis_prefix)
+        assert profile["name_masked"] == "s-7"
+        expected_segments = sorted(m["segment_id"] for m in members if m["customer_id"] == 7)
+        assert profile["segments"] == ",".join(expected_segments)
+    finally:
+        client.close()
+
+    # The same publish to a PostgreSQL schema, database only.
+    pg = publish(settings, spark=spark, as_of=AS_OF, db_url=POSTGRES_URL, schema=pg_schema, use_redis=False)
+    assert pg.row_counts == result.row_counts and pg.redis_keys is None
+
+    # Previews on both published stores agree with the rule run by Spark on the lakehouse tables (one test
+    # with the publish above: publishing is the expensive part).
+    _check_previews(spark, inputs, [open_store(settings), SqlServingStore(POSTGRES_URL, schema=pg_schema)])
+
+
+def _spark_preview(spark, inputs: PublishInputs, rule: dict) -> tuple[int, list[int], dict]:
+    from mo.segments.compiler import compile_rule
+
+    compiled = compile_rule(rule, dialect="spark", as_of=AS_OF, profile=inputs.profile, events=inputs.events)
+    columns = ", ".join(f"p.{c}" for c in DISTRIBUTION_COLUMNS)
+    rows = spark.sql(
+        f"SELECT p.customer_id, {columns} FROM {inputs.profile} p WHERE {compiled.where_sql}", args=compiled.params
+    ).collect()
+    distributions: dict[str, dict] = {c: {} for c in DISTRIBUTION_COLUMNS}
+    for row in rows:
+        for c in DISTRIBUTION_COLUMNS:
+            distributions[c][row[c]] = distributions[c].get(row[c], 0) + 1
+    ids = sorted(r.customer_id for r in rows)
+    return len(rows), ids[:20], distributions
+
+
+def _check_previews(spark, inputs: PublishInputs, stores: list[SqlServingStore]) -> None:
+    try:
+        for name, rule in RULES.items():
+            count, sample, distributions = _spark_preview(spark, inputs, rule)
+            if name != "injection":
+                assert 0 < count < 120, f"rule {name} should select some but not all customers"
+            for store in stores:
+                preview = preview_segment(rule, store=store)
+                assert preview.as_of == AS_OF
+                assert preview.count == count, (name, store.dialect)
+                assert preview.sample_ids == sample, (name, store.dialect)
+                expected = {c: distributions[c] for c in DISTRIBUTION_COLUMNS}
+                assert preview.distributions == expected, (name, store.dialect)
+                assert preview.clauses
+        # The injection attempt is a plain value that matches nobody.
+        assert preview_segment(RULES["injection"], store=stores[0]).count == 0
+        everyone = {"attr": "customer_id", "op": "gte", "value": 0}
+        assert preview_segment(everyone, store=stores[1], sample_size=3).sample_ids == [1, 2, 3]
+    finally:
+        for store in stores:
+            store.dispose()
