@@ -47,12 +47,13 @@ lifecycle_events as (
 
 policy_milestones as (
     select
-        policies.*,
+        *,
         stack(
             6,
             'policy_quoted', created_at,
             'policy_issued', issued_at,
-            'policy_started', case when status not in ('quoted', 'pending_payment') then cast(start_date as timestamp) end,
+            'policy_started',
+            case when status not in ('quoted', 'pending_payment') then cast(start_date as timestamp) end,
             'policy_expired', case when status = 'expired' then cast(date_add(end_date, 1) as timestamp) end,
             'policy_lapsed', case when status = 'lapsed' then updated_at end,
             'policy_surrendered', case when status = 'surrendered' then updated_at end
@@ -84,7 +85,7 @@ policy_events as (
 
 claim_milestones as (
     select
-        claims.*,
+        *,
         stack(
             5,
             'claim_filed', reported_at, cast(amount_claimed as double),
@@ -119,7 +120,7 @@ claim_events as (
 
 recording_milestones as (
     select
-        recordings.*,
+        *,
         stack(
             2,
             'recording_made', recorded_at,
@@ -171,7 +172,7 @@ consent_events as (
 
 complaint_milestones as (
     select
-        complaints.*,
+        *,
         stack(
             2,
             'complaint_opened', opened_at,

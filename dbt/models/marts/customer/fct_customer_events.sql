@@ -25,7 +25,7 @@ unioned as (
 final as (
     select
         cast(unioned.event_id as string) as event_id,
-        cast(unioned.customer_id as bigint) as customer_id,
+        cast(customers.id as bigint) as customer_id,
         cast(unioned.event_at as timestamp) as event_at,
         cast(unioned.event_at as date) as event_date,
         cast(unioned.domain as string) as domain,
@@ -36,7 +36,7 @@ final as (
         cast(unioned.attributes as string) as attributes,
         cast(unioned.source as string) as source
     from unioned
-    left semi join customers
+    inner join customers
         on unioned.customer_id = customers.id
     where cast(unioned.event_at as date) <= {{ as_of_date() }}
 )

@@ -33,13 +33,11 @@ final as (
         recordings.reviewer_code,
         recordings.review_comment,
         recordings.reviewed_at,
-        case
-            when recordings.reviewed_at is not null
-                then cast(round(
-                    (unix_timestamp(recordings.reviewed_at) - unix_timestamp(recordings.recorded_at)) / 3600.0,
-                    2
-                ) as double)
-        end as review_turnaround_hours,
+        -- null while the review is pending
+        cast(
+            round((unix_timestamp(recordings.reviewed_at) - unix_timestamp(recordings.recorded_at)) / 3600, 2)
+            as double
+        ) as review_turnaround_hours,
         {{ working_days_between(
             'recordings.recorded_at',
             'coalesce(cast(recordings.reviewed_at as date), ' ~ as_of_date() ~ ')'

@@ -1,4 +1,4 @@
--- Silver organizations as dbt reads them: same column names as schemas/sources/organizations.yaml, PII as tokens and masks.
+-- Silver organizations as dbt reads them: column names as in schemas/sources/organizations.yaml.
 
 with
 

@@ -1,4 +1,4 @@
--- Silver sales_recordings as dbt reads them: same column names as schemas/sources/sales_recordings.yaml, PII as tokens and masks.
+-- Silver sales_recordings as dbt reads them: column names as in schemas/sources/sales_recordings.yaml.
 
 with
 
