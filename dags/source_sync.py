@@ -11,7 +11,10 @@ customers, consents, complaints, and their reference tables) into the Iceberg la
    source, keys, enums, referential integrity). A failure stops the run here and names the table and
    expectation; nothing is published and the watermarks stay where they were;
 4. **publish**: fast-forward silver to the audited state, advance watermarks, emit the `silver` asset
-   that downstream DAGs (profiles, segments) are scheduled on.
+   that downstream DAGs (profiles, segments) are scheduled on;
+5. **maintain**: once a day (`MO_MAINTENANCE_INTERVAL_HOURS`), compact the lake tables, apply
+   merge-on-read deletes and expire old snapshots. It runs after publish inside the same run, so it
+   never races an open audit branch.
 
 Every step is idempotent: a rerun of a failed or crashed run leaves silver identical.
 """
@@ -65,7 +68,13 @@ def source_sync():
 
         return sync_publish(manifest)
 
-    publish(gate(merge(extract())))
+    @task
+    def maintain(_published: dict) -> dict:
+        from mo.pipelines import lake_maintenance
+
+        return lake_maintenance()
+
+    maintain(publish(gate(merge(extract()))))
 
 
 source_sync()

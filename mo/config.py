@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     jdbc_partition_rows: int = 250_000  # rows per JDBC read partition for big tables
     jdbc_fetch_size: int = 10_000
 
+    # Lake maintenance (compaction, snapshot expiry): at most once per interval, at the end of a sync
+    maintenance_interval_hours: int = 24
+    snapshot_retention_hours: int = 7 * 24  # how far back time travel on lake tables reaches
+
+    # Serving store (published profiles, segments). Default: SQLite file and embedded Redis under home.
+    serving_db_url: str | None = None  # postgresql://... for a server (schema `serving`)
+    redis_url: str | None = None  # redis://host:6379/0 for a server
+
     # Tokenisation key for PII (ID numbers, phones, names). Secret: environment only.
     pii_key: str | None = None
 

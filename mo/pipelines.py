@@ -50,6 +50,14 @@ def sync_publish(manifest: dict[str, Any]) -> dict[str, Any]:
     return publish(spark, settings, manifest)
 
 
+def lake_maintenance() -> dict[str, Any]:
+    """Compact and expire snapshots of the lake tables if the last maintenance is older than the interval."""
+    from spark_jobs.maintenance import maintain_lake
+
+    spark, settings = _spark_and_settings()
+    return maintain_lake(spark, settings)
+
+
 def events_ingest(max_messages: int | None = None) -> dict[str, Any]:
     """Drain the event topics into bronze (offsets committed after the Iceberg commit)."""
     from spark_jobs.events_ingest import ingest_events
