@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from mo.config import Settings
@@ -97,6 +98,8 @@ def session_conf(settings: Settings) -> dict[str, str]:
         # Local mode talks only to itself: keep the driver on loopback, whatever the host's interfaces.
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
+        # Python workers run this interpreter (the project's environment), not whatever python3 is on PATH.
+        conf["spark.pyspark.python"] = sys.executable
     conf.update(catalog_conf(settings))
     for item in filter(None, (p.strip() for p in settings.spark_extra_conf.split(","))):
         key, _, value = item.partition("=")

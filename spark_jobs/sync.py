@@ -39,6 +39,8 @@ during a sync the gate's count check compares nearly-but-not-exactly simultaneou
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -73,6 +75,8 @@ from spark_jobs.schema_drift import check_source_schema
 from spark_jobs.watermarks import advance_watermarks, last_published, read_runs, read_watermarks, record_runs, utcnow
 
 Gate = Callable[..., Any]
+
+log = logging.getLogger(__name__)
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -130,6 +134,10 @@ def _branch_snapshot(spark, table: str, branch: str) -> int | None:
     return rows[0]["snapshot_id"] if rows else None
 
 
+def _any_rows(frame) -> bool:
+    return bool(frame.limit(1).count())
+
+
 def _run_row(manifest: dict[str, Any], table: str, status: str, detail: str | None = None) -> dict[str, Any]:
     entry = manifest["tables"][table]
     return {
@@ -183,7 +191,8 @@ def _write_batch(
     seen = spark.table(bronze).where(F.col("_batch_id") != batch_id)
     if window.lower is not None:
         seen = seen.where(F.col(wm) > F.lit(format_ts(window.lower)).cast("timestamp"))
-    fresh = changes.join(seen.select(pk, wm), [pk, wm], "left_anti")
+    # A first load has nothing to compare with: skip the join (and its shuffle of the whole table).
+    fresh = changes.join(seen.select(pk, wm), [pk, wm], "left_anti") if _any_rows(seen) else changes
     if contract.pii_columns:  # read once from the source, written twice (bronze and the restricted staging)
         fresh = fresh.persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -245,7 +254,9 @@ def extract_to_bronze(
             wm_from = watermarks.get(name)
             window = plan_window(engine, contract, wm_from - lookback if wm_from else None)
             batch_id = batch_id_for(name, wm_from)
+            table_started = time.perf_counter()
             rows_bronze = _write_batch(spark, settings, source, contract, window, batch_id, started, key)
+            log.info("%s: %d rows to bronze (%.1fs)", name, rows_bronze, time.perf_counter() - table_started)
             wm_to = max(filter(None, (wm_from, window.upper)), default=None)
             manifest["tables"][name] = {
                 "batch_id": batch_id,
@@ -308,15 +319,33 @@ def merge_to_audit(spark, settings: Settings, manifest: dict[str, Any]) -> dict[
             _drop_branch(spark, target, branch)
             spark.sql(f"ALTER TABLE {target} CREATE BRANCH {quote(branch)}")
             batch = spark.table(batch_table).where(F.col("_batch_id") == entry["batch_id"])
-            view = f"mo_batch_{name}"
-            _latest_per_id(batch, pk, wm).createOrReplaceTempView(view)
             columns = spark.table(target).columns
+            started = time.perf_counter()
+            first_load = _main_snapshot(spark, target) is None
             spark.conf.set("spark.wap.branch", branch)
             try:
-                spark.sql(_merge_sql(target, view, columns, pk, wm))
+                if first_load:
+                    # Nothing published yet: the live rows are appended, no MERGE join against silver.
+                    # A batch read from the first watermark holds one version per id (the source's key).
+                    rows = batch if entry["watermark_from"] is None else _latest_per_id(batch, pk, wm)
+                    rows = rows.where(F.col("_operation") != "delete").select(*[quote(c) for c in columns])
+                    # Each read task writes its own rows into the buckets (fanout) instead of shuffling
+                    # the whole table by bucket first; compaction evens the files out later.
+                    rows.writeTo(target).option("distribution-mode", "none").option("fanout-enabled", "true").append()
+                else:
+                    view = f"mo_batch_{name}"
+                    _latest_per_id(batch, pk, wm).createOrReplaceTempView(view)
+                    spark.sql(_merge_sql(target, view, columns, pk, wm))
             finally:
                 spark.conf.unset("spark.wap.branch")
             entry["audit_snapshots"][target] = _branch_snapshot(spark, target, branch)
+            log.info(
+                "%s: %s on %s (%.1fs)",
+                target,
+                "appended" if first_load else "merged",
+                branch,
+                time.perf_counter() - started,
+            )
     _record(spark, settings, manifest, "merged")
     manifest["step"] = "merged"
     return manifest
