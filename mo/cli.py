@@ -6,8 +6,11 @@ Each command imports its job lazily so `mo --help` stays fast and a missing opti
 
 from __future__ import annotations
 
+import datetime as dt
+import getpass
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -125,6 +128,18 @@ def sync(tables: tuple[str, ...]) -> None:
     _echo_json(report)
 
 
+@cli.command()
+@click.option("--table", "tables", multiple=True, help="Maintain only these tables (default: all contracts)")
+@click.option("--force", is_flag=True, help="Run even if the last maintenance is recent")
+def maintain(tables: tuple[str, ...], force: bool) -> None:
+    """Compact lake tables, apply merge-on-read deletes and expire old snapshots (when due)."""
+    from spark_jobs.maintenance import maintain_lake
+    from spark_jobs.session import get_spark
+
+    settings = get_settings()
+    _echo_json(maintain_lake(get_spark(settings), settings, list(tables) or None, force=force))
+
+
 @cli.command("ingest-events")
 @click.option("--max-messages", type=click.IntRange(min=1), default=None, help="Stop after this many messages")
 @click.option("--batch-size", type=click.IntRange(min=1), default=50_000, show_default=True, help="Messages per commit")
@@ -148,6 +163,126 @@ def status(as_json: bool) -> None:
         _echo_json(report)
     else:
         click.echo(format_status(report))
+
+
+@cli.group()
+def segments() -> None:
+    """Segment definitions, membership per run and explanations."""
+
+
+@segments.command("validate")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def segments_validate(path: Path) -> None:
+    """Check a segment definition file, a folder of them, or a bare rule file; list every problem."""
+    from mo.segments.definitions import check_path
+
+    for line in check_path(path):
+        click.echo(line)
+
+
+@segments.command("compile")
+@click.argument("rule_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dialect", type=click.Choice(["spark", "postgresql", "sqlite"]), default="spark", show_default=True)
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Reference date (default today)")
+def segments_compile(rule_file: Path, dialect: str, as_of) -> None:
+    """Print the SQL and bound parameters a rule (or a dynamic definition's rule) compiles to."""
+    from mo.segments.compiler import compile_rule
+    from mo.segments.rules import load_rule_file
+
+    document = load_rule_file(rule_file)
+    rule = document["rule"] if isinstance(document, dict) and "kind" in document else document
+    day = as_of.date() if as_of else dt.datetime.now(dt.UTC).date()
+    compiled = compile_rule(rule, dialect=dialect, as_of=day)  # type: ignore[arg-type]
+    _echo_json(
+        {"where_sql": compiled.where_sql, "params": compiled.params, "clauses": [c.reason for c in compiled.clauses]}
+    )
+
+
+@segments.command("refresh")
+@click.option(
+    "--folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Definitions folder (default: schemas/segments/examples)",
+)
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Reference date (default today)")
+@click.option("--run-id", default=None, help="Run id (default manual-<as-of>); re-running it replaces its rows")
+def segments_refresh(folder: Path | None, as_of, run_id: str | None) -> None:
+    """Evaluate every static and dynamic segment on the marts and write the run's membership."""
+    from mo.segments.membership import refresh_from_folder
+
+    report = refresh_from_folder(
+        get_settings(), folder, as_of=as_of.date() if as_of else None, run_id=run_id, created_by=getpass.getuser()
+    )
+    for s in report.segments:
+        size = "skipped" if s.members is None else f"{s.members} customers"
+        click.echo(f"{s.segment_id} v{s.version} ({s.kind}): {size}{' - ' + s.note if s.note else ''}")
+
+
+@segments.command("upload-static")
+@click.argument("segment_id")
+@click.argument("csv_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def segments_upload_static(segment_id: str, csv_path: Path) -> None:
+    """Freeze a CSV of customer ids (header customer_id) as a static segment's new snapshot."""
+    from mo.segments.membership import upload_static
+    from spark_jobs.session import get_spark
+
+    settings = get_settings()
+    upload = upload_static(get_spark(settings), settings, segment_id, csv_path, uploaded_by=getpass.getuser())
+    click.echo(
+        f"{segment_id}: snapshot {upload.snapshot_id} with {upload.members} customers "
+        f"({upload.duplicates} repeated ids dropped)"
+    )
+    if upload.unknown_ids:
+        shown = ", ".join(map(str, upload.unknown_ids[:20]))
+        click.echo(f"{len(upload.unknown_ids)} ids not in customer_profile, left out: {shown}", err=True)
+
+
+@segments.command("members")
+@click.argument("segment_id")
+@click.option("--at", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Date (default today)")
+def segments_members(segment_id: str, at) -> None:
+    """Customer ids of the latest run on or before a date."""
+    from mo.segments.membership import members_at
+    from spark_jobs.session import get_spark
+
+    settings = get_settings()
+    day = at.date() if at else dt.datetime.now(dt.UTC).date()
+    members = members_at(get_spark(settings), settings, segment_id, day)
+    click.echo(
+        f"# {segment_id} v{members.segment_version}, run {members.run_id}, as of {members.as_of_date}: "
+        f"{len(members.customer_ids)} customers"
+    )
+    for customer_id in members.customer_ids:
+        click.echo(customer_id)
+
+
+@segments.command("explain")
+@click.argument("segment_id")
+@click.argument("customer_id", type=int)
+@click.option("--at", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Date (default: latest run)")
+def segments_explain(segment_id: str, customer_id: int, at) -> None:
+    """Why a customer is (or is not) in a segment: the rule clauses that held in that run."""
+    from mo.segments.membership import explain
+    from spark_jobs.session import get_spark
+
+    settings = get_settings()
+    click.echo(str(explain(get_spark(settings), settings, segment_id, customer_id, at.date() if at else None)))
+
+
+@segments.command("history")
+@click.argument("segment_id")
+def segments_history(segment_id: str) -> None:
+    """Every stored version of a segment definition."""
+    from mo.segments.definitions import definition_history
+    from spark_jobs.session import get_spark
+
+    settings = get_settings()
+    for stored in definition_history(get_spark(settings), settings, segment_id):
+        click.echo(
+            f"v{stored.version} {stored.created_at:%Y-%m-%d %H:%M} {stored.created_by}: "
+            f"{stored.definition.canonical_json()}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
