@@ -336,7 +336,8 @@ def refresh_segments(
 
     Definitions are saved first (a changed definition becomes version n+1) and each membership row records the
     version it was computed with. Re-running the same ``run_id`` replaces that run's rows in one commit.
-    Smart segments are scored by the propensity models, not here: they are listed as skipped.
+    Smart segments take the latest model version trained on or before ``as_of`` (mo.segments.smart), scoring
+    the customers first if needed; they are listed as skipped while their model has no trained version.
     """
     from pyspark.sql import functions as F
 
@@ -360,7 +361,9 @@ def refresh_segments(
         elif definition.kind == "static":
             frame, note = _static_members(spark, settings, definition, created_by)
         else:
-            frame, note = None, "smart segments are scored by their propensity model"
+            from mo.segments.smart import smart_members
+
+            frame, note = smart_members(spark, settings, definition, as_of=as_of)
         if frame is None:
             report.segments.append(SegmentResult(definition.id, version, definition.kind, None, note))
             continue
