@@ -27,7 +27,7 @@
     {%- set lists = tag_city_tier_lists() -%}
     case
         {%- for tier in ['tier1', 'new_tier1', 'tier2'] %}
-        when {{ city }} in ({% for name in lists[tier] %}{{ tag_string_literal(name) }}{% if not loop.last %}, {% endif %}{% endfor %}) then '{{ tier }}'
+        when {{ city }} in ({% for name in lists[tier] %}'{{ name }}'{% if not loop.last %}, {% endif %}{% endfor %}) then '{{ tier }}'
         {%- endfor %}
         else 'tier3_below'
     end

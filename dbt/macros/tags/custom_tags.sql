@@ -20,9 +20,10 @@
     {#- While dbt parses, the graph is not complete yet: check and compile at execution. -#}
     {%- if tags | length == 0 or not execute -%}
         select
-            cast(null as bigint) as customer_id,
+            customer_id,
             cast(null as string) as tag_name,
             cast(null as string) as tag_value
+        from {{ relation }}
         where 1 = 0
     {%- else -%}
         {%- set columns = custom_tag_columns() -%}

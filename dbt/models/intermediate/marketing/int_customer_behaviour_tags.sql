@@ -62,7 +62,7 @@ preferred as (
         contact_channel as preferred_channel,
         row_number() over (
             partition by customer_id
-            order by events desc, last_event_at desc, contact_channel
+            order by events desc, last_event_at desc, contact_channel asc
         ) as channel_rank
     from channel_counts
 ),

@@ -53,7 +53,7 @@ topic_counts as (
     select
         customer_id,
         topic,
-        count(*) as reads,
+        count(*) as read_count,
         max(occurred_at) as last_read_at
     from topics
     where topic is not null
@@ -64,7 +64,10 @@ ranked as (
     select
         customer_id,
         topic,
-        row_number() over (partition by customer_id order by reads desc, last_read_at desc, topic) as topic_rank
+        row_number() over (
+            partition by customer_id
+            order by read_count desc, last_read_at desc, topic asc
+        ) as topic_rank
     from topic_counts
 ),
 

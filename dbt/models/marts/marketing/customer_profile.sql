@@ -22,7 +22,7 @@ custom_tag_maps as (
 final as (
     select
         builtin_tags.*,
-        coalesce(custom_tag_maps.custom_tags, cast(map() as map<string, string>)) as custom_tags,
+        coalesce(custom_tag_maps.custom_tags, cast(map() as map<string, string>)) as custom_tags,  -- noqa: LT01
         current_timestamp() as refreshed_at
     from builtin_tags
     left join custom_tag_maps on builtin_tags.customer_id = custom_tag_maps.customer_id
