@@ -140,6 +140,25 @@ def maintain(tables: tuple[str, ...], force: bool) -> None:
     _echo_json(maintain_lake(get_spark(settings), settings, list(tables) or None, force=force))
 
 
+@cli.command("build-profiles")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Reference date (default today)")
+@click.option("--run-id", default=None, help="Segment run id (default build-<as-of>)")
+def build_profiles_cmd(as_of, run_id: str | None) -> None:
+    """dbt marts, tags and segments, the marts gate, and an atomic publish to the serving store."""
+    from mo.profiles import build_profiles
+
+    _echo_json(build_profiles(get_settings(), as_of.date() if as_of else None, run_id))
+
+
+@cli.command("publish")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Reference date (default today)")
+def publish_cmd(as_of) -> None:
+    """Publish the current marts and memberships to the serving store (atomic swap)."""
+    from mo.profiles import publish_serving
+
+    _echo_json(publish_serving(get_settings(), as_of.date() if as_of else None, published_by=getpass.getuser()))
+
+
 @cli.command("ingest-events")
 @click.option("--max-messages", type=click.IntRange(min=1), default=None, help="Stop after this many messages")
 @click.option("--batch-size", type=click.IntRange(min=1), default=50_000, show_default=True, help="Messages per commit")

@@ -64,3 +64,46 @@ def events_ingest(max_messages: int | None = None) -> dict[str, Any]:
 
     spark, settings = _spark_and_settings()
     return ingest_events(spark, settings, max_messages=max_messages)
+
+
+# --- build_profiles ---------------------------------------------------------------------------------
+
+
+def profiles_due(as_of: str) -> bool:
+    """Whether the serving store has no refresh for ``as_of`` yet (the DAG builds once a day)."""
+    from mo.serving_store import open_store
+
+    store = open_store(get_settings())
+    store.ensure_schema()
+    current = store.current_refresh()
+    return current is None or str(current.as_of_date) < as_of
+
+
+def profiles_dbt_build(as_of: str) -> dict[str, Any]:
+    from mo.profiles import build_marts
+
+    return build_marts(get_settings(), as_of)
+
+
+def profiles_segments(as_of: str, run_id: str) -> dict[str, Any]:
+    from mo.profiles import refresh_segments
+
+    return refresh_segments(get_settings(), as_of, run_id)
+
+
+def profiles_insights(as_of: str) -> dict[str, Any]:
+    from mo.profiles import build_insights
+
+    return build_insights(get_settings(), as_of)
+
+
+def profiles_gate() -> dict[str, Any]:
+    from mo.profiles import gate_marts
+
+    return gate_marts(get_settings())
+
+
+def profiles_publish(as_of: str, run_id: str) -> dict[str, Any]:
+    from mo.profiles import publish_serving
+
+    return publish_serving(get_settings(), as_of, published_by=run_id)

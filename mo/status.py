@@ -2,7 +2,8 @@
 
 For every source table: live (not soft-deleted) rows in the source, in bronze (ids whose latest
 version is not a delete) and in silver, and the last published sync. After a sync, source and
-silver agree. Also the event tables and whether the broker answers.
+silver agree. Also the event tables, whether the broker answers, the marts `build_profiles` builds
+(row counts) and the serving store's current refresh.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ def source_live_counts(settings: Settings) -> dict[str, int | None]:
     return counts
 
 
-def _lake_counts(settings: Settings) -> tuple[dict[str, dict[str, Any]], dict[str, int | None]]:
+def _lake_counts(
+    settings: Settings,
+) -> tuple[dict[str, dict[str, Any]], dict[str, int | None], dict[str, int | None]]:
+    from mo.profiles import marts_status
     from spark_jobs.session import get_spark
     from spark_jobs.sync import layer_counts
 
@@ -47,7 +51,37 @@ def _lake_counts(settings: Settings) -> tuple[dict[str, dict[str, Any]], dict[st
     for key, table in (("events", "bronze.events"), ("dead_letter", "bronze.events_dead_letter")):
         name = f"{settings.catalog_name}.{table}"
         events[key] = spark.table(name).count() if spark.catalog.tableExists(name) else None
-    return layer_counts(spark, settings), events
+    return layer_counts(spark, settings), events, marts_status(spark, settings)
+
+
+def _label(url: str) -> str:
+    """A database URL without credentials."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('@')[-1]}"
+
+
+def _serving(settings: Settings) -> dict[str, Any]:
+    """The serving store's current refresh (None before the first publish)."""
+    from mo.serving_store import open_store
+
+    store = open_store(settings)
+    try:
+        store.ensure_schema()
+        current = store.current_refresh()
+    except Exception as exc:  # noqa: BLE001 - status reports an unreachable store instead of failing
+        return {"store": _label(store.url), "reachable": False, "error": str(exc).splitlines()[0]}
+    if current is None:
+        return {"store": _label(store.url), "reachable": True, "refresh": None}
+    return {
+        "store": _label(store.url),
+        "reachable": True,
+        "refresh": {
+            "refresh_id": current.refresh_id,
+            "as_of": str(current.as_of_date),
+            "published_at": str(current.published_at),
+            "rows": current.row_counts,
+        },
+    }
 
 
 def _broker(settings: Settings) -> dict[str, Any]:
@@ -61,7 +95,7 @@ def _broker(settings: Settings) -> dict[str, Any]:
 
 def collect_status(settings: Settings) -> dict[str, Any]:
     source = source_live_counts(settings)
-    lake, events = _lake_counts(settings)
+    lake, events, marts = _lake_counts(settings)
     tables = {
         name: {
             "source": source.get(name),
@@ -79,6 +113,8 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "tables": tables,
         "events": events,
         "broker": _broker(settings),
+        "marts": marts,
+        "serving": _serving(settings),
     }
 
 
@@ -98,4 +134,15 @@ def format_status(report: dict[str, Any]) -> str:
     lines.append(f"events   bronze {events.get('events', '-')}   dead-lettered {events.get('dead_letter', '-')}")
     broker = report.get("broker") or {}
     lines.append(f"broker   {broker.get('bootstrap', '-')} reachable={broker.get('reachable')}")
+    marts = report.get("marts") or {}
+    lines.append("marts    " + "   ".join(f"{name} {'-' if n is None else n}" for name, n in marts.items()))
+    serving = report.get("serving") or {}
+    refresh = serving.get("refresh")
+    where = serving.get("store", "-")
+    if not serving.get("reachable", True):
+        lines.append(f"serving  {where} unreachable: {serving.get('error')}")
+    elif refresh is None:
+        lines.append(f"serving  {where}: nothing published yet")
+    else:
+        lines.append(f"serving  {where}: refresh {refresh['refresh_id']} as of {refresh['as_of']}, {refresh['rows']}")
     return "\n".join(lines)

@@ -68,12 +68,13 @@ class GateResult:
     failures: list[GateFailure]
     docs_path: str | None  # Data Docs index.html, if written
     tables: list[str] = field(default_factory=list)  # tables validated, in dependency order
+    layer: str = "silver"  # what was validated: silver (the sync's gate) or marts (build_profiles')
 
     def summary(self) -> str:
         """One line per failure (or one line saying what passed), for logs and the CLI."""
         if self.passed:
-            return f"silver gate passed: {', '.join(self.tables) or 'no tables'}"
-        return "\n".join(f"silver.{f.table}: {f.expectation} failed: {f.detail}" for f in self.failures)
+            return f"{self.layer} gate passed: {', '.join(self.tables) or 'no tables'}"
+        return "\n".join(f"{self.layer}.{f.table}: {f.expectation} failed: {f.detail}" for f in self.failures)
 
     def raise_for_failure(self) -> None:
         """Raise QualityGateFailed naming every failed expectation; nothing may be published after it."""

@@ -10,7 +10,7 @@ from mo.airflow_local import DAGS_FOLDER
 pytestmark = pytest.mark.airflow
 
 APPROVED_TAGS = {"lakehouse", "sync", "events", "profiles", "segments", "campaigns", "quality"}
-EXPECTED = {"source_sync", "events_ingest"}
+EXPECTED = {"source_sync", "events_ingest", "build_profiles"}
 
 
 def test_no_import_errors_and_expected_dags(dagbag):
@@ -45,6 +45,19 @@ def test_source_sync_is_extract_merge_gate_publish_maintain(dagbag):
     assert dag.get_task("merge").upstream_task_ids == {"extract"}
     assert order is None or order.index("extract") < order.index("publish")
     assert [o.uri for o in dag.get_task("publish").outlets] == ["iceberg://lake/silver"]
+
+
+def test_build_profiles_runs_on_published_silver_and_gates_before_publishing(dagbag):
+    dag = dagbag["build_profiles"]
+    assert set(dag.task_ids) == {"due", "dbt_build", "segments", "insights", "gate", "publish"}
+    assert dag.get_task("dbt_build").upstream_task_ids == {"due"}
+    assert dag.get_task("segments").upstream_task_ids == {"dbt_build"}
+    assert dag.get_task("insights").upstream_task_ids == {"segments"}
+    assert dag.get_task("gate").upstream_task_ids == {"insights"}
+    assert dag.get_task("publish").upstream_task_ids == {"gate"}
+    silver_outlet = dagbag["source_sync"].get_task("publish").outlets[0]
+    scheduled_on = {a.uri for a in dag.timetable.asset_condition.objects}
+    assert scheduled_on == {silver_outlet.uri}
 
 
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS_FOLDER.glob("*.py")))

@@ -69,6 +69,32 @@ def test_source_sync_dag_stops_at_the_gate_and_publishes_nothing(settings, spark
     assert "bogus" not in statuses
 
 
+def test_build_profiles_dag_builds_marts_segments_and_publishes(settings, spark, world):
+    from mo.generator.storage import read_clock
+    from mo.serving_store import open_store
+    from mo.status import collect_status
+
+    assert run_dag("source_sync")["state"] == "success"
+    with world.connect() as conn:
+        as_of = read_clock(conn).current_date.isoformat()
+
+    result = run_dag("build_profiles", run_conf={"as_of": as_of, "force": True})
+
+    assert result["state"] == "success", result
+    assert all(state == "success" for state in result["tasks"].values()), result["tasks"]
+    live = spark.table(f"{settings.catalog_name}.silver.customers").count()
+    current = open_store(settings).current_refresh()
+    assert current is not None and str(current.as_of_date) == as_of
+    assert current.row_counts["customer_profile"] == live
+    assert current.row_counts["segments"] >= 6  # the example definitions, empty ones included
+    status = collect_status(settings)
+    assert status["marts"]["customer_profile"] == live
+    assert status["serving"]["refresh"]["refresh_id"] == current.refresh_id
+    # the same day again: not due, nothing rebuilt
+    again = run_dag("build_profiles", run_conf={"as_of": as_of})
+    assert again["tasks"]["dbt_build"] == "skipped", again
+
+
 @pytest.mark.kafka
 def test_events_ingest_dag_lands_every_event(kafka_settings, spark):
     from mo.events.producer import EventPublisher, publish_raw

@@ -1,0 +1,172 @@
+"""`build_profiles`: silver -> marts (dbt) -> segments -> insight marts -> gate -> serving store.
+
+One daily run, scheduled by Airflow when ``source_sync`` publishes new silver (the ``lake_silver``
+asset), in five steps that are each idempotent for their ``as_of`` date and run id:
+
+1. :func:`build_marts`: ``dbt build`` of staging, intermediate and marts (customer 360, timeline, tags,
+   customer_profile), dbt's unit and data tests included; the segment insight marts are left out
+   (``tag:segment_insights``) because they read this run's memberships.
+2. :func:`refresh_segments`: every segment definition in ``settings``' folder (default
+   schemas/segments/examples) evaluated on the fresh marts, memberships written per run to Iceberg.
+3. :func:`build_insights`: ``dbt build --select tag:segment_insights`` (sizes, distributions, overlap,
+   trend), when the project has such models.
+4. :func:`gate_marts`: Great Expectations on the marts to be published (quality/marts.py); a failure
+   raises QualityGateFailed and nothing is published.
+5. :func:`publish_serving`: profiles, event-day counts, segments and memberships to the serving store,
+   swapped in atomically (mo/serving_store).
+
+The ``as_of`` date is the reference date of every time-relative tag and segment rule: the DAG passes
+its logical date, the CLI today's date unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from mo.config import Settings
+from mo.errors import QualityGateFailed
+
+log = logging.getLogger(__name__)
+
+INSIGHTS_SELECTOR = "tag:segment_insights"
+GATED_MARTS = ("customer_profile", "customer_event_daily", "fct_customer_events")
+
+
+def _as_of(value: dt.date | str | None) -> dt.date:
+    if value is None:
+        return dt.datetime.now(dt.UTC).date()
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+def mart_table(settings: Settings, name: str) -> str:
+    return f"{settings.catalog_name}.marts.{name}"
+
+
+def _node_summary(result: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node_result in getattr(result, "results", None) or []:
+        status = str(getattr(node_result, "status", "unknown")).lower()
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def build_marts(settings: Settings, as_of: dt.date | str | None = None) -> dict[str, Any]:
+    """dbt build of everything but the segment insight marts; returns dbt's node counts by status."""
+    from mo.marts.dbt import build_vars, run_dbt
+
+    day = _as_of(as_of)
+    started = time.perf_counter()
+    result = run_dbt(settings, ["build", "--exclude", INSIGHTS_SELECTOR], vars=build_vars(settings, day))
+    seconds = round(time.perf_counter() - started, 1)
+    return {"as_of": day.isoformat(), "nodes": _node_summary(result), "seconds": seconds}
+
+
+def refresh_segments(
+    settings: Settings,
+    as_of: dt.date | str | None = None,
+    run_id: str | None = None,
+    folder: Path | str | None = None,
+) -> dict[str, Any]:
+    """Evaluate every segment definition on the marts; returns the segment sizes of the run."""
+    from mo.segments.membership import refresh_from_folder
+
+    day = _as_of(as_of)
+    report = refresh_from_folder(
+        settings,
+        Path(folder) if folder else None,
+        as_of=day,
+        run_id=run_id or f"build-{day}",
+        created_by="build_profiles",
+    )
+    return {
+        "run_id": report.run_id,
+        "as_of": day.isoformat(),
+        "sizes": report.sizes,
+        "skipped": {s.segment_id: s.note for s in report.skipped},
+    }
+
+
+def _has_insight_models() -> bool:
+    from mo.marts.dbt import DBT_PROJECT_DIR
+
+    return (DBT_PROJECT_DIR / "models" / "marts" / "segments").is_dir()
+
+
+def build_insights(settings: Settings, as_of: dt.date | str | None = None) -> dict[str, Any]:
+    """dbt build of the segment insight marts over this run's memberships."""
+    from mo.marts.dbt import build_vars, run_dbt
+
+    day = _as_of(as_of)
+    if not _has_insight_models():
+        return {"as_of": day.isoformat(), "nodes": {}, "note": "no segment insight models in dbt/"}
+    result = run_dbt(settings, ["build", "--select", INSIGHTS_SELECTOR], vars=build_vars(settings, day))
+    return {"as_of": day.isoformat(), "nodes": _node_summary(result)}
+
+
+def gate_marts(settings: Settings) -> dict[str, Any]:
+    """Great Expectations on the marts about to be published; raises QualityGateFailed on any failure."""
+    from quality.marts import run_marts_gate
+    from spark_jobs.lake import silver_table
+    from spark_jobs.session import get_spark
+
+    spark = get_spark(settings)
+    frames = {name: spark.table(mart_table(settings, name)) for name in GATED_MARTS}
+    live_customers = spark.table(silver_table(settings, "customers")).count()
+    result = run_marts_gate(spark, settings, frames, {"customer_profile": live_customers})
+    if not result.passed:
+        raise QualityGateFailed(f"marts quality gate failed, nothing published: {result.summary()}")
+    return {"passed": True, "tables": result.tables}
+
+
+def publish_serving(
+    settings: Settings, as_of: dt.date | str | None = None, published_by: str | None = None
+) -> dict[str, Any]:
+    """Publish profiles, event-day counts, segments and memberships to the serving store atomically."""
+    from mo.serving_store import publish
+    from spark_jobs.session import get_spark
+
+    day = _as_of(as_of)
+    result = publish(settings, spark=get_spark(settings), as_of=day, published_by=published_by or "build_profiles")
+    return {
+        "refresh_id": result.refresh_id,
+        "as_of": day.isoformat(),
+        "row_counts": result.row_counts,
+        "redis_keys": result.redis_keys,
+        "previous_refresh_id": result.previous_refresh_id,
+    }
+
+
+def build_profiles(settings: Settings, as_of: dt.date | str | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """The whole run in one process (``mo build-profiles``); the DAG runs the same steps as tasks."""
+    day = _as_of(as_of)
+    report: dict[str, Any] = {"as_of": day.isoformat()}
+    report["marts"] = build_marts(settings, day)
+    report["segments"] = refresh_segments(settings, day, run_id)
+    report["insights"] = build_insights(settings, day)
+    report["gate"] = gate_marts(settings)
+    report["publish"] = publish_serving(settings, day, published_by=run_id)
+    return report
+
+
+def marts_status(spark, settings: Settings) -> dict[str, Any]:
+    """Row counts of the published marts (None where a mart is not built yet), for `mo status`."""
+    counts: dict[str, Any] = {}
+    for name in GATED_MARTS:
+        table = mart_table(settings, name)
+        counts[name] = spark.table(table).count() if spark.catalog.tableExists(table) else None
+    return counts
+
+
+__all__ = [
+    "build_insights",
+    "build_marts",
+    "build_profiles",
+    "gate_marts",
+    "marts_status",
+    "publish_serving",
+    "refresh_segments",
+]

@@ -1,0 +1,225 @@
+"""The marts quality gate: Great Expectations on what `build_profiles` is about to publish.
+
+Runs after dbt built the marts and the segment refresh wrote memberships, before anything reaches the
+serving store. Suites come from the published marts' contracts in ``schemas/marts/`` (the same files
+dbt's enforced contracts and the serving store read), so a column added to a contract is checked from
+the next run on:
+
+- the contract's columns are present;
+- the primary key (one column, or a compound key such as customer_event_daily's) is unique and not null;
+- non-nullable columns are not null, enum columns hold only the contract's values;
+- ``customer_profile`` has exactly one row per live customer in silver (row count reconciled).
+
+A failure raises :class:`mo.errors.QualityGateFailed` naming the mart and the expectation, and the
+publish step never runs. Results land in the same GX project as the silver gate (``<MO_HOME>/gx``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from mo.config import REPO_ROOT, Settings
+from mo.errors import ContractViolation
+from quality.gates import (
+    DETAILED_RESULT_FORMAT,
+    QUICK_RESULT_FORMAT,
+    GateFailure,
+    GateResult,
+    _gate_planning,
+    _project,
+    _sample,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+MARTS_DIR = REPO_ROOT / "schemas" / "marts"
+DATASOURCE = "marts"
+BATCH_DEFINITION = "candidate"
+RUN_NAME = "marts_gate"
+ROW_COUNT_PARAMETER = "expected_row_count"
+
+
+@dataclass(frozen=True)
+class MartColumn:
+    name: str
+    type: str
+    nullable: bool
+    enum: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class MartContract:
+    table: str
+    primary_key: tuple[str, ...]
+    columns: tuple[MartColumn, ...]
+
+
+@cache
+def load_mart_contracts(directory: str = str(MARTS_DIR)) -> dict[str, MartContract]:
+    """Every contract in schemas/marts/, by table name."""
+    contracts = {}
+    for path in sorted(Path(directory).glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            key = raw["primary_key"]
+            columns = tuple(
+                MartColumn(
+                    name=c["name"],
+                    type=c["type"],
+                    nullable=bool(c.get("nullable", True)),
+                    enum=tuple(str(v) for v in c["enum"]) if c.get("enum") else None,
+                )
+                for c in raw["columns"]
+            )
+            contract = MartContract(
+                table=raw["table"], primary_key=tuple(key) if isinstance(key, list) else (key,), columns=columns
+            )
+        except (KeyError, TypeError) as exc:
+            raise ContractViolation(f"schemas/marts/{path.name}: missing or malformed {exc}") from None
+        contracts[contract.table] = contract
+    return contracts
+
+
+@dataclass(frozen=True)
+class MartCheck:
+    label: str
+    kind: str  # columns | row_count | primary_key | not_null | enum
+    expectation: Any
+
+
+def build_mart_checks(contract: MartContract, *, reconcile_count: bool) -> list[MartCheck]:
+    import great_expectations as gx
+
+    E = gx.expectations
+    checks: list[MartCheck] = []
+
+    def add(kind: str, expectation, label: str) -> None:
+        expectation.meta = {"check": kind, "label": label}
+        checks.append(MartCheck(label, kind, expectation))
+
+    add(
+        "columns",
+        E.ExpectTableColumnsToMatchSet(column_set=[c.name for c in contract.columns], exact_match=False),
+        "expect_table_columns_to_match_set(contract columns)",
+    )
+    if reconcile_count:
+        add(
+            "row_count",
+            E.ExpectTableRowCountToEqual(value={"$PARAMETER": ROW_COUNT_PARAMETER}),
+            "expect_table_row_count_to_equal(one row per live customer)",
+        )
+    key = list(contract.primary_key)
+    if len(key) == 1:
+        label = f"expect_column_values_to_be_unique({key[0]})"
+        add("primary_key", E.ExpectColumnValuesToBeUnique(column=key[0]), label)
+    else:
+        add(
+            "primary_key",
+            E.ExpectCompoundColumnsToBeUnique(column_list=key),
+            f"expect_compound_columns_to_be_unique({', '.join(key)})",
+        )
+    not_null = key + [c.name for c in contract.columns if not c.nullable and c.name not in key]
+    for name in not_null:
+        add("not_null", E.ExpectColumnValuesToNotBeNull(column=name), f"expect_column_values_to_not_be_null({name})")
+    for c in contract.columns:
+        if c.enum:
+            add(
+                "enum",
+                E.ExpectColumnValuesToBeInSet(column=c.name, value_set=list(c.enum)),
+                f"expect_column_values_to_be_in_set({c.name})",
+            )
+    return checks
+
+
+def _detail(check: MartCheck, result: dict[str, Any], expected: int | None) -> str:
+    count = result.get("unexpected_count") or 0
+    if check.kind == "columns":
+        return f"missing columns: {sorted(result.get('details', {}).get('mismatched', {}).get('missing') or [])}"
+    if check.kind == "row_count":
+        return f"row count {result.get('observed_value')} != {expected}"
+    if check.kind == "primary_key":
+        return f"{count} rows with duplicate keys: {_sample(result.get('partial_unexpected_list'))}"
+    if check.kind == "not_null":
+        return f"{count} null values"
+    return f"{count} unexpected values: {_sample(result.get('partial_unexpected_list'))}"
+
+
+def run_marts_gate(
+    spark: SparkSession,
+    settings: Settings,
+    frames: dict[str, DataFrame],
+    expected_counts: dict[str, int] | None = None,
+) -> GateResult:
+    """Validate each mart frame against its contract's suite; ``expected_counts`` reconciles row counts."""
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    contracts = load_mart_contracts()
+    unknown = sorted(set(frames) - set(contracts))
+    if unknown:
+        raise ContractViolation(f"no contract in schemas/marts/ for mart(s): {', '.join(unknown)}")
+    expected_counts = expected_counts or {}
+    context = _project(settings).context
+    try:
+        datasource = context.data_sources.get(DATASOURCE)
+    except (KeyError, ValueError, LookupError):
+        datasource = context.data_sources.add_spark(name=DATASOURCE)
+    run_id = RunIdentifier(run_name=RUN_NAME, run_time=dt.datetime.now(dt.UTC))
+    failures: list[GateFailure] = []
+    with _gate_planning(spark):
+        for table, frame in frames.items():
+            started = time.perf_counter()
+            expected = expected_counts.get(table)
+            checks = build_mart_checks(contracts[table], reconcile_count=expected is not None)
+            try:
+                asset = datasource.get_asset(table)
+            except LookupError:
+                asset = datasource.add_dataframe_asset(name=table)  # type: ignore[attr-defined]  # Spark source
+            try:
+                batch_definition = asset.get_batch_definition(BATCH_DEFINITION)
+            except (KeyError, LookupError):
+                batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+            suite = context.suites.add_or_update(
+                gx.ExpectationSuite(name=f"marts.{table}", expectations=[c.expectation for c in checks])
+            )
+            validation = context.validation_definitions.add_or_update(
+                gx.ValidationDefinition(name=f"marts.{table}", data=batch_definition, suite=suite)
+            )
+            parameters = {ROW_COUNT_PARAMETER: expected} if expected is not None else None
+            cached = frame.persist()
+            try:
+                result = validation.run(
+                    batch_parameters={"dataframe": cached},
+                    expectation_parameters=parameters,
+                    result_format=QUICK_RESULT_FORMAT,
+                    run_id=run_id,
+                )
+                by_label = {c.label: c for c in checks}
+                batch = batch_definition.get_batch(batch_parameters={"dataframe": cached})
+                for item in result.results:
+                    config = item.expectation_config
+                    if item.success or config is None:
+                        continue
+                    check = by_label[config.meta["label"]]
+                    detailed = batch.validate(
+                        check.expectation, result_format=DETAILED_RESULT_FORMAT, expectation_parameters=parameters
+                    )
+                    failures.append(GateFailure(table, check.label, _detail(check, detailed.result or {}, expected)))
+            finally:
+                cached.unpersist()
+            log.info("marts.%s: %d checks (%.1fs)", table, len(checks), time.perf_counter() - started)
+    return GateResult(passed=not failures, failures=failures, docs_path=None, tables=list(frames), layer="marts")
+
+
+__all__ = ["MartContract", "build_mart_checks", "load_mart_contracts", "run_marts_gate"]
