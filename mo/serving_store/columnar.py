@@ -51,8 +51,10 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy.engine import make_url
 
+from mo.segments.compiler import CompiledRule, compile_rule
+from mo.segments.rules import TAG_REGISTRY_PATH, known_custom_tags
 from mo.serving_store.contract import ServingContract, ServingTable
-from mo.serving_store.preview import DISTRIBUTION_COLUMNS, Preview, SqlPreviewBackend, _compile
+from mo.serving_store.preview import DISTRIBUTION_COLUMNS, Preview, SqlPreviewBackend
 from mo.serving_store.store import REFRESH_ID, NothingPublished, RefreshInfo, ServingStoreError, SqlServingStore
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,51 @@ _SQLITE_ARROW = {
     "json": pa.string(),
 }
 _READ_BATCH_ROWS = 100_000
+
+
+def filter_sql(compiled: CompiledRule) -> str:
+    """The compiled rule as a WHERE filter the engine can push into its scans (zone maps, indexes).
+
+    The compiler wraps each attribute and tag leaf in ``COALESCE(leaf, FALSE)`` so that a leaf on a missing
+    value is false, which matters under NOT. Under an even number of NOTs the wrapper changes nothing in a
+    WHERE clause: AND/OR/NOT follow Kleene's three-valued logic, so a rule that is true with a leaf unknown
+    is true with that leaf false, and a rule that is unknown filters the row out like false. Those leaves
+    are emitted bare, so the scan sees plain column predicates; leaves under an odd number of NOTs keep it.
+    """
+    return compiled.where_over({c.path: c.sql if c.negated else _unwrap_coalesce(c.sql) for c in compiled.clauses})
+
+
+def _unwrap_coalesce(sql: str) -> str:
+    head, tail = "COALESCE(", ", FALSE)"
+    if not (sql.startswith(head) and sql.endswith(tail)):
+        return sql
+    inner = sql[len(head) : -len(tail)]
+    # Only when the inner text is one balanced expression (values are bound parameters: no quotes in the SQL).
+    depth = 0
+    for char in inner:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return sql
+    return f"({inner})" if depth == 0 and "'" not in inner else sql
+
+
+_registry_cache: dict[str, Any] = {}
+
+
+def _registry_tags() -> Any:
+    """The tag registry for rule validation, re-read only when the file changes: parsing the YAML costs more
+    than a columnar count (the compiler's default reads it on every call)."""
+    try:
+        stat = TAG_REGISTRY_PATH.stat()
+        key: Any = (stat.st_mtime_ns, stat.st_size)
+    except FileNotFoundError:
+        key = None
+    if _registry_cache.get("key") != key or "tags" not in _registry_cache:
+        _registry_cache["tags"] = known_custom_tags() if key is not None else None
+        _registry_cache["key"] = key
+    tags = _registry_cache["tags"]
+    # compile_rule reads an empty mapping as "no registry, any tag"; True keeps "no custom tags" strict.
+    return tags if tags or tags is None else True
 
 
 class ColumnarCopyMissing(ServingStoreError):
@@ -370,7 +417,7 @@ class ColumnarPreviewStore:
         refresh = self._current_refresh()
         compiled = self._compile(rule, as_of or refresh.as_of_date)
         with self._cursor(refresh.refresh_id) as cursor:
-            query = f"SELECT count(*) FROM customer_profile p WHERE {compiled.where_sql}"
+            query = f"SELECT count(*) FROM customer_profile p WHERE {filter_sql(compiled)}"
             return int(cursor.execute(query, compiled.params).fetchone()[0])
 
     def close(self) -> None:
@@ -387,16 +434,24 @@ class ColumnarPreviewStore:
         return refresh
 
     @staticmethod
-    def _compile(rule: dict[str, Any], as_of: date) -> Any:
-        return _compile(rule, dialect="duckdb", as_of=as_of, profile="customer_profile", events="customer_event_daily")
+    def _compile(rule: dict[str, Any], as_of: date) -> CompiledRule:
+        return compile_rule(
+            rule,
+            dialect="duckdb",
+            as_of=as_of,
+            profile="customer_profile",
+            events="customer_event_daily",
+            custom_tags=_registry_tags(),
+        )
 
     def _preview(self, cursor: Any, rule: dict[str, Any], refresh_id: str, as_of: date, sample_size: int) -> Preview:
         compiled = self._compile(rule, as_of)
+        where = filter_sql(compiled)
         params = dict(compiled.params)
         columns = ", ".join(f"p.{c}" for c in DISTRIBUTION_COLUMNS)
         # As in the SQL store: one grouped scan gives the count and every distribution.
         grouped = cursor.execute(
-            f"SELECT {columns}, count(*) FROM customer_profile p WHERE {compiled.where_sql} GROUP BY ALL", params
+            f"SELECT {columns}, count(*) FROM customer_profile p WHERE {where} GROUP BY ALL", params
         ).fetchall()
         sample_ids: list[int] = []
         if sample_size > 0:
@@ -404,7 +459,7 @@ class ColumnarPreviewStore:
                 raise ValueError("the compiled rule uses the reserved parameter name preview_sample_size")
             params["preview_sample_size"] = sample_size
             sample = cursor.execute(
-                f"SELECT p.customer_id FROM customer_profile p WHERE {compiled.where_sql} "
+                f"SELECT p.customer_id FROM customer_profile p WHERE {where} "
                 "ORDER BY p.customer_id LIMIT $preview_sample_size",
                 params,
             ).fetchall()
