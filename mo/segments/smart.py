@@ -328,7 +328,7 @@ def ensure_tables(spark, settings: Settings) -> None:
             profile_snapshot_id bigint NOT NULL,
             scored_at timestamp NOT NULL
         ) USING iceberg
-        PARTITIONED BY (model_id, as_of_date)"""
+        PARTITIONED BY (model_id, model_version, as_of_date)"""
     )
 
 
@@ -757,7 +757,7 @@ def score_customers(
         F.lit(record.version).cast("int").alias("model_version"),
         F.lit(as_of).cast("date").alias("as_of_date"),
         F.col("customer_id").cast("bigint").alias("customer_id"),
-        vector_to_array("probability")[1].alias("score"),
+        vector_to_array(F.col("probability"))[1].alias("score"),
         F.lit(snapshots["customer_profile"]).cast("bigint").alias("profile_snapshot_id"),
         F.lit(_now().strftime("%Y-%m-%d %H:%M:%S.%f")).cast("timestamp").alias("scored_at"),
     ).localCheckpoint()
@@ -766,6 +766,8 @@ def score_customers(
         & (F.col("model_version") == F.lit(record.version))
         & (F.col("as_of_date") == F.lit(as_of))
     )
+    # (model, version, as-of) is exactly a partition: the overwrite replaces whole partitions, even after
+    # compaction rewrote their files, and readers see the old or the new scores.
     scored.writeTo(table).overwrite(condition)
     return ScoreResult(model_id, record.version, as_of, scored.count(), rescored=True)
 
@@ -777,6 +779,25 @@ def scores_frame(spark, settings: Settings, model_id: str, version: int, as_of: 
         "WHERE model_id = :model_id AND model_version = :version AND as_of_date = :as_of",
         args={"model_id": model_id, "version": version, "as_of": as_of},
     )
+
+
+def train_and_score(
+    settings: Settings,
+    model: str = "renewal",
+    *,
+    as_of: dt.date | None = None,
+    max_age_days: int | None = None,
+    trained_by: str = "mo",
+) -> tuple[ModelRecord, ScoreResult]:
+    """Train (or reuse, see ``ensure_model``) ``model`` and score every customer at ``as_of`` (default: today,
+    UTC): what ``mo segments train`` and the build_profiles DAG run before the segment refresh."""
+    from spark_jobs.session import get_spark
+
+    spec = load_spec(model)  # an invalid spec stops here, before Spark starts
+    as_of = as_of or dt.datetime.now(dt.UTC).date()
+    spark = get_spark(settings, app_name=f"propensity-{spec.model}")
+    record = ensure_model(spark, settings, spec.model, as_of=as_of, max_age_days=max_age_days, trained_by=trained_by)
+    return record, score_customers(spark, settings, spec.model, as_of=as_of, version=record.version)
 
 
 # --- smart segment membership ----------------------------------------------------------------------------------
@@ -830,6 +851,7 @@ __all__ = [
     "parse_spec",
     "score_customers",
     "smart_members",
+    "train_and_score",
     "train_model",
     "training_frame",
 ]

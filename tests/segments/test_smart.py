@@ -21,6 +21,7 @@ from mo.segments.smart import (
     load_spec,
     parse_spec,
     score_customers,
+    train_and_score,
     train_model,
     training_frame,
 )
@@ -271,6 +272,10 @@ def test_every_customer_is_scored_once_per_model_version_and_as_of(world, traine
     later = AS_OF + dt.timedelta(days=1)
     assert score_customers(lake, settings, "renewal", as_of=later).rescored
     assert lake.sql(f"SELECT count(*) FROM {table}").collect()[0][0] == 2 * N_CUSTOMERS
+
+    # The entry point for the CLI and the DAG: a model trained within max_age_days is reused, not retrained.
+    record, reused = train_and_score(settings, "renewal", as_of=later, max_age_days=30)
+    assert (record.version, reused.rescored, reused.customers) == (trained.version, False, N_CUSTOMERS)
 
 
 @pytest.mark.spark
