@@ -7,8 +7,9 @@ each day (or any run triggered with `{"force": true}`).
 
 1. **dbt_build**: `dbt build` of staging, intermediate and the marts (customer 360, timeline, tags,
    `customer_profile`), with dbt's unit and data tests;
-2. **segments**: every segment definition evaluated on the fresh marts, membership written per run to
-   Iceberg (point-in-time history and "why is this customer in");
+2. **segments**: the propensity models trained (or reused for a week) and every customer scored, then
+   every segment definition (rule, static, smart) evaluated on the fresh marts, membership written per
+   run to Iceberg (point-in-time history and "why is this customer in");
 3. **insights**: the segment insight marts (sizes, distributions, overlap, trend) over this run;
 4. **gate**: Great Expectations on the marts to be published; a failure stops here and nothing reaches
    the serving store;

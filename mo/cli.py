@@ -227,7 +227,7 @@ def segments_compile(rule_file: Path, dialect: str, as_of) -> None:
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Reference date (default today)")
 @click.option("--run-id", default=None, help="Run id (default manual-<as-of>); re-running it replaces its rows")
 def segments_refresh(folder: Path | None, as_of, run_id: str | None) -> None:
-    """Evaluate every static and dynamic segment on the marts and write the run's membership."""
+    """Evaluate every static, dynamic and smart segment on the marts and write the run's membership."""
     from mo.segments.membership import refresh_from_folder
 
     report = refresh_from_folder(
@@ -236,6 +236,28 @@ def segments_refresh(folder: Path | None, as_of, run_id: str | None) -> None:
     for s in report.segments:
         size = "skipped" if s.members is None else f"{s.members} customers"
         click.echo(f"{s.segment_id} v{s.version} ({s.kind}): {size}{' - ' + s.note if s.note else ''}")
+
+
+@segments.command("train")
+@click.argument("model", default="renewal")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Reference date (default today)")
+@click.option("--max-age-days", type=int, default=None, help="Reuse a version trained within N days before as-of")
+def segments_train(model: str, as_of, max_age_days: int | None) -> None:
+    """Train (or reuse) a propensity model, record its holdout AUC, and score every customer."""
+    from mo.segments.smart import train_and_score
+
+    record, scores = train_and_score(
+        get_settings(),
+        model,
+        as_of=as_of.date() if as_of else None,
+        max_age_days=max_age_days,
+        trained_by=getpass.getuser(),
+    )
+    auc = f"{record.auc:.3f}" if record.auc is not None else "n/a"
+    click.echo(
+        f"{record.label}: AUC {auc} on {record.rows_holdout} holdout rows ({record.rows_train} train); "
+        f"{scores.customers} customers scored for {scores.as_of}"
+    )
 
 
 @segments.command("upload-static")

@@ -86,9 +86,12 @@ def profiles_dbt_build(as_of: str) -> dict[str, Any]:
 
 
 def profiles_segments(as_of: str, run_id: str) -> dict[str, Any]:
-    from mo.profiles import refresh_segments
+    """Train or reuse the propensity models, score customers, then refresh every segment."""
+    from mo.profiles import refresh_segments, train_models
 
-    return refresh_segments(get_settings(), as_of, run_id)
+    settings = get_settings()
+    models = train_models(settings, as_of)
+    return {**refresh_segments(settings, as_of, run_id), "models": models}
 
 
 def profiles_insights(as_of: str) -> dict[str, Any]:

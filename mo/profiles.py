@@ -6,8 +6,10 @@ asset), in five steps that are each idempotent for their ``as_of`` date and run 
 1. :func:`build_marts`: ``dbt build`` of staging, intermediate and marts (customer 360, timeline, tags,
    customer_profile), dbt's unit and data tests included; the segment insight marts are left out
    (``tag:segment_insights``) because they read this run's memberships.
-2. :func:`refresh_segments`: every segment definition in ``settings``' folder (default
-   schemas/segments/examples) evaluated on the fresh marts, memberships written per run to Iceberg.
+2. :func:`train_models` then :func:`refresh_segments`: the propensity models of
+   schemas/segments/models/ trained (or reused for a week) and every customer scored, then every segment
+   definition (default folder schemas/segments/examples: rule, static and smart segments) evaluated on
+   the fresh marts, memberships written per run to Iceberg.
 3. :func:`build_insights`: ``dbt build --select tag:segment_insights`` (sizes, distributions, overlap,
    trend), when the project has such models.
 4. :func:`gate_marts`: Great Expectations on the marts to be published (quality/marts.py); a failure
@@ -63,6 +65,37 @@ def build_marts(settings: Settings, as_of: dt.date | str | None = None) -> dict[
     result = run_dbt(settings, ["build", "--exclude", INSIGHTS_SELECTOR], vars=build_vars(settings, day))
     seconds = round(time.perf_counter() - started, 1)
     return {"as_of": day.isoformat(), "nodes": _node_summary(result), "seconds": seconds}
+
+
+MODEL_MAX_AGE_DAYS = 7  # a model version is reused for a week before it is retrained on fresh history
+
+
+def train_models(settings: Settings, as_of: dt.date | str | None = None) -> dict[str, Any]:
+    """Train (or reuse) every propensity model spec and score every customer; a model whose history cannot
+    train yet (e.g. a new world without renewals) is reported and its smart segments are skipped."""
+    from mo.errors import MoError
+    from mo.segments.smart import MODELS_DIR, train_and_score
+
+    day = _as_of(as_of)
+    report: dict[str, Any] = {}
+    for spec in sorted(MODELS_DIR.glob("*.yaml")):
+        try:
+            record, scores = train_and_score(
+                settings, spec.stem, as_of=day, max_age_days=MODEL_MAX_AGE_DAYS, trained_by="build_profiles"
+            )
+        except MoError as exc:
+            log.warning("model %s not trained: %s", spec.stem, exc)
+            report[spec.stem] = {"trained": False, "reason": str(exc).splitlines()[0]}
+            continue
+        report[spec.stem] = {
+            "trained": True,
+            "version": record.version,
+            "auc": record.auc,
+            "rows_train": record.rows_train,
+            "rows_holdout": record.rows_holdout,
+            "customers_scored": scores.customers,
+        }
+    return report
 
 
 def refresh_segments(
@@ -145,6 +178,7 @@ def build_profiles(settings: Settings, as_of: dt.date | str | None = None, run_i
     day = _as_of(as_of)
     report: dict[str, Any] = {"as_of": day.isoformat()}
     report["marts"] = build_marts(settings, day)
+    report["models"] = train_models(settings, day)
     report["segments"] = refresh_segments(settings, day, run_id)
     report["insights"] = build_insights(settings, day)
     report["gate"] = gate_marts(settings)
@@ -169,4 +203,5 @@ __all__ = [
     "marts_status",
     "publish_serving",
     "refresh_segments",
+    "train_models",
 ]

@@ -31,8 +31,11 @@ def test_examples_are_valid_insurer_segments():
         "high-value-family-no-health",
         "dormant-app-users",
         "young-urban",
+        "likely-renewers-top-1000",
     }
-    assert all(d.kind == "dynamic" and d.rule for d in definitions)
+    assert all(d.kind == "dynamic" and d.rule for d in definitions if d.id != "likely-renewers-top-1000")
+    smart = next(d for d in definitions if d.id == "likely-renewers-top-1000")
+    assert smart.kind == "smart" and smart.smart == {"model": "renewal", "top_n": 1000}
     yaml_one = next(d for d in definitions if d.id == "high-value-family-no-health")
     assert yaml_one.source is not None and yaml_one.source.endswith(".yaml")
 
@@ -127,7 +130,7 @@ def test_check_path_validates_definitions_folders_and_bare_rules(tmp_path: Path)
     from mo.segments.definitions import check_path
     from mo.segments.rules import RuleError
 
-    assert len(check_path(EXAMPLES_DIR)) == 6
+    assert len(check_path(EXAMPLES_DIR)) == 7
     assert check_path(EXAMPLES_DIR / "young-urban.json") == [
         f"young-urban: dynamic segment, valid ({EXAMPLES_DIR / 'young-urban.json'})"
     ]

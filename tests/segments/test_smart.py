@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mo.config import Settings
-from mo.segments.definitions import load_definitions, parse_definition
+from mo.segments.definitions import EXAMPLES_DIR, load_definitions, parse_definition
 from mo.segments.smart import (
     MODELS_DIR,
     ModelSpecError,
@@ -170,7 +170,7 @@ def test_renewal_spec_loads_and_leaking_or_unknown_features_are_refused():
 
 
 def test_example_smart_segment_is_a_valid_definition():
-    (definition,) = load_definitions(MODELS_DIR / "example-segments")
+    (definition,) = [d for d in load_definitions(EXAMPLES_DIR) if d.kind == "smart"]
     assert definition.kind == "smart" and definition.smart == {"model": "renewal", "top_n": 1000}
     assert (MODELS_DIR / f"{definition.smart['model']}.yaml").is_file()
 
