@@ -108,7 +108,7 @@ def test_nothing_outside_the_segment_folders_depends_on_them():
 
 @pytest.fixture(scope="module")
 def insights(dbt_world, dbt_as_of):
-    """Marts built, three membership runs written, insight marts built; returns the settings."""
+    """Marts built, three membership runs written, insight marts built; returns (settings, dbt node statuses)."""
     from mo.marts.dbt import build_vars, run_dbt
     from mo.segments.membership import refresh_segments
 
@@ -120,8 +120,8 @@ def insights(dbt_world, dbt_as_of):
         refresh_segments(
             spark, settings, [definition(s, rule) for s, rule in rules.items()], as_of=as_of, run_id=run_id
         )
-    run_dbt(settings, ["build", "--select", "tag:segment_insights"], vars=variables)
-    return settings
+    result = run_dbt(settings, ["build", "--select", "tag:segment_insights"], vars=variables)
+    return settings, {str(r.node.unique_id): str(r.status).lower() for r in result.results}
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +148,19 @@ def subject_key(p) -> str:
     if p.subject_type == "property":
         return ":".join(x for x in ("property", str(p.customer_id), p.property_address_masked) if x is not None)
     return f"person:{p.customer_id}"
+
+
+def test_the_insight_build_ran_the_unit_tests_and_built_every_mart(insights):
+    _, statuses = insights
+    unit_tests = {node.rsplit(".", 1)[-1]: status for node, status in statuses.items() if node.startswith("unit_test.")}
+    assert unit_tests == {
+        "segment_runs_last_run_of_the_day_wins": "pass",
+        "segment_overlap_pairs_on_the_latest_date": "pass",
+        "segment_trend_last_run_per_period_and_calendar_previous": "pass",
+    }
+    for name in ("int_segment_runs_deduplicated", *MARTS):
+        assert statuses[f"model.mo.{name}"] == "success", name
+    assert any(node.startswith("test.mo.tags_unique_combination_seg_segment_overlap") for node in statuses)
 
 
 def test_the_days_last_run_is_the_one_counted(insights, dbt_world, members):
