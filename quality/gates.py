@@ -219,7 +219,7 @@ GATE_BROADCAST_BYTES = 64 * 1024 * 1024
 def _gate_planning(spark: SparkSession):
     """Plan the gate's queries statically, and broadcast the parents of reference checks.
 
-    The gate runs many small aggregates over cached frames; adaptive execution submits every shuffle
+    The gate runs many small aggregates per table; adaptive execution submits every shuffle
     stage as its own job, which more than doubled the job count and the wall time of a gate over nine
     small tables. Reference checks probe a parent's key column: Spark's default broadcast threshold
     (10 MB) sends a 2M-row parent (16 MB of keys) to a sort-merge join that sorts the whole child once
@@ -353,7 +353,7 @@ def _diagnose(project: _Project, validation, frame, parameters, result, result_i
     """Replace the pass/fail results of failed expectations with counts and sample values, in place.
 
     Sample values cost one Spark job per expectation, so they are computed for failures only, on the
-    same cached frame. The completed result is stored again under its key, so Data Docs shows the
+    same frame. The completed result is stored again under its key, so Data Docs shows the
     detail too.
     """
     batch = validation.batch_definition.get_batch(batch_parameters={"dataframe": frame})
@@ -421,27 +421,21 @@ def run_silver_gate(
             validation, suite_changed = project.validation(table, build_suite(contract, checks))
             parameters = {SOURCE_COUNT_PARAMETER: count} if count is not None else None
             frame = with_orphan_markers(spark, tables[table], contract, tables)
-            # GX runs several Spark jobs per table; without a cache each would redo the reads and joins.
-            # A frame the caller cached is left alone (unpersisting it would drop the caller's cache).
-            cache_here = not frame.is_cached
-            if cache_here:
-                frame = frame.persist()
+            # Not cached: GX bundles the column checks into one aggregate job and the uniqueness check into
+            # another, each reading only the Parquet columns it needs; caching first read every column and
+            # built the in-memory copy, which measured 1.6-3.8x slower on a 690k-row world.
             suite_id = ExpectationSuiteIdentifier(name=suite_name(table))
-            try:
-                result = validation.run(
-                    batch_parameters={"dataframe": frame},
-                    expectation_parameters=parameters,
-                    result_format=QUICK_RESULT_FORMAT,
-                    run_id=run_id,
-                )
-                result_id = ValidationResultIdentifier(
-                    expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=result.batch_id
-                )
-                if not result.success:
-                    _diagnose(project, validation, frame, parameters, result, result_id)
-            finally:
-                if cache_here:
-                    frame.unpersist()
+            result = validation.run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=parameters,
+                result_format=QUICK_RESULT_FORMAT,
+                run_id=run_id,
+            )
+            result_id = ValidationResultIdentifier(
+                expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=result.batch_id
+            )
+            if not result.success:
+                _diagnose(project, validation, frame, parameters, result, result_id)
             table_failures = _failures(table, checks, result, count)
             failures.extend(table_failures)
             log.info(

@@ -197,27 +197,24 @@ def run_marts_gate(
                 gx.ValidationDefinition(name=f"marts.{table}", data=batch_definition, suite=suite)
             )
             parameters = {ROW_COUNT_PARAMETER: expected} if expected is not None else None
-            cached = frame.persist()
-            try:
-                result = validation.run(
-                    batch_parameters={"dataframe": cached},
-                    expectation_parameters=parameters,
-                    result_format=QUICK_RESULT_FORMAT,
-                    run_id=run_id,
+            # not cached: see quality.gates (column-pruned reads beat building a cache)
+            result = validation.run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=parameters,
+                result_format=QUICK_RESULT_FORMAT,
+                run_id=run_id,
+            )
+            by_label = {c.label: c for c in checks}
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            for item in result.results:
+                config = item.expectation_config
+                if item.success or config is None:
+                    continue
+                check = by_label[config.meta["label"]]
+                detailed = batch.validate(
+                    check.expectation, result_format=DETAILED_RESULT_FORMAT, expectation_parameters=parameters
                 )
-                by_label = {c.label: c for c in checks}
-                batch = batch_definition.get_batch(batch_parameters={"dataframe": cached})
-                for item in result.results:
-                    config = item.expectation_config
-                    if item.success or config is None:
-                        continue
-                    check = by_label[config.meta["label"]]
-                    detailed = batch.validate(
-                        check.expectation, result_format=DETAILED_RESULT_FORMAT, expectation_parameters=parameters
-                    )
-                    failures.append(GateFailure(table, check.label, _detail(check, detailed.result or {}, expected)))
-            finally:
-                cached.unpersist()
+                failures.append(GateFailure(table, check.label, _detail(check, detailed.result or {}, expected)))
             log.info("marts.%s: %d checks (%.1fs)", table, len(checks), time.perf_counter() - started)
     return GateResult(passed=not failures, failures=failures, docs_path=None, tables=list(frames), layer="marts")
 

@@ -135,6 +135,23 @@ def mask_col(kind: str, col):
     return F.concat(F.substring(col, 1, 6), F.lit("****"))  # address
 
 
+def with_pii_outputs(df, contract: TableContract, key: bytes):
+    """``df`` plus ``<c>_token`` / ``<c>_masked`` for every PII column ``c`` (clear columns kept).
+
+    One frame from which both bronze (tokens and masks) and the restricted staging table (clear values
+    and tokens) are selected, so each token is computed once per row however many tables it goes to.
+    """
+    extra = {}
+    for c in contract.pii_columns:
+        if c.name not in df.columns:
+            continue
+        if c.pii in TOKENISED_KINDS:
+            extra[f"{c.name}_token"] = token_col(c.pii, df[c.name], key)
+        if c.pii in MASKED_KINDS:
+            extra[f"{c.name}_masked"] = mask_col(c.pii, df[c.name])
+    return df.withColumns(extra) if extra else df
+
+
 def transform_tokenise(df, contract: TableContract, key: bytes):
     """Replace every PII column by its token and/or mask, in place of the column (order kept).
 

@@ -70,7 +70,7 @@ from spark_jobs.lake import (
     restricted_table,
     silver_table,
 )
-from spark_jobs.pii import transform_restricted, transform_tokenise
+from spark_jobs.pii import with_pii_outputs
 from spark_jobs.schema_drift import check_source_schema
 from spark_jobs.watermarks import advance_watermarks, last_published, read_runs, read_watermarks, record_runs, utcnow
 
@@ -193,26 +193,24 @@ def _write_batch(
         seen = seen.where(F.col(wm) > F.lit(format_ts(window.lower)).cast("timestamp"))
     # A first load has nothing to compare with: skip the join (and its shuffle of the whole table).
     fresh = changes.join(seen.select(pk, wm), [pk, wm], "left_anti") if _any_rows(seen) else changes
-    if contract.pii_columns:  # read once from the source, written twice (bronze and the restricted staging)
-        fresh = fresh.persist(StorageLevel.MEMORY_AND_DISK)
+    meta = {
+        "_batch_id": F.lit(batch_id),
+        "_source": F.lit(source.label),
+        "_extracted_at": F.lit(format_ts(extracted_at)).cast("timestamp"),
+    }
+    prepared = with_pii_outputs(fresh, contract, key).withColumns(meta)
+    if contract.pii_columns:  # read once from the source, tokenised once, written twice
+        prepared = prepared.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        meta = {
-            "_batch_id": F.lit(batch_id),
-            "_source": F.lit(source.label),
-            "_extracted_at": F.lit(format_ts(extracted_at)).cast("timestamp"),
-        }
-        tokenised = transform_tokenise(fresh, contract, key).withColumns(meta)
-        batch = tokenised.select(*[quote(n) for n, _ in bronze_columns(contract)])
-        batch.writeTo(bronze).overwrite(F.col("_batch_id") == batch_id)
+        prepared.select(*[quote(n) for n, _ in bronze_columns(contract)]).writeTo(bronze).overwrite(
+            F.col("_batch_id") == batch_id
+        )
         if contract.pii_columns:
-            clear = transform_restricted(fresh, contract, key, extra=("_operation",))
-            clear = clear.withColumn("_batch_id", F.lit(batch_id))
             staging = restricted_staging_table(settings, contract.table)
-            clear.select(*[quote(n) for n, _ in restricted_staging_columns(contract)]).writeTo(staging).overwrite(
-                F.col("_batch_id") == batch_id
-            )
+            clear = prepared.select(*[quote(n) for n, _ in restricted_staging_columns(contract)])
+            clear.writeTo(staging).overwrite(F.col("_batch_id") == batch_id)
     finally:
-        fresh.unpersist()
+        prepared.unpersist()
     return spark.table(bronze).where(F.col("_batch_id") == batch_id).count()
 
 
