@@ -146,8 +146,16 @@ def segment_frames(
     spark = (membership if membership is not None else definitions).sparkSession  # type: ignore[union-attr]
     if definitions is not None:
         version = "segment_version" if "segment_version" in definitions.columns else "version"
+        # segments.definitions keeps each version's whole definition as JSON (mo.segments.definitions);
+        # flat name/rule columns are taken as they are where an input provides them
+        name = F.col("name") if "name" in definitions.columns else F.get_json_object("definition", "$.name")
+        rule = F.col("rule") if "rule" in definitions.columns else F.get_json_object("definition", "$.rule")
         defs = definitions.select(
-            "segment_id", F.col(version).cast("int").alias("def_version"), "name", "kind", F.col("rule").cast("string")
+            "segment_id",
+            F.col(version).cast("int").alias("def_version"),
+            name.alias("name"),
+            "kind",
+            rule.cast("string").alias("rule"),
         )
     else:
         defs = spark.createDataFrame([], "segment_id string, def_version int, name string, kind string, rule string")
