@@ -1,0 +1,154 @@
+"""build_profiles at scale: dbt marts, model training, segment refresh (the examples and 50 segments),
+the marts gate and the serving store publish, against a plain copy of silver measured in the same run.
+
+Source: ``MO_BENCH_PROFILES_SOURCE_URL`` (e.g. the 1M-customer MariaDB world made with ``mo generate``),
+synced into a temporary lake first (not timed here: see the sync section); without it a SQLite world of
+``MO_BENCH_PROFILES_CUSTOMERS`` customers (default 20,000) is generated. ``MO_BENCH_PROFILES_SIZES`` (e.g.
+``200000,1000000``) additionally runs the build on the first N customers of the same world, so the page
+shows how the wall time grows with N. Behaviour events are not loaded (the behaviour tags take their
+defaults); every silver-derived mart, tag and segment is computed in full.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# Attribute conditions the 50 generated segments combine (each segment: three of them, AND/OR mixed).
+_CONDITIONS: list[dict[str, Any]] = [
+    {"attr": "customer_tier", "op": "in", "value": ["gold", "platinum"]},
+    {"attr": "has_auto", "op": "eq", "value": True},
+    {"attr": "has_health", "op": "eq", "value": False},
+    {"attr": "days_to_renewal", "op": "between", "value": [0, 60]},
+    {"attr": "age_band", "op": "in", "value": ["25-34", "35-44"]},
+    {"attr": "city_tier", "op": "in", "value": ["tier1", "new_tier1"]},
+    {"attr": "consent_app_push", "op": "eq", "value": True},
+    {"attr": "claims_12m", "op": "gte", "value": 1},
+    {"attr": "total_premium", "op": "gte", "value": 5000},
+    {"attr": "gender", "op": "eq", "value": "F"},
+    {"attr": "acquisition_channel", "op": "in", "value": ["app", "wechat"]},
+    {"attr": "policy_count", "op": "gte", "value": 2},
+]
+
+
+def fifty_definitions() -> list:
+    from mo.segments.definitions import parse_definition
+
+    definitions = []
+    for i, (a, b, c) in enumerate(itertools.islice(itertools.combinations(_CONDITIONS, 3), 50)):
+        rule = {"all": [a, {"any": [b, c]}]} if i % 2 else {"all": [a, b, {"not": c}]}
+        definitions.append(
+            parse_definition(
+                {
+                    "id": f"bench-{i:02d}",
+                    "name": f"bench segment {i}",
+                    "description": "generated for the benchmark",
+                    "owner": "bench",
+                    "kind": "dynamic",
+                    "rule": rule,
+                }
+            )
+        )
+    return definitions
+
+
+def _timed(fn, *args, **kwargs):
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def _baseline_copy(spark, settings, out: Path) -> float:
+    """A plain copy of every silver table to Parquet: what reading and writing the inputs alone costs."""
+    from mo.contracts import load_source_contracts
+    from spark_jobs.lake import silver_table
+
+    started = time.perf_counter()
+    for name in load_source_contracts():
+        spark.table(silver_table(settings, name)).write.mode("overwrite").parquet(str(out / name))
+    return time.perf_counter() - started
+
+
+def _build(settings, as_of: dt.date) -> dict[str, float]:
+    from mo.profiles import build_marts, gate_marts, publish_serving, train_models
+    from mo.segments.definitions import EXAMPLES_DIR, load_definitions
+    from mo.segments.membership import refresh_segments
+    from spark_jobs.session import get_spark
+
+    spark = get_spark(settings)
+    times: dict[str, float] = {}
+    _, times["dbt build (marts, tags, profile)"] = _timed(build_marts, settings, as_of)
+    _, times["propensity model: train + score"] = _timed(train_models, settings, as_of)
+    examples = load_definitions(EXAMPLES_DIR)
+    _, times[f"segment refresh: {len(examples)} examples"] = _timed(
+        refresh_segments, spark, settings, examples, as_of=as_of, run_id=f"bench-examples-{as_of}"
+    )
+    _, times["segment refresh: 50 segments"] = _timed(
+        refresh_segments, spark, settings, fifty_definitions(), as_of=as_of, run_id=f"bench-50-{as_of}"
+    )
+    _, times["marts gate"] = _timed(gate_marts, settings)
+    _, times["publish to the serving store"] = _timed(publish_serving, settings, as_of, "bench")
+    return times
+
+
+def run() -> str:
+    from mo.config import Settings
+    from mo.contracts import load_source_contracts
+    from mo.generator.storage import read_clock
+    from mo.oltp.db import make_engine, migrate
+    from spark_jobs.lake import silver_table
+    from spark_jobs.session import get_spark
+    from spark_jobs.sync import run_sync
+
+    source_url = os.environ.get("MO_BENCH_PROFILES_SOURCE_URL")
+    customers = int(os.environ.get("MO_BENCH_PROFILES_CUSTOMERS", "20000"))
+    with tempfile.TemporaryDirectory(prefix="mo-bench-profiles-") as tmp:
+        home = Path(tmp)
+        settings = Settings(home=home, source_url=source_url, catalog_name="bench_profiles", pii_key="bench-key")
+        engine = make_engine(settings.resolved_source_url)
+        migrate(engine)
+        if source_url is None:
+            from mo.generator.world import generate_world
+
+            generate_world(engine, customers=customers, seed=42)
+        with engine.connect() as conn:
+            as_of = read_clock(conn).current_date  # type: ignore[union-attr]
+        engine.dispose()
+        spark = get_spark(settings, "bench-profiles")
+        _, sync_s = _timed(run_sync, spark, settings)
+        live = spark.table(silver_table(settings, "customers")).count()
+        rows = sum(spark.table(silver_table(settings, t)).count() for t in load_source_contracts())
+        baseline_s = _baseline_copy(spark, settings, home / "copy")
+        times = _build(settings, as_of)
+        spark.stop()
+
+    total = sum(times.values())
+    lines = [
+        "## build_profiles: marts, tags, segments, gate, publish",
+        "",
+        f"World: {live:,} live customers, {rows:,} silver rows, as of {as_of}; Spark local mode "
+        f"({os.cpu_count()} cores); the initial sync into the lake ({sync_s:.0f}s) is not counted. "
+        "Baseline: every silver table read and written as Parquet.",
+        "",
+        "| step | seconds | note |",
+        "| --- | ---: | --- |",
+        f"| baseline: copy silver to Parquet | {baseline_s:.1f} | 1.0x |",
+    ]
+    lines += [f"| {step} | {s:.1f} | |" for step, s in times.items()]
+    lines += [f"| build_profiles, total | {total:.1f} | {total / baseline_s:.1f}x the baseline time |"]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    print(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
