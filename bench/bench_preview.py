@@ -394,8 +394,9 @@ def run() -> str:
         "same data, on tables with the serving contract's indexes, in the same run: the faster of the rule as "
         "compiled (each leaf wrapped in `COALESCE(leaf, FALSE)`, which no index matches) and the same predicates "
         "without the wrappers outside NOTs (equivalent in a WHERE clause; what `filter_sql` emits), where "
-        "PostgreSQL may use bitmap index scans. Columnar times include "
-        "resolving the current refresh in PostgreSQL and compiling the rule.",
+        "PostgreSQL may use bitmap index scans. The end-to-end columnar rows include resolving the current "
+        "refresh in PostgreSQL and validating and compiling the rule; the query-alone row times the DuckDB count "
+        "like the PostgreSQL rows time theirs.",
         "",
         "Rule (5 clauses): `age_band in (25-34, 35-44)`, `province in (4 provinces)`, `total_premium >= 3000`, "
         "`has_auto = true`, and either `app_page_view count >= 2 in last 30 days` (with event condition) or "
