@@ -509,8 +509,9 @@ class ColumnarPreviewStore:
                 conn.execute("SET TimeZone = 'UTC'")
                 entry = self._open[refresh_id] = _Open(conn)
             entry.users += 1
-            if refresh_id != self._current and (self._current is None or refresh_id > self._current):
-                self._current = refresh_id
+            # The refresh the store resolved last is the one to keep open (ids of refreshes published within
+            # the same second do not sort by time); a reader late on an older one only costs a reopen.
+            self._current = refresh_id
             self._close_idle()
             return entry
 
@@ -520,7 +521,7 @@ class ColumnarPreviewStore:
             self._close_idle()
 
     def _close_idle(self) -> None:
-        """Close connections of refreshes older than the newest seen that no call is using."""
+        """Close connections of refreshes other than the last resolved one that no call is using."""
         for refresh_id in [r for r, e in self._open.items() if r != self._current and e.users == 0]:
             self._open.pop(refresh_id).conn.close()
 

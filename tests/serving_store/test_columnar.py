@@ -170,7 +170,7 @@ def test_the_switch_follows_the_sql_swap_and_old_copies_are_removed(
             patch.setattr(sqlite_store, "swap", broken_swap)
             with pytest.raises(RuntimeError):
                 _publish(sqlite_store, worlds[1], directory)
-        failed = sqlite_store.refreshes()[0]["refresh_id"]
+        (failed,) = [r["refresh_id"] for r in sqlite_store.refreshes() if r["status"] == "failed"]
         assert refresh_path(directory, failed).exists()
         assert columnar.count(everyone) == 40
         assert preview_segment(everyone, store=columnar).refresh_id == first.refresh_id
