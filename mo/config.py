@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     # Serving store (published profiles, segments). Default: SQLite file and embedded Redis under home.
     serving_db_url: str | None = None  # postgresql://... for a server (schema `serving`)
     redis_url: str | None = None  # redis://host:6379/0 for a server
+    serving_columnar: bool = True  # also write a DuckDB copy of each refresh for the fast segment preview
 
     # Tokenisation key for PII (ID numbers, phones, names). Secret: environment only.
     pii_key: str | None = None

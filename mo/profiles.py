@@ -163,11 +163,23 @@ def publish_serving(
     settings: Settings, as_of: dt.date | str | None = None, published_by: str | None = None
 ) -> dict[str, Any]:
     """Publish profiles, event-day counts, segments and memberships to the serving store atomically."""
-    from mo.serving_store import publish
+    from mo.serving_store import open_store, publish
+    from mo.serving_store.columnar import columnar_directory
     from spark_jobs.session import get_spark
 
     day = _as_of(as_of)
-    result = publish(settings, spark=get_spark(settings), as_of=day, published_by=published_by or "build_profiles")
+    store = open_store(settings)
+    try:
+        result = publish(
+            settings,
+            spark=get_spark(settings),
+            as_of=day,
+            store=store,
+            published_by=published_by or "build_profiles",
+            columnar_dir=columnar_directory(store, settings.home) if settings.serving_columnar else None,
+        )
+    finally:
+        store.dispose()
     return {
         "refresh_id": result.refresh_id,
         "as_of": day.isoformat(),
