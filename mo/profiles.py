@@ -59,12 +59,8 @@ def _node_summary(result: Any) -> dict[str, int]:
 def build_marts(settings: Settings, as_of: dt.date | str | None = None) -> dict[str, Any]:
     """dbt build of everything but the segment insight marts; returns dbt's node counts by status."""
     from mo.marts.dbt import build_vars, run_dbt
-    from spark_jobs.events_ingest import ensure_tables
-    from spark_jobs.session import get_spark
 
     day = _as_of(as_of)
-    # the timeline reads bronze.events: a lake that has not ingested any event yet gets the empty tables
-    ensure_tables(get_spark(settings), settings)
     started = time.perf_counter()
     result = run_dbt(settings, ["build", "--exclude", INSIGHTS_SELECTOR], vars=build_vars(settings, day))
     seconds = round(time.perf_counter() - started, 1)

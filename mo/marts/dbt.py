@@ -123,6 +123,18 @@ def failed_nodes(result: Any) -> list[tuple[str, str]]:
     return failures
 
 
+def _ensure_sources(spark, settings: Settings) -> None:
+    """Create the (empty) source tables a young lake may lack, so every model and `docs generate` resolve:
+    bronze.events before the first event ingest, segments.* before the first segment refresh."""
+    from mo.segments.definitions import ensure_definitions_table
+    from mo.segments.membership import ensure_tables as ensure_segment_tables
+    from spark_jobs.events_ingest import ensure_tables as ensure_event_tables
+
+    ensure_event_tables(spark, settings)
+    ensure_segment_tables(spark, settings)
+    ensure_definitions_table(spark, settings)
+
+
 def run_dbt(settings: Settings, args: list[str], *, vars: Mapping[str, Any] | None = None) -> Any:
     """Run ``dbt <args>`` on the settings' lake; return dbt's result object, raise DbtFailed on failure."""
     from dbt.cli.main import dbtRunner
@@ -132,6 +144,7 @@ def run_dbt(settings: Settings, args: list[str], *, vars: Mapping[str, Any] | No
     if not args:
         raise MoError("no dbt command given (e.g. ['build'])")
     spark = get_spark(settings, app_name="mo-dbt")
+    _ensure_sources(spark, settings)
     state = dbt_state_dir(settings)
     state.mkdir(parents=True, exist_ok=True)
     env = {

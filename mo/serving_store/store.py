@@ -54,7 +54,7 @@ from mo.serving_store.contract import (
 
 log = logging.getLogger(__name__)
 
-REFRESH_ID = re.compile(r"^[0-9]{14}[0-9a-f]{6}$")
+REFRESH_ID = re.compile(r"^[0-9]{20}[0-9a-f]{6}$")
 PHYSICAL_SUFFIX = "__r"
 # Statuses of the audit rows in <schema>.refreshes.
 LOADING, CURRENT, SUPERSEDED, FAILED, DROPPED = "loading", "current", "superseded", "failed", "dropped"
@@ -73,9 +73,11 @@ class NothingPublished(ServingStoreError):
 
 
 def new_refresh_id(now: datetime | None = None) -> str:
-    """Sortable by time (UTC second) with a random tail: two publishes in the same second differ."""
+    """Sortable by time (UTC microsecond) with a random tail: publishes follow each other by more than a
+    microsecond, so a later refresh always sorts after an earlier one (with whole seconds, two publishes in
+    the same second were ordered by their random tails)."""
     now = now or datetime.now(UTC)
-    return f"{now:%Y%m%d%H%M%S}{secrets.token_hex(3)}"
+    return f"{now:%Y%m%d%H%M%S%f}{secrets.token_hex(3)}"
 
 
 def default_publisher() -> str:

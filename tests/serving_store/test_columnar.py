@@ -75,7 +75,7 @@ def world():
 
 @pytest.fixture(scope="module")
 def duck(world, tmp_path_factory):
-    path = write_refresh_batches(tmp_path_factory.mktemp("columnar"), "20260331000000abcdef", _batches(*world))
+    path = write_refresh_batches(tmp_path_factory.mktemp("columnar"), "20260331000000000000abcdef", _batches(*world))
     conn = duckdb.connect(str(path), read_only=True)
     yield conn
     conn.close()
@@ -251,12 +251,12 @@ def test_a_failed_write_leaves_no_file(tmp_path: Path, world):
     batches = _batches(*world)
     broken = [b.drop_columns(["province"]) for b in batches["customer_profile"]]
     with pytest.raises(ServingStoreError, match="customer_profile: batch lacks contract column"):
-        write_refresh_batches(tmp_path, "20260331000000abcdef", {**batches, "customer_profile": broken})
+        write_refresh_batches(tmp_path, "20260331000000000000abcdef", {**batches, "customer_profile": broken})
     assert list(tmp_path.iterdir()) == []
 
 
 def test_custom_tags_keep_their_json_text(tmp_path: Path, world):
-    path = write_refresh_batches(tmp_path, "20260331000000abcdef", _batches(*world))
+    path = write_refresh_batches(tmp_path, "20260331000000000000abcdef", _batches(*world))
     conn = duckdb.connect(str(path), read_only=True)
     try:
         stored = dict(conn.execute("SELECT customer_id, custom_tags FROM customer_profile").fetchall())
