@@ -292,14 +292,15 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _detail(check: Check, result: dict[str, Any], source_count: int | None) -> str:
+def _detail(check: Check | Any, result: dict[str, Any], source_count: int | None, count_of: str = "source ") -> str:
+    """A failed expectation's detail; ``count_of`` names what the row count was reconciled with."""
     count = result.get("unexpected_count") or 0
     sample = _sample(result.get("partial_unexpected_list"))
     if check.kind == "columns":
         missing = sorted(result.get("details", {}).get("mismatched", {}).get("missing") or [])
         return f"missing columns: {missing}"
     if check.kind == "row_count":
-        return f"row count {result.get('observed_value')} != source {source_count}"
+        return f"row count {result.get('observed_value')} != {count_of}{source_count}"
     if check.kind == "primary_key":
         return f"{_plural(count, 'row')} with duplicate values: {sample}"
     if check.kind == "not_null":

@@ -33,9 +33,9 @@ from quality.gates import (
     QUICK_RESULT_FORMAT,
     GateFailure,
     GateResult,
+    _detail,
     _gate_planning,
     _project,
-    _sample,
 )
 
 if TYPE_CHECKING:
@@ -142,19 +142,6 @@ def build_mart_checks(contract: MartContract, *, reconcile_count: bool) -> list[
     return checks
 
 
-def _detail(check: MartCheck, result: dict[str, Any], expected: int | None) -> str:
-    count = result.get("unexpected_count") or 0
-    if check.kind == "columns":
-        return f"missing columns: {sorted(result.get('details', {}).get('mismatched', {}).get('missing') or [])}"
-    if check.kind == "row_count":
-        return f"row count {result.get('observed_value')} != {expected}"
-    if check.kind == "primary_key":
-        return f"{count} rows with duplicate keys: {_sample(result.get('partial_unexpected_list'))}"
-    if check.kind == "not_null":
-        return f"{count} null values"
-    return f"{count} unexpected values: {_sample(result.get('partial_unexpected_list'))}"
-
-
 def run_marts_gate(
     spark: SparkSession,
     settings: Settings,
@@ -214,7 +201,9 @@ def run_marts_gate(
                 detailed = batch.validate(
                     check.expectation, result_format=DETAILED_RESULT_FORMAT, expectation_parameters=parameters
                 )
-                failures.append(GateFailure(table, check.label, _detail(check, detailed.result or {}, expected)))
+                failures.append(
+                    GateFailure(table, check.label, _detail(check, detailed.result or {}, expected, count_of=""))
+                )
             log.info("marts.%s: %d checks (%.1fs)", table, len(checks), time.perf_counter() - started)
     return GateResult(passed=not failures, failures=failures, docs_path=None, tables=list(frames), layer="marts")
 

@@ -54,7 +54,7 @@ from sqlalchemy.engine import make_url
 from mo.segments.compiler import CompiledRule, compile_rule
 from mo.segments.rules import TAG_REGISTRY_PATH, known_custom_tags
 from mo.serving_store.contract import ServingContract, ServingTable
-from mo.serving_store.preview import DISTRIBUTION_COLUMNS, Preview, SqlPreviewBackend
+from mo.serving_store.preview import DISTRIBUTION_COLUMNS, Preview, SqlPreviewBackend, preview_from_groups
 from mo.serving_store.store import REFRESH_ID, NothingPublished, RefreshInfo, ServingStoreError, SqlServingStore
 
 log = logging.getLogger(__name__)
@@ -464,24 +464,7 @@ class ColumnarPreviewStore:
                 params,
             ).fetchall()
             sample_ids = [int(r[0]) for r in sample]
-        distributions: dict[str, dict[str | None, int]] = {c: {} for c in DISTRIBUTION_COLUMNS}
-        total = 0
-        for row in grouped:
-            n = int(row[-1])
-            total += n
-            for column, value in zip(DISTRIBUTION_COLUMNS, row[:-1], strict=True):
-                bucket = distributions[column]
-                bucket[value] = bucket.get(value, 0) + n
-        return Preview(
-            count=total,
-            sample_ids=sample_ids,
-            distributions={
-                c: dict(sorted(d.items(), key=lambda kv: (-kv[1], str(kv[0])))) for c, d in distributions.items()
-            },
-            as_of=as_of,
-            refresh_id=refresh_id,
-            clauses=[c.label for c in compiled.clauses],
-        )
+        return preview_from_groups(grouped, sample_ids, as_of=as_of, refresh_id=refresh_id, compiled=compiled)
 
     @contextlib.contextmanager
     def _cursor(self, refresh_id: str) -> Iterator[Any]:

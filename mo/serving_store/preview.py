@@ -52,6 +52,29 @@ def _compile(rule: dict[str, Any], *, dialect: str, as_of: date, profile: str, e
     return compile_rule(rule, dialect=dialect, as_of=as_of, profile=profile, events=events)  # type: ignore[arg-type]
 
 
+def preview_from_groups(groups: Any, sample_ids: list[int], *, as_of: date, refresh_id: str, compiled: Any) -> Preview:
+    """A Preview from the rows of one grouped scan (the DISTRIBUTION_COLUMNS values, then the row count):
+    the count is their sum, each distribution sorted by count, then value."""
+    distributions: dict[str, dict[str | None, int]] = {c: {} for c in DISTRIBUTION_COLUMNS}
+    total = 0
+    for row in groups:
+        n = int(row[-1])
+        total += n
+        for column, value in zip(DISTRIBUTION_COLUMNS, row[:-1], strict=True):
+            bucket = distributions[column]
+            bucket[value] = bucket.get(value, 0) + n
+    return Preview(
+        count=total,
+        sample_ids=sample_ids,
+        distributions={
+            c: dict(sorted(d.items(), key=lambda kv: (-kv[1], str(kv[0])))) for c, d in distributions.items()
+        },
+        as_of=as_of,
+        refresh_id=refresh_id,
+        clauses=[getattr(c, "label", str(c)) for c in getattr(compiled, "clauses", [])],
+    )
+
+
 class SqlPreviewBackend:
     """Preview over the published SQL store (PostgreSQL or SQLite)."""
 
@@ -98,24 +121,7 @@ class SqlPreviewBackend:
         with store.read_transaction() as conn:
             groups = conn.execute(grouped, params).all()
             sample_ids = [int(r[0]) for r in conn.execute(sample, params)] if sample_size > 0 else []
-        distributions: dict[str, dict[str | None, int]] = {c: {} for c in DISTRIBUTION_COLUMNS}
-        total = 0
-        for row in groups:
-            n = int(row[-1])
-            total += n
-            for column, value in zip(DISTRIBUTION_COLUMNS, row[:-1], strict=True):
-                bucket = distributions[column]
-                bucket[value] = bucket.get(value, 0) + n
-        return Preview(
-            count=total,
-            sample_ids=sample_ids,
-            distributions={
-                c: dict(sorted(d.items(), key=lambda kv: (-kv[1], str(kv[0])))) for c, d in distributions.items()
-            },
-            as_of=as_of,
-            refresh_id=refresh.refresh_id,
-            clauses=[getattr(c, "label", str(c)) for c in getattr(compiled, "clauses", [])],
-        )
+        return preview_from_groups(groups, sample_ids, as_of=as_of, refresh_id=refresh.refresh_id, compiled=compiled)
 
 
 def preview_segment(
