@@ -20,7 +20,6 @@ import logging
 import shutil
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -215,7 +214,6 @@ def _project(settings: Settings) -> _Project:
 GATE_BROADCAST_BYTES = 64 * 1024 * 1024
 
 
-@contextmanager
 def _gate_planning(spark: SparkSession):
     """Plan the gate's queries statically, and broadcast the parents of reference checks.
 
@@ -226,21 +224,12 @@ def _gate_planning(spark: SparkSession):
     per reference; a hash of the parent's keys is probed instead up to :data:`GATE_BROADCAST_BYTES`,
     larger parents still sort-merge. Previous settings are restored for whatever the session runs next.
     """
-    wanted = {
-        "spark.sql.adaptive.enabled": "false",
-        "spark.sql.autoBroadcastJoinThreshold": str(GATE_BROADCAST_BYTES),
-    }
-    previous = {key: spark.conf.get(key, None) for key in wanted}
-    for key, value in wanted.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, old in previous.items():
-            if old is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, old)
+    from spark_jobs.session import temporary_conf
+
+    return temporary_conf(
+        spark,
+        {"spark.sql.adaptive.enabled": "false", "spark.sql.autoBroadcastJoinThreshold": str(GATE_BROADCAST_BYTES)},
+    )
 
 
 # --- frames ---------------------------------------------------------------------------------------------

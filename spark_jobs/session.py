@@ -12,6 +12,8 @@ import glob
 import os
 import shutil
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from mo.config import Settings
@@ -130,3 +132,19 @@ def register_catalog(spark, settings: Settings) -> None:
     for key, value in catalog_conf(settings).items():
         if spark.conf.get(key, None) != value:
             spark.conf.set(key, value)
+
+
+@contextmanager
+def temporary_conf(spark, values: Mapping[str, str]) -> Iterator[None]:
+    """Set runtime SQL settings for a block; the previous values (or their absence) come back after it."""
+    previous = {key: spark.conf.get(key, None) for key in values}
+    for key, value in values.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, old in previous.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)

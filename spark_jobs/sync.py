@@ -72,6 +72,7 @@ from spark_jobs.lake import (
 )
 from spark_jobs.pii import with_pii_outputs
 from spark_jobs.schema_drift import check_source_schema
+from spark_jobs.session import temporary_conf
 from spark_jobs.watermarks import advance_watermarks, last_published, read_runs, read_watermarks, record_runs, utcnow
 
 Gate = Callable[..., Any]
@@ -199,19 +200,27 @@ def _write_batch(
         "_extracted_at": F.lit(format_ts(extracted_at)).cast("timestamp"),
     }
     prepared = with_pii_outputs(fresh, contract, key).withColumns(meta)
-    if contract.pii_columns:  # read once from the source, tokenised once, written twice
-        prepared = prepared.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        prepared.select(*[quote(n) for n, _ in bronze_columns(contract)]).writeTo(bronze).overwrite(
-            F.col("_batch_id") == batch_id
-        )
-        if contract.pii_columns:
-            staging = restricted_staging_table(settings, contract.table)
-            clear = prepared.select(*[quote(n) for n, _ in restricted_staging_columns(contract)])
-            clear.writeTo(staging).overwrite(F.col("_batch_id") == batch_id)
-    finally:
-        prepared.unpersist()
+    with temporary_conf(spark, UNCOMPRESSED_CACHE):
+        if contract.pii_columns:  # read once from the source, tokenised once, written twice
+            prepared = prepared.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            prepared.select(*[quote(n) for n, _ in bronze_columns(contract)]).writeTo(bronze).overwrite(
+                F.col("_batch_id") == batch_id
+            )
+            if contract.pii_columns:
+                staging = restricted_staging_table(settings, contract.table)
+                clear = prepared.select(*[quote(n) for n, _ in restricted_staging_columns(contract)])
+                clear.writeTo(staging).overwrite(F.col("_batch_id") == batch_id)
+        finally:
+            prepared.unpersist()
     return spark.table(bronze).where(F.col("_batch_id") == batch_id).count()
+
+
+# Spark compresses cached columns by default; building that compressed copy of a 2.2M-row batch took
+# longer than reading it from the source (policies: 21 s cached vs 8 s read, 10 s cached uncompressed).
+# The batch is cached only for the two writes that follow, so it is kept uncompressed (spilling to
+# disk if it does not fit in memory).
+UNCOMPRESSED_CACHE = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
 
 
 def extract_to_bronze(

@@ -61,3 +61,16 @@ def test_missing_pii_key_and_unknown_table(mo_home, monkeypatch):
     monkeypatch.setenv("MO_PII_KEY", "test-key")
     with pytest.raises(ConfigError, match="unknown table policys"):
         run_sync(None, get_settings(), tables=["policys"], gate=lambda *a: None)
+
+
+def test_temporary_conf_restores_set_and_unset_values(spark):
+    from spark_jobs.session import temporary_conf
+
+    set_key, unset_key = "spark.sql.shuffle.partitions", "spark.sql.inMemoryColumnarStorage.compressed"
+    before = spark.conf.get(set_key)
+    spark.conf.unset(unset_key)
+    with pytest.raises(RuntimeError), temporary_conf(spark, {set_key: "3", unset_key: "false"}):
+        assert (spark.conf.get(set_key), spark.conf.get(unset_key)) == ("3", "false")
+        raise RuntimeError("the block fails")
+    assert spark.conf.get(set_key) == before
+    assert spark.conf.get(unset_key, None) in (None, "true")  # back to the default, not left at "false"
