@@ -4,9 +4,9 @@ the marts gate and the serving store publish, against a plain copy of silver mea
 Source: ``MO_BENCH_PROFILES_SOURCE_URL`` (e.g. the 1M-customer MariaDB world made with ``mo generate``),
 synced into a temporary lake first (not timed here: see the sync section); without it a SQLite world of
 ``MO_BENCH_PROFILES_CUSTOMERS`` customers (default 20,000) is generated. ``MO_BENCH_PROFILES_SIZES`` (e.g.
-``200000,1000000``) additionally runs the build on the first N customers of the same world, so the page
-shows how the wall time grows with N. Behaviour events are not loaded (the behaviour tags take their
-defaults); every silver-derived mart, tag and segment is computed in full.
+``50000,200000``) additionally generates SQLite worlds of those sizes (seed 42) and builds each in its own
+lake in the same run, so the page shows how the wall time grows with N. Behaviour events are not loaded
+(the behaviour tags take their defaults); every silver-derived mart, tag and segment is computed in full.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def _build(settings, as_of: dt.date) -> dict[str, float]:
     return times
 
 
-def run() -> str:
+def _world(source_url: str | None, customers: int, label: str) -> dict[str, Any]:
+    """Sync one world into a fresh temporary lake, copy silver (the baseline) and build the profiles."""
     from mo.config import Settings
     from mo.contracts import load_source_contracts
     from mo.generator.storage import read_clock
@@ -106,17 +107,16 @@ def run() -> str:
     from spark_jobs.session import get_spark
     from spark_jobs.sync import run_sync
 
-    source_url = os.environ.get("MO_BENCH_PROFILES_SOURCE_URL")
-    customers = int(os.environ.get("MO_BENCH_PROFILES_CUSTOMERS", "20000"))
     with tempfile.TemporaryDirectory(prefix="mo-bench-profiles-") as tmp:
         home = Path(tmp)
-        settings = Settings(home=home, source_url=source_url, catalog_name="bench_profiles", pii_key="bench-key")
+        settings = Settings(home=home, source_url=source_url, catalog_name=f"bench_{label}", pii_key="bench-key")
         engine = make_engine(settings.resolved_source_url)
         migrate(engine)
+        generate_s = 0.0
         if source_url is None:
             from mo.generator.world import generate_world
 
-            generate_world(engine, customers=customers, seed=42)
+            _, generate_s = _timed(generate_world, engine, customers=customers, seed=42)
         with engine.connect() as conn:
             as_of = read_clock(conn).current_date  # type: ignore[union-attr]
         engine.dispose()
@@ -126,22 +126,63 @@ def run() -> str:
         rows = sum(spark.table(silver_table(settings, t)).count() for t in load_source_contracts())
         baseline_s = _baseline_copy(spark, settings, home / "copy")
         times = _build(settings, as_of)
-        spark.stop()
+        spark.stop()  # the next world registers its own catalog in a new session
+    return {
+        "live": live,
+        "rows": rows,
+        "as_of": as_of,
+        "generate_s": generate_s,
+        "sync_s": sync_s,
+        "baseline_s": baseline_s,
+        "times": times,
+        "total": sum(times.values()),
+    }
 
-    total = sum(times.values())
+
+def run() -> str:
+    source_url = os.environ.get("MO_BENCH_PROFILES_SOURCE_URL")
+    customers = int(os.environ.get("MO_BENCH_PROFILES_CUSTOMERS", "20000"))
+    # Smaller worlds generated (SQLite, seed 42) and built in the same run, to show growth with N.
+    sizes = [int(n) for n in os.environ.get("MO_BENCH_PROFILES_SIZES", "").split(",") if n.strip()]
+    main = _world(source_url, customers, "main")
+    growth = [(n, _world(None, n, f"n{n}")) for n in sizes]
+
     lines = [
         "## build_profiles: marts, tags, segments, gate, publish",
         "",
-        f"World: {live:,} live customers, {rows:,} silver rows, as of {as_of}; Spark local mode "
-        f"({os.cpu_count()} cores); the initial sync into the lake ({sync_s:.0f}s) is not counted. "
-        "Baseline: every silver table read and written as Parquet.",
+        f"World: {main['live']:,} live customers, {main['rows']:,} silver rows, as of {main['as_of']}; Spark "
+        f"local mode ({os.cpu_count()} cores); the initial sync into the lake ({main['sync_s']:.0f}s) is not "
+        "counted. Baseline: every silver table read and written as Parquet.",
         "",
         "| step | seconds | note |",
         "| --- | ---: | --- |",
-        f"| baseline: copy silver to Parquet | {baseline_s:.1f} | 1.0x |",
+        f"| baseline: copy silver to Parquet | {main['baseline_s']:.1f} | 1.0x |",
     ]
-    lines += [f"| {step} | {s:.1f} | |" for step, s in times.items()]
-    lines += [f"| build_profiles, total | {total:.1f} | {total / baseline_s:.1f}x the baseline time |"]
+    lines += [f"| {step} | {s:.1f} | |" for step, s in main["times"].items()]
+    lines += [
+        f"| build_profiles, total | {main['total']:.1f} | {main['total'] / main['baseline_s']:.1f}x the baseline time |"
+    ]
+    if growth:
+        points = sorted([(w["live"], w) for _, w in growth] + [(main["live"], main)], key=lambda p: p[0])
+        lines += [
+            "",
+            "Growth with N (each world synced into its own lake and built in this run; smaller worlds generated "
+            "into SQLite with seed 42):",
+            "",
+            "| live customers | silver rows | baseline s | build_profiles s | x baseline | ms per customer |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {n:,} | {w['rows']:,} | {w['baseline_s']:.1f} | {w['total']:.1f} | "
+            f"{w['total'] / w['baseline_s']:.1f} | {1000 * w['total'] / n:.3f} |"
+            for n, w in points
+        ]
+        (n0, w0), (n1, w1) = points[0], points[-1]
+        lines += [
+            "",
+            f"- From {n0:,} to {n1:,} customers ({n1 / n0:.1f}x) build_profiles took {w1['total'] / w0['total']:.1f}x "
+            f"as long and the silver copy {w1['baseline_s'] / w0['baseline_s']:.1f}x.",
+        ]
     return "\n".join(lines)
 
 
