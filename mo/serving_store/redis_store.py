@@ -95,7 +95,7 @@ def hset_commands(key_prefix: str, batch: pa.RecordBatch) -> pa.Array:
     protocol, send it in bulk): encoding a million 50-field commands one by one in Python took minutes.
     """
     names = batch.schema.names
-    count = pa.array([0] * batch.num_rows, pa.int64())
+    count = pa.repeat(pa.scalar(0, pa.int64()), batch.num_rows)
     pieces = []
     for name in names:
         values = _as_text(batch.column(names.index(name)))
@@ -103,6 +103,8 @@ def hset_commands(key_prefix: str, batch: pa.RecordBatch) -> pa.Array:
         pieces.append(pc.fill_null(_join(_bulk_string(name) + "$", length, "\r\n", values, "\r\n"), ""))
         count = pc.add(count, pc.cast(pc.is_valid(values), pa.int64()))
     key = _join(key_prefix, _as_text(batch.column(names.index("customer_id"))))
+    if key.null_count:
+        raise ValueError(f"{key.null_count} profile row(s) for Redis without a customer_id")
     header = _join(
         "*",
         pc.cast(pc.add(pc.multiply(count, 2), 2), pa.string()),
@@ -147,7 +149,7 @@ def write_profiles(
         if "customer_id" not in batch.schema.names:
             raise ValueError("profile batches for Redis need a customer_id column")
         commands = hset_commands(key_prefix, batch)
-        for start in range(0, len(commands), PIPELINE_ROWS):
+        for start in range(0, len(commands), PIPELINE_ROWS):  # an empty batch sends nothing
             _send(client, commands.slice(start, PIPELINE_ROWS))
         written += batch.num_rows
     return written

@@ -78,3 +78,9 @@ def test_an_error_reply_is_raised_and_the_connection_is_not_reused_dirty(redis_c
         write_profiles(redis_client, "r1", [_batch()], prefix=redis_prefix)
     assert redis_client.ping()
     assert redis_client.get(key) == b"not a hash"
+
+
+def test_rows_without_customer_id_are_refused_before_anything_is_sent():
+    batch = pa.RecordBatch.from_pydict({"customer_id": pa.array([1, None], pa.int64()), "segments": ["", ""]})
+    with pytest.raises(ValueError, match="1 profile row"):
+        hset_commands("p:", batch)
