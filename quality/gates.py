@@ -281,8 +281,9 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _detail(check: Check | Any, result: dict[str, Any], source_count: int | None, count_of: str = "source ") -> str:
-    """A failed expectation's detail; ``count_of`` names what the row count was reconciled with."""
+def _detail(check: Any, result: dict[str, Any], source_count: int | None, count_of: str = "source ") -> str:
+    """A failed expectation's detail, for a silver ``Check`` or a marts ``MartCheck`` (both have ``kind``);
+    ``count_of`` names what the row count was reconciled with."""
     count = result.get("unexpected_count") or 0
     sample = _sample(result.get("partial_unexpected_list"))
     if check.kind == "columns":
