@@ -9,7 +9,10 @@ customers, consents, complaints, and their reference tables) into the Iceberg la
 2. **merge** each batch into silver on a write-audit-publish branch (the published silver is untouched);
 3. **gate**: Great Expectations suites derived from `schemas/sources/` (counts reconciled with the
    source, keys, enums, referential integrity). A failure stops the run here and names the table and
-   expectation; nothing is published and the watermarks stay where they were;
+   expectation; nothing is published and the watermarks stay where they were. Hourly runs validate the
+   rows the run changed (and the rows referring to them); each table is validated whole once a day
+   (`MO_GATE_FULL_INTERVAL_HOURS`), after a contract change, or when the run is triggered with
+   `full_gate: true`;
 4. **publish**: fast-forward silver to the audited state, advance watermarks, emit the `silver` asset
    that downstream DAGs (profiles, segments) are scheduled on;
 5. **maintain**: once a day (`MO_MAINTENANCE_INTERVAL_HOURS`), compact the lake tables, apply
@@ -22,7 +25,7 @@ Every step is idempotent: a rerun of a failed or crashed run leaves silver ident
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, dag, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 SILVER = Asset("lake_silver", uri="iceberg://lake/silver")
 
@@ -36,13 +39,14 @@ SILVER = Asset("lake_silver", uri="iceberg://lake/silver")
     tags=["lakehouse", "sync"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2), "owner": "data-platform"},
     doc_md=__doc__,
+    params={"full_gate": Param(False, type="boolean", description="Validate every silver table whole")},
 )
 def source_sync():
     @task
     def extract() -> dict:
         from mo.pipelines import sync_extract
 
-        return sync_extract()
+        return sync_extract(full_gate=bool(get_current_context()["params"]["full_gate"]))
 
     @task
     def merge(manifest: dict) -> dict:

@@ -118,13 +118,18 @@ def broker_status_cmd() -> None:
 
 @cli.command()
 @click.option("--table", "tables", multiple=True, help="Sync only these tables (default: all contracts)")
-def sync(tables: tuple[str, ...]) -> None:
+@click.option(
+    "--full-gate",
+    is_flag=True,
+    help="Validate every table whole (default: only the rows this run changed, whole tables once a day)",
+)
+def sync(tables: tuple[str, ...], full_gate: bool) -> None:
     """Sync source tables into bronze and silver (incremental, gated, idempotent)."""
     from spark_jobs.session import get_spark
     from spark_jobs.sync import run_sync
 
     settings = get_settings()
-    report = run_sync(get_spark(settings), settings, tables=list(tables) or None)
+    report = run_sync(get_spark(settings), settings, tables=list(tables) or None, full_gate=full_gate)
     _echo_json(report)
 
 

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     sync_lookback_minutes: int = 24 * 60  # re-read window below the watermark for late-arriving rows
     jdbc_partition_rows: int = 250_000  # rows per JDBC read partition for big tables
     jdbc_fetch_size: int = 10_000
+    # The gate validates only what a sync changed while each table passed whole within this many hours
+    # (0: always whole)
+    gate_full_interval_hours: int = 24
 
     # Lake maintenance (compaction, snapshot expiry): at most once per interval, at the end of a sync
     maintenance_interval_hours: int = 24

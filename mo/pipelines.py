@@ -18,12 +18,15 @@ def _spark_and_settings():
     return get_spark(settings), settings
 
 
-def sync_extract(tables: list[str] | None = None) -> dict[str, Any]:
-    """Extract changed rows since each table's watermark into bronze; returns the run manifest."""
+def sync_extract(tables: list[str] | None = None, *, full_gate: bool = False) -> dict[str, Any]:
+    """Extract changed rows since each table's watermark into bronze; returns the run manifest.
+
+    ``full_gate``: the run's gate validates every table whole, not only what the run changed.
+    """
     from spark_jobs.sync import extract_to_bronze
 
     spark, settings = _spark_and_settings()
-    return extract_to_bronze(spark, settings, tables)
+    return extract_to_bronze(spark, settings, tables, full_gate=full_gate)
 
 
 def sync_merge(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ per gate for exactly the results of this run, as UpdateDataDocsAction would do.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import shutil
@@ -32,6 +33,7 @@ from quality.suites import (
     Check,
     build_checks,
     build_suite,
+    count_suite_name,
     orphan_column,
     parent_of,
     suite_name,
@@ -52,6 +54,7 @@ DOCS_RESULTS_LIMIT = 100
 RUNS_KEPT_PER_TABLE = 50
 QUICK_RESULT_FORMAT = {"result_format": "BOOLEAN_ONLY"}
 DETAILED_RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 20}
+FULL_VALIDATIONS_FILE = "mo_full_validations.json"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class GateResult:
     docs_path: str | None  # Data Docs index.html, if written
     tables: list[str] = field(default_factory=list)  # tables validated, in dependency order
     layer: str = "silver"  # what was validated: silver (the sync's gate) or marts (build_profiles')
+    modes: dict[str, str] = field(default_factory=dict)  # table -> whole | scoped | unchanged (main suite)
+    scope_rows: dict[str, int] = field(default_factory=dict)  # rows validated of each scoped table
 
     def summary(self) -> str:
         """One line per failure (or one line saying what passed), for logs and the CLI."""
@@ -90,6 +95,10 @@ def _fingerprint(suite) -> list[str]:
         json.dumps([e.expectation_type, e.configuration.kwargs, e.meta, e.description], sort_keys=True, default=str)
         for e in suite.expectations
     ]
+
+
+def _digest(suite) -> str:
+    return hashlib.sha256("\n".join(_fingerprint(suite)).encode()).hexdigest()
 
 
 class _Project:
@@ -144,7 +153,8 @@ class _Project:
         return self._batch_definitions[table]
 
     def validation(self, table: str, suite) -> tuple[Any, bool]:
-        """The table's validation definition for ``suite`` and whether the stored suite had to change.
+        """The validation definition of ``suite`` (named as the suite, on ``table``'s batch definition) and
+        whether the stored suite had to change.
 
         The stores are written only when the contract-derived suite differs from the stored one, which
         after the first run is only when a contract changes.
@@ -152,14 +162,14 @@ class _Project:
         import great_expectations as gx
 
         wanted = _fingerprint(suite)
-        cached = self._validations.get(table)
+        name = suite.name
+        cached = self._validations.get(name)
         if cached and cached[0] == wanted:
             return cached[1], False
-        name = suite_name(table)
         try:
             stored = self.context.validation_definitions.get(name)
             if _fingerprint(stored.suite) == wanted and stored.batch_definition.id == self.batch_definition(table).id:
-                self._validations[table] = (wanted, stored)
+                self._validations[name] = (wanted, stored)
                 return stored, False
         except (KeyError, ValueError, LookupError, gx.exceptions.DataContextError):
             pass
@@ -167,25 +177,55 @@ class _Project:
         definition = self.context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=name, data=self.batch_definition(table), suite=saved)
         )
-        self._validations[table] = (wanted, definition)
+        self._validations[name] = (wanted, definition)
         return definition, True
 
-    def suite_page_missing(self, table: str) -> bool:
-        return not (self.docs_dir / "expectations" / Path(*suite_name(table).split("."))).with_suffix(".html").exists()
+    def suite_page_missing(self, name: str) -> bool:
+        return not (self.docs_dir / "expectations" / Path(*name.split("."))).with_suffix(".html").exists()
 
     def prune(self, table: str, keep: int = RUNS_KEPT_PER_TABLE) -> None:
-        """Drop all but the newest ``keep`` results of a table, from the results store and from Data Docs.
+        """Drop all but the newest ``keep`` results of a table's suites, from the results store and Data Docs.
 
         Both keep one folder per run (``<suite path>/<run name>/<run time>``) and run times sort as text.
         """
-        suite_path = Path(*suite_name(table).split("."))
-        for base in (self.root / "uncommitted" / "validations", self.docs_dir / "validations"):
-            runs_dir = base / suite_path / RUN_NAME
-            if not runs_dir.is_dir():
-                continue
-            runs = sorted(p for p in runs_dir.iterdir() if p.is_dir())
-            for old in runs[: max(len(runs) - keep, 0)]:
-                shutil.rmtree(old, ignore_errors=True)
+        for name in (suite_name(table), count_suite_name(table)):
+            suite_path = Path(*name.split("."))
+            for base in (self.root / "uncommitted" / "validations", self.docs_dir / "validations"):
+                runs_dir = base / suite_path / RUN_NAME
+                if not runs_dir.is_dir():
+                    continue
+                runs = sorted(p for p in runs_dir.iterdir() if p.is_dir())
+                for old in runs[: max(len(runs) - keep, 0)]:
+                    shutil.rmtree(old, ignore_errors=True)
+
+    # Full validations: when each suite last passed on a whole table, and which version of the suite.
+    # A table's main suite may run on the rows a sync changed only while this record is current.
+
+    def _full_validations_file(self) -> Path:
+        return self.root / "uncommitted" / FULL_VALIDATIONS_FILE
+
+    def last_full_validation(self, name: str, suite) -> dt.datetime | None:
+        """When ``suite`` (this exact version) last passed on a whole table; None if never."""
+        try:
+            record = json.loads(self._full_validations_file().read_text(encoding="utf-8")).get(name)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        if not record or record.get("fingerprint") != _digest(suite):
+            return None
+        return dt.datetime.fromisoformat(record["at"])
+
+    def record_full_validations(self, suites: list, at: dt.datetime) -> None:
+        path = self._full_validations_file()
+        try:
+            records = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            records = {}
+        for suite in suites:
+            records[suite.name] = {"fingerprint": _digest(suite), "at": at.isoformat()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(records, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
 
     def docs_index(self) -> str | None:
         index = self.docs_dir / "index.html"
@@ -366,11 +406,35 @@ def _diagnose(project: _Project, validation, frame, parameters, result, result_i
 # --- the gate -------------------------------------------------------------------------------------------
 
 
+def _validate(project: _Project, run_id, validation, frame, parameters, table: str, checks: list[Check], count):
+    """Run one validation definition on ``frame``; returns its failures and the result's identifier."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    result = validation.run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters=parameters,
+        result_format=QUICK_RESULT_FORMAT,
+        run_id=run_id,
+    )
+    result_id = ValidationResultIdentifier(
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=validation.suite.name),
+        run_id=run_id,
+        batch_identifier=result.batch_id,
+    )
+    if not result.success:
+        _diagnose(project, validation, frame, parameters, result, result_id)
+    return _failures(table, checks, result, count), result_id
+
+
 def run_silver_gate(
     spark: SparkSession,
     settings: Settings,
     tables: dict[str, DataFrame],
     source_counts: dict[str, int],
+    scopes: dict[str, DataFrame | None] | None = None,
 ) -> GateResult:
     """Validate the candidate silver state of ``tables`` (live rows) against suites derived from contracts.
 
@@ -378,15 +442,25 @@ def run_silver_gate(
     those tables must reconcile exactly. References are checked wherever the parent's frame is given.
     Returns every failure found (the gate does not stop at the first) and the Data Docs index.
 
+    ``scopes`` (the sync's :func:`spark_jobs.sync.gate_scopes`) narrows a table's main suite to the rows a
+    run can have made invalid: a frame of the rows it changed plus the rows referring to a parent row it
+    changed, or None when neither the table nor any of its parents changed. A table absent from
+    ``scopes``, or every table when ``scopes`` is None, is validated whole. Why the narrowing is sound: main
+    only moves through a passing gate, so a row that did not change and whose parents did not change
+    still passes every row check and reference; duplicates of a key involve a changed row; an orphan
+    refers to a changed (deleted) parent row. It holds only for what the gate has seen, so a scope is
+    used only while the table's current suite has passed on the whole table within
+    ``settings.gate_full_interval_hours`` (a changed contract, a first run or a day-old check validates
+    whole; changes made to silver outside the sync are caught by that daily whole validation). References
+    of a scoped table are checked against the parents' whole candidate state, and the row count is
+    reconciled on the whole table in every case, as its own suite (``silver.<table>.count``).
+
     Each table is validated once with pass/fail results only (a few aggregate jobs per table); the
     expectations that fail are then evaluated again with unexpected counts and sample values, so the
     cost of diagnosing is paid only for what needs a diagnosis (see :func:`_diagnose`).
     """
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     contracts = load_source_contracts()
     unknown = sorted(set(tables) - set(contracts))
@@ -399,9 +473,14 @@ def run_silver_gate(
         )
 
     project = _project(settings)
-    run_id = RunIdentifier(run_name=RUN_NAME, run_time=dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    run_id = RunIdentifier(run_name=RUN_NAME, run_time=now)
+    horizon = now - dt.timedelta(hours=settings.gate_full_interval_hours)
     failures: list[GateFailure] = []
     docs_resources: list = []
+    modes: dict[str, str] = {}
+    scope_rows: dict[str, int] = {}
+    validated_whole: list = []
     order = [t for t in contracts if t in tables]
     with _gate_planning(spark):
         for table in order:
@@ -409,37 +488,67 @@ def run_silver_gate(
             contract = contracts[table]
             count = source_counts.get(table)
             checks = build_checks(contract, reconcile_count=count is not None, parents_present=set(tables))
-            validation, suite_changed = project.validation(table, build_suite(contract, checks))
-            parameters = {SOURCE_COUNT_PARAMETER: count} if count is not None else None
-            frame = with_orphan_markers(spark, tables[table], contract, tables)
-            # Not cached: GX bundles the column checks into one aggregate job and the uniqueness check into
-            # another, each reading only the Parquet columns it needs; caching first read every column and
-            # built the in-memory copy, which measured 1.6-3.8x slower on a 690k-row world.
-            suite_id = ExpectationSuiteIdentifier(name=suite_name(table))
-            result = validation.run(
-                batch_parameters={"dataframe": frame},
-                expectation_parameters=parameters,
-                result_format=QUICK_RESULT_FORMAT,
-                run_id=run_id,
-            )
-            result_id = ValidationResultIdentifier(
-                expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=result.batch_id
-            )
-            if not result.success:
-                _diagnose(project, validation, frame, parameters, result, result_id)
-            table_failures = _failures(table, checks, result, count)
+            count_checks = [c for c in checks if c.kind == "row_count"]
+            main_checks = [c for c in checks if c.kind != "row_count"]
+            suite = build_suite(contract, main_checks)
+            validation, suite_changed = project.validation(table, suite)
+            last_whole = None if suite_changed else project.last_full_validation(suite.name, suite)
+            scoped = scopes is not None and table in scopes and last_whole is not None and last_whole >= horizon
+            scope = scopes[table] if scoped and scopes is not None else tables[table]
+            table_failures: list[GateFailure] = []
+            if scope is None:
+                modes[table] = "unchanged"
+            else:
+                modes[table] = "scoped" if scoped else "whole"
+                frame = with_orphan_markers(spark, scope, contract, tables)
+                if scoped:
+                    # A scope is small and each of GX's jobs would otherwise find it again in the whole table.
+                    # A whole table is not cached: GX bundles the column checks into one aggregate job and
+                    # the uniqueness check into another, each reading only the Parquet columns it needs;
+                    # caching first read every column and measured 1.6-3.8x slower on a 690k-row world.
+                    frame = frame.persist()
+                    scope_rows[table] = frame.count()
+                try:
+                    found, result_id = _validate(project, run_id, validation, frame, None, table, main_checks, count)
+                finally:
+                    if scoped:
+                        frame.unpersist()
+                table_failures += found
+                docs_resources.append(result_id)
+                if not scoped:
+                    validated_whole.append(suite)
+                if suite_changed or project.suite_page_missing(suite.name):
+                    docs_resources.append(ExpectationSuiteIdentifier(name=suite.name))
+            if count_checks:
+                count_suite = build_suite(contract, count_checks, count_suite_name(table))
+                count_validation, count_changed = project.validation(table, count_suite)
+                found, result_id = _validate(
+                    project,
+                    run_id,
+                    count_validation,
+                    tables[table],
+                    {SOURCE_COUNT_PARAMETER: count},
+                    table,
+                    count_checks,
+                    count,
+                )
+                table_failures += found
+                docs_resources.append(result_id)
+                if count_changed or project.suite_page_missing(count_suite.name):
+                    docs_resources.append(ExpectationSuiteIdentifier(name=count_suite.name))
             failures.extend(table_failures)
             log.info(
-                "silver.%s: %d checks, %d failed (%.1fs)",
+                "silver.%s: %d checks (%s%s), %d failed (%.1fs)",
                 table,
                 len(checks),
+                modes[table],
+                f", {scope_rows[table]} rows" if table in scope_rows else "",
                 len(table_failures),
                 time.perf_counter() - started,
             )
-            docs_resources.append(result_id)
-            if suite_changed or project.suite_page_missing(table):
-                docs_resources.append(suite_id)
 
+    if not failures and validated_whole:
+        project.record_full_validations(validated_whole, now)
     docs_path = None
     if docs_resources:
         started = time.perf_counter()
@@ -448,4 +557,11 @@ def run_silver_gate(
         for table in order:
             project.prune(table)
         log.info("data docs updated (%.1fs): %s", time.perf_counter() - started, docs_path)
-    return GateResult(passed=not failures, failures=failures, docs_path=docs_path, tables=order)
+    return GateResult(
+        passed=not failures,
+        failures=failures,
+        docs_path=docs_path,
+        tables=order,
+        modes=modes,
+        scope_rows=scope_rows,
+    )

@@ -43,6 +43,12 @@ def suite_name(table: str) -> str:
     return f"silver.{table}"
 
 
+def count_suite_name(table: str) -> str:
+    """The row-count reconciliation's own suite: it always runs on the whole table, while the table's main
+    suite may run on the rows a sync changed (see :func:`quality.gates.run_silver_gate`)."""
+    return f"silver.{table}.count"
+
+
 def orphan_column(fk: str) -> str:
     """The generated column that holds ``fk`` where its parent row is missing."""
     return f"{fk}{ORPHAN_SUFFIX}"
@@ -166,11 +172,11 @@ def build_checks(
     return checks
 
 
-def build_suite(contract: TableContract, checks: list[Check]) -> gx.ExpectationSuite:
+def build_suite(contract: TableContract, checks: list[Check], name: str | None = None) -> gx.ExpectationSuite:
     import great_expectations as gx
 
     return gx.ExpectationSuite(
-        name=suite_name(contract.table),
+        name=name or suite_name(contract.table),
         expectations=[c.expectation for c in checks],
         meta={"derived_from": f"schemas/sources/{contract.table}.yaml"},
     )

@@ -20,10 +20,11 @@ them, :func:`run_sync` runs them in a row.
    is set only around each MERGE and always unset afterwards.
 3. :func:`check_gate`. The quality gate (``quality.gates.run_silver_gate``) sees the candidate state of
    every synced table (the audit branch) and the published state of the others (so foreign keys can
-   see their parents), plus the live source counts. On failure the audit branches are dropped (bronze
-   keeps the batch for inspection and the rerun rebuilds the branch from it), main is untouched,
-   watermarks stay, the run is recorded ``gate_failed`` and :class:`QualityGateFailed` names table and
-   expectation.
+   see their parents), plus the live source counts. After the first load it validates only the rows a
+   run can have made invalid (:func:`gate_scopes`), whole tables once a day or when a contract
+   changes. On failure the audit branches are dropped (bronze keeps the batch for inspection and the
+   rerun rebuilds the branch from it), main is untouched, watermarks stay, the run is recorded
+   ``gate_failed`` and :class:`QualityGateFailed` names table and expectation.
 4. :func:`publish`. Fast-forward main to each audit branch (``system.fast_forward``), drop the branch,
    empty the published batches from the restricted staging tables, advance the watermarks, record the
    run ``published``. Publish is all-or-nothing per run: watermarks only move for a run whose gate passed.
@@ -224,9 +225,16 @@ def _write_batch(
 
 
 def extract_to_bronze(
-    spark, settings: Settings, tables: list[str] | None = None, *, contracts_dir: Path | str | None = None
+    spark,
+    settings: Settings,
+    tables: list[str] | None = None,
+    *,
+    contracts_dir: Path | str | None = None,
+    full_gate: bool = False,
 ) -> dict[str, Any]:
     """Extract each table's changed rows into bronze; returns the run manifest (JSON-serialisable).
+
+    ``full_gate`` makes this run's gate validate every table whole instead of what the run changed.
 
     Configuration, the source connection and schema drift are checked with SQLAlchemy before Spark
     is touched, so those errors come back as one line without a JVM stack.
@@ -253,6 +261,7 @@ def extract_to_bronze(
             "source": source.label,
             "audit_branch": f"audit_{run_id}",
             "contracts_dir": str(contracts_dir) if contracts_dir else None,
+            "full_gate": full_gate,
             "tables": {},
         }
         lookback = timedelta(minutes=settings.sync_lookback_minutes)
@@ -392,6 +401,56 @@ def candidate_frames(spark, settings: Settings, manifest: dict[str, Any]) -> dic
     return frames
 
 
+# Above this share of a table's live rows changed in one run, its gate validates the whole table: finding
+# the changed rows would cost more than the rows it saves.
+GATE_SCOPE_MAX_SHARE = 0.2
+
+
+def gate_scopes(spark, settings: Settings, manifest: dict[str, Any], frames: dict[str, Any]) -> dict[str, Any] | None:
+    """Per candidate table, the rows this run can have made invalid (see ``quality.gates.run_silver_gate``).
+
+    A table's scope is its rows whose key is in the table's bronze batch or whose foreign key is in a
+    changed parent's batch (soft-deleted parents included, self-references too), as existence joins
+    against the batches' keys; None where neither the table nor a parent changed. Tables left out are
+    validated whole: those with a large share of rows changed. Returns None (everything whole) for a run
+    asked to check in full (``mo sync --full-gate``) or one that loads a table for the first time.
+    """
+    from pyspark.sql import functions as F
+
+    if manifest.get("full_gate"):
+        return None
+    contracts = load_source_contracts(Path(manifest["contracts_dir"]) if manifest.get("contracts_dir") else None)
+    changed: dict[str, Any] = {}
+    for name, entry in manifest["tables"].items():
+        if not entry["rows_bronze"]:
+            continue
+        if entry["watermark_from"] is None:
+            return None
+        batch = spark.table(bronze_table(settings, name)).where(F.col("_batch_id") == entry["batch_id"])
+        changed[name] = batch.select(F.col(contracts[name].primary_key).alias("k"))
+    scopes: dict[str, Any] = {}
+    for name, frame in frames.items():
+        contract = contracts[name]
+        entry = manifest["tables"].get(name)
+        if entry and entry["rows_bronze"] > GATE_SCOPE_MAX_SHARE * max(entry["source_live_count"] or 0, 1):
+            continue
+        keys = [(contract.primary_key, name)] if name in changed else []
+        keys += [
+            (c.name, c.references.partition(".")[0])  # type: ignore[union-attr]
+            for c in contract.columns
+            if c.references and not c.pii and c.references.partition(".")[0] in changed
+        ]
+        if not keys:
+            scopes[name] = None
+            continue
+        views = {"c": frame} | {f"k{i}": changed[table] for i, (_, table) in enumerate(keys)}
+        where = " OR ".join(
+            f"EXISTS (SELECT 1 FROM {{k{i}}} b WHERE b.k = c.{quote(column)})" for i, (column, _) in enumerate(keys)
+        )
+        scopes[name] = spark.sql(f"SELECT * FROM {{c}} c WHERE {where}", **views)
+    return scopes
+
+
 def check_gate(spark, settings: Settings, manifest: dict[str, Any], *, gate: Gate | None = None) -> dict[str, Any]:
     """Run the quality gate on the candidate silver; on failure record it, drop the branches and raise."""
     _use_catalog(spark, settings)
@@ -399,13 +458,21 @@ def check_gate(spark, settings: Settings, manifest: dict[str, Any], *, gate: Gat
         raise MoError(f"run {manifest.get('run_id')} has not been merged to its audit branches; run merge first")
     gate = gate or _default_gate()
     source_counts = {name: entry["source_live_count"] for name, entry in manifest["tables"].items()}
-    result = gate(spark, settings, candidate_frames(spark, settings, manifest), source_counts)
+    frames = candidate_frames(spark, settings, manifest)
+    started = time.perf_counter()
+    result = gate(spark, settings, frames, source_counts, scopes=gate_scopes(spark, settings, manifest, frames))
     if not result.passed:
         summary = result.summary()
         _record(spark, settings, manifest, "gate_failed", summary)
         drop_audit_branches(spark, settings, manifest)
         raise QualityGateFailed(f"quality gate failed, nothing published (run {manifest['run_id']}): {summary}")
-    manifest["gate"] = {"passed": True, "checked_at": format_ts(utcnow())}
+    manifest["gate"] = {
+        "passed": True,
+        "checked_at": format_ts(utcnow()),
+        "seconds": round(time.perf_counter() - started, 1),
+        "modes": getattr(result, "modes", {}),
+        "scope_rows": getattr(result, "scope_rows", {}),
+    }
     manifest["step"] = "gated"
     return manifest
 
@@ -455,6 +522,7 @@ def run_sync(
     *,
     contracts_dir: Path | str | None = None,
     gate: Gate | None = None,
+    full_gate: bool = False,
 ) -> dict[str, Any]:
     """Extract, merge on audit branches, gate, publish. Returns the published manifest.
 
@@ -462,7 +530,7 @@ def run_sync(
     SourceUnavailable or ConfigError.
     """
     gate = gate or _default_gate()  # fail before extracting if the gate cannot run at all
-    manifest = extract_to_bronze(spark, settings, tables, contracts_dir=contracts_dir)
+    manifest = extract_to_bronze(spark, settings, tables, contracts_dir=contracts_dir, full_gate=full_gate)
     try:
         manifest = merge_to_audit(spark, settings, manifest)
         manifest = check_gate(spark, settings, manifest, gate=gate)

@@ -149,3 +149,53 @@ def test_bad_arguments_are_named(spark, gate_settings, valid_frames):
         run_silver_gate(spark, gate_settings, {"premiums": valid_frames["products"]}, {})
     with pytest.raises(MoError, match="without a candidate frame: claims"):
         run_silver_gate(spark, gate_settings, {"products": valid_frames["products"]}, {"claims": 3})
+
+
+def test_a_scoped_gate_checks_what_changed_the_whole_count_and_goes_whole_when_due(
+    spark, tmp_path, valid_frames, broken
+):
+    settings = Settings(home=tmp_path)
+    customers = valid_frames["customers"]
+    bad_row_3 = broken("policies", _edit(status__3="bogus"))  # row index 3 holds id 4
+    counts = {"customers": ROWS, "policies": ROWS}
+    enum_failure = GateFailure("policies", "expect_column_values_to_be_in_set(status)", "1 unexpected value: ['bogus']")
+
+    def scope(frame, *ids):
+        return frame.where(frame.id.isin(list(ids)))
+
+    # Nothing has passed whole yet: the scopes are not trusted, both tables are validated whole.
+    first = run_silver_gate(
+        spark, settings, {"customers": customers, "policies": valid_frames["policies"]}, counts,
+        scopes={"customers": None, "policies": scope(valid_frames["policies"], 1)},
+    )  # fmt: skip
+    assert first.passed and first.modes == {"customers": "whole", "policies": "whole"}
+
+    # Now only the scope's rows are validated (the bad row 4 is outside it; see the daily whole run below) ...
+    frames = {"customers": customers, "policies": bad_row_3}
+    outside = run_silver_gate(
+        spark, settings, frames, counts, scopes={"customers": None, "policies": scope(bad_row_3, 1)}
+    )
+    assert outside.passed
+    assert outside.modes == {"customers": "unchanged", "policies": "scoped"} and outside.scope_rows == {"policies": 1}
+    # ... a bad row inside the scope fails the gate, named as a whole-table run names it ...
+    inside = run_silver_gate(
+        spark, settings, frames, counts, scopes={"customers": None, "policies": scope(bad_row_3, 4)}
+    )
+    assert inside.failures == [enum_failure]
+    # ... and the row count is reconciled on the whole table, also for an unchanged one.
+    wrong_counts = {"customers": ROWS + 2, "policies": ROWS}
+    counted = run_silver_gate(
+        spark, settings, {"customers": customers, "policies": valid_frames["policies"]}, wrong_counts,
+        scopes={"customers": None, "policies": scope(valid_frames["policies"], 1)},
+    )  # fmt: skip
+    assert counted.failures == [
+        GateFailure("customers", "expect_table_row_count_to_equal(source)", f"row count {ROWS} != source {ROWS + 2}")
+    ]
+
+    # The whole-table check is due again after the interval (0: every run) ...
+    due = Settings(home=tmp_path, gate_full_interval_hours=0)
+    whole = run_silver_gate(spark, due, frames, counts, scopes={"customers": None, "policies": scope(bad_row_3, 1)})
+    assert whole.modes["policies"] == "whole" and whole.failures == [enum_failure]
+    # ... and after a suite change (here the customers reference drops out with the parent's frame).
+    changed = run_silver_gate(spark, settings, {"policies": bad_row_3}, {}, scopes={"policies": scope(bad_row_3, 1)})
+    assert changed.modes == {"policies": "whole"} and changed.failures == [enum_failure]

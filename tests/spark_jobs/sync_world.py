@@ -208,7 +208,7 @@ class Verdict:
         return "; ".join(f"silver.{f.table}: {f.expectation} failed: {f.detail}" for f in self.failures) or "passed"
 
 
-def count_gate(spark, settings, tables, source_counts) -> Verdict:
+def count_gate(spark, settings, tables, source_counts, scopes=None) -> Verdict:
     """Candidate silver of every synced table must hold exactly the source's live rows (by count)."""
     failures = [
         Failure(name, "expect_table_row_count_to_equal(source)", f"{tables[name].count()} != {expected}")

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.spark
 SMALL = ["organizations", "agents", "customers"]
 
 
-def failing_gate(spark, settings, tables, source_counts) -> Verdict:
+def failing_gate(spark, settings, tables, source_counts, scopes=None) -> Verdict:
     return Verdict(False, [Failure("customers", "expect_column_values_to_be_in_set(risk_rating)", "1 unexpected")])
 
 
@@ -247,3 +247,46 @@ def test_real_gate_stops_an_enum_violation_and_passes_clean_data(spark, settings
     assert read_watermarks(spark, settings) == watermarks
     watermark_rows = spark.table(ops_table(settings, "watermarks")).count()
     assert watermark_rows == len(SMALL)
+
+
+def test_after_the_first_load_the_gate_checks_what_changed_and_what_refers_to_it(spark, settings, world):
+    from quality.gates import run_silver_gate
+
+    seen: list[dict[str, str]] = []
+
+    def recording_gate(*args, **kwargs):
+        result = run_silver_gate(*args, **kwargs)
+        seen.append(result.modes)
+        return result
+
+    world.seed(customers=10)
+    first = run_sync(spark, settings, tables=SMALL, gate=recording_gate)
+    assert first["gate"]["modes"] == dict.fromkeys(SMALL, "whole")  # a first load: nothing checked before
+
+    world.update("customers", 2)
+    second = run_sync(spark, settings, tables=SMALL, gate=recording_gate)
+    assert second["gate"]["modes"] == {"organizations": "unchanged", "agents": "unchanged", "customers": "scoped"}
+    assert second["gate"]["scope_rows"] == {"customers": 1}
+    assert_silver_matches_source(spark, settings, world, SMALL)
+
+    # An organization is deleted; its agents did not change, but they are in scope as its children.
+    orphaned_org = world.live_rows("agents")[0]["org_id"]
+    world.soft_delete("organizations", orphaned_org)
+    before = silver_state(spark, settings, SMALL)
+    with pytest.raises(
+        QualityGateFailed, match=r"silver\.agents: referential_integrity\(org_id -> organizations\.id\)"
+    ):
+        run_sync(spark, settings, tables=SMALL, gate=recording_gate)
+    assert seen[-1]["agents"] == "scoped"
+    assert silver_state(spark, settings, SMALL) == before
+
+    # A bad value in a changed row is caught in scope too; --full-gate validates every table whole.
+    world.update("organizations", orphaned_org, deleted_at=None)
+    world.update("customers", 3, risk_rating="R9")
+    with pytest.raises(QualityGateFailed, match=r"silver\.customers: expect_column_values_to_be_in_set\(risk_rating\)"):
+        run_sync(spark, settings, tables=SMALL, gate=recording_gate)
+    assert seen[-1]["customers"] == "scoped"
+    world.update("customers", 3, risk_rating="R1")
+    full = run_sync(spark, settings, tables=SMALL, gate=recording_gate, full_gate=True)
+    assert full["gate"]["modes"] == dict.fromkeys(SMALL, "whole")
+    assert_silver_matches_source(spark, settings, world, SMALL)

@@ -42,13 +42,13 @@ def test_unknown_scheme_is_a_config_error():
 def test_unknown_scheme_in_settings_stops_the_sync(mo_home, monkeypatch):
     monkeypatch.setenv("MO_SOURCE_URL", "oracle://scott:tiger@db/orcl")
     with pytest.raises(ConfigError, match="unknown source URL scheme 'oracle'"):
-        run_sync(None, get_settings(), gate=lambda *a: None)
+        run_sync(None, get_settings(), gate=lambda *a, **k: None)
 
 
 def test_unreachable_source_is_named_in_one_line(mo_home, monkeypatch):
     monkeypatch.setenv("MO_SOURCE_URL", "postgresql://nobody:secret@127.0.0.1:1/none")
     with pytest.raises(SourceUnavailable) as caught:
-        run_sync(None, get_settings(), gate=lambda *a: None)  # no Spark needed to find out
+        run_sync(None, get_settings(), gate=lambda *a, **k: None)  # no Spark needed to find out
     message = str(caught.value)
     assert message.startswith("source database unreachable at postgresql")
     assert "\n" not in message and "secret" not in message
@@ -57,10 +57,10 @@ def test_unreachable_source_is_named_in_one_line(mo_home, monkeypatch):
 def test_missing_pii_key_and_unknown_table(mo_home, monkeypatch):
     monkeypatch.delenv("MO_PII_KEY", raising=False)
     with pytest.raises(ConfigError, match="MO_PII_KEY is not set"):
-        run_sync(None, get_settings(), gate=lambda *a: None)
+        run_sync(None, get_settings(), gate=lambda *a, **k: None)
     monkeypatch.setenv("MO_PII_KEY", "test-key")
     with pytest.raises(ConfigError, match="unknown table policys"):
-        run_sync(None, get_settings(), tables=["policys"], gate=lambda *a: None)
+        run_sync(None, get_settings(), tables=["policys"], gate=lambda *a, **k: None)
 
 
 def test_temporary_conf_restores_set_and_unset_values(spark):

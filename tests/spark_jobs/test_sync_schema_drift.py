@@ -63,7 +63,7 @@ def test_extra_column_stops_a_strict_table(settings):
     with pytest.raises(
         ContractViolation, match=r"source column customers\.vip_level \(VARCHAR\(8\)\) is not in the contract"
     ):
-        run_sync(None, settings, gate=lambda *a: None)  # stopped before Spark reads anything
+        run_sync(None, settings, gate=lambda *a, **k: None)  # stopped before Spark reads anything
 
 
 @pytest.mark.spark
@@ -74,7 +74,7 @@ def test_additive_table_carries_a_new_column_into_bronze_and_silver(spark, setti
     path.write_text(path.read_text().replace("schema_evolution: strict", "schema_evolution: additive"))
     tables = ["organizations", "agents", "customers"]
 
-    def gate(spark, settings, frames, source_counts):
+    def gate(spark, settings, frames, source_counts, scopes=None):
         class Passed:
             passed, failures = True, []
 
