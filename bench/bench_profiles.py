@@ -61,7 +61,11 @@ def fifty_definitions() -> list:
 def _timed(fn, *args, **kwargs):
     started = time.perf_counter()
     result = fn(*args, **kwargs)
-    return result, time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    # Each step is reported as it ends, so a run that fails late (say, out of memory in publish) still
+    # leaves the figures of the steps before it.
+    print(f"bench profiles: {getattr(fn, '__name__', fn)} {elapsed:.1f}s", file=sys.stderr, flush=True)
+    return result, elapsed
 
 
 def _baseline_copy(spark, settings, out: Path) -> float:
