@@ -204,22 +204,16 @@ class _Project:
     def _full_validations_file(self) -> Path:
         return self.root / "uncommitted" / FULL_VALIDATIONS_FILE
 
-    def last_full_validation(self, name: str, suite) -> dt.datetime | None:
-        """When ``suite`` (this exact version) last passed on a whole table; None if never."""
+    def full_validations(self) -> dict[str, dict[str, str]]:
+        """Suite name -> {fingerprint, at} of its last whole-table pass (read once per gate)."""
         try:
-            record = json.loads(self._full_validations_file().read_text(encoding="utf-8")).get(name)
+            return json.loads(self._full_validations_file().read_text(encoding="utf-8"))
         except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        if not record or record.get("fingerprint") != _digest(suite):
-            return None
-        return dt.datetime.fromisoformat(record["at"])
+            return {}
 
     def record_full_validations(self, suites: list, at: dt.datetime) -> None:
         path = self._full_validations_file()
-        try:
-            records = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError):
-            records = {}
+        records = self.full_validations()
         for suite in suites:
             records[suite.name] = {"fingerprint": _digest(suite), "at": at.isoformat()}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -481,6 +475,7 @@ def run_silver_gate(
     modes: dict[str, str] = {}
     scope_rows: dict[str, int] = {}
     validated_whole: list = []
+    whole_passes = project.full_validations() if scopes is not None else {}
     order = [t for t in contracts if t in tables]
     with _gate_planning(spark):
         for table in order:
@@ -492,8 +487,13 @@ def run_silver_gate(
             main_checks = [c for c in checks if c.kind != "row_count"]
             suite = build_suite(contract, main_checks)
             validation, suite_changed = project.validation(table, suite)
-            last_whole = None if suite_changed else project.last_full_validation(suite.name, suite)
-            scoped = scopes is not None and table in scopes and last_whole is not None and last_whole >= horizon
+            last_whole = whole_passes.get(suite.name) or {}
+            trusted = (
+                not suite_changed
+                and last_whole.get("fingerprint") == _digest(suite)
+                and dt.datetime.fromisoformat(last_whole["at"]) >= horizon
+            )
+            scoped = scopes is not None and table in scopes and trusted
             scope = scopes[table] if scoped and scopes is not None else tables[table]
             table_failures: list[GateFailure] = []
             if scope is None:

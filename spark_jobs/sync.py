@@ -417,6 +417,8 @@ def gate_scopes(spark, settings: Settings, manifest: dict[str, Any], frames: dic
     """
     from pyspark.sql import functions as F
 
+    from quality.suites import parent_of
+
     if manifest.get("full_gate"):
         return None
     contracts = load_source_contracts(Path(manifest["contracts_dir"]) if manifest.get("contracts_dir") else None)
@@ -436,9 +438,9 @@ def gate_scopes(spark, settings: Settings, manifest: dict[str, Any], frames: dic
             continue
         keys = [(contract.primary_key, name)] if name in changed else []
         keys += [
-            (c.name, c.references.partition(".")[0])  # type: ignore[union-attr]
+            (c.name, parent_of(c)[0])
             for c in contract.columns
-            if c.references and not c.pii and c.references.partition(".")[0] in changed
+            if c.references and not c.pii and parent_of(c)[0] in changed
         ]
         if not keys:
             scopes[name] = None
