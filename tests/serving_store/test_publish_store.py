@@ -175,18 +175,20 @@ def test_redis_profiles_pointer_and_cleanup(
     profile = get_profile(redis_client, 3, prefix=redis_prefix)
     expected = world.profiles[2]
     assert profile["name_masked"] == "c-3"
-    assert profile["has_auto"] == ("true" if expected["has_auto"] else "false")
-    assert json.loads(profile["custom_tags"]) == expected["custom_tags"]
+    assert profile["has_auto"] is expected["has_auto"]
+    assert profile["custom_tags"] == expected["custom_tags"]  # embedded as JSON, not as a string
     members = sorted(m["segment_id"] for m in world.published_members() if m["customer_id"] == 3)
     assert profile["segments"] == ",".join(members)
+    assert set(profile) == set(expected) | {"segments"}
     for column, value in expected.items():
         if value is None:
-            assert column not in profile  # nulls are left out of the hash
+            assert profile[column] is None
     assert get_profile(redis_client, 999, prefix=redis_prefix) is None
     # Only the current and previous refresh keep keys.
     keys = ProfileKeys(redis_prefix)
     assert not list(redis_client.scan_iter(match=keys.pattern(results[0].refresh_id)))
-    assert len(list(redis_client.scan_iter(match=keys.pattern(results[1].refresh_id)))) == 15
+    # the previous refresh keeps its 15 profiles and its field names
+    assert len(list(redis_client.scan_iter(match=keys.pattern(results[1].refresh_id)))) == 15 + 1
     assert {m.decode() for m in redis_client.smembers(keys.refreshes)} == {results[1].refresh_id, last.refresh_id}
 
 

@@ -1,86 +1,119 @@
-"""The bulk Redis writer: protocol built with Arrow, byte for byte what redis-py would send."""
+"""The bulk Redis writer: one JSON array per profile, protocol built with Arrow, byte for byte what redis-py
+would send."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pyarrow as pa
 import pytest
 import redis
 
-from mo.serving_store.redis_store import ProfileKeys, get_profile, hset_commands, switch_current, write_profiles
+from mo.serving_store.redis_store import (
+    ProfileKeys,
+    _send,
+    get_profile,
+    profile_values,
+    set_commands,
+    switch_current,
+    write_profiles,
+)
+
+TRICKY = 'a "quoted" \\ back\nnew\ttab\x01\x1f 张三 \u2028'
 
 
 def _batch() -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(
         {
             "customer_id": pa.array([1, 2, 3], pa.int64()),
-            "name_masked": ["张**", None, "李**"],
+            "name_masked": ["张**", None, TRICKY],
+            "age": pa.array([45, None, 0], pa.int32()),
             "birth_date": pa.array([dt.date(1980, 2, 29), None, dt.date(2001, 1, 1)], pa.date32()),
             "updated_at": pa.array(
                 [dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC), None, None], pa.timestamp("us", tz="UTC")
             ),
             "has_auto": [True, False, None],
-            "total_premium": pa.array([1234.5, None, 0.0], pa.float64()),
+            "total_premium": pa.array([1234.5, float("nan"), 0.1 + 0.2], pa.float64()),
+            "custom_tags": ['{"vip":"yes","note":"\\"x\\""}', None, "{}"],
             "segments": ["a,b", "", "c"],
         }
     )
 
 
+EXPECTED = {
+    1: [1, "张**", 45, "1980-02-29", "2026-01-02T03:04:05.000000Z", True, 1234.5, {"vip": "yes", "note": '"x"'}, "a,b"],
+    # NaN has no JSON form: null (the serving database keeps the value)
+    2: [2, None, None, None, None, False, None, None, ""],
+    3: [3, TRICKY, 0, "2001-01-01", None, None, 0.1 + 0.2, {}, "c"],
+}
+
+
+def test_each_row_is_a_json_array_of_typed_values():
+    values = profile_values(_batch(), json_columns={"custom_tags"}).to_pylist()
+    assert [json.loads(v) for v in values] == list(EXPECTED.values())
+    # strict JSON: no NaN literal, control characters escaped
+    for v in values:
+        json.loads(v, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+        assert "\x01" not in v and "\n" not in v
+
+
+def test_without_json_columns_json_text_stays_a_string():
+    first = json.loads(profile_values(_batch()).to_pylist()[0])
+    assert first[7] == '{"vip":"yes","note":"\\"x\\""}'
+
+
 def test_commands_match_redis_py_packing():
-    batch = _batch()
-    commands = hset_commands("p:profile:r1:", batch).to_pylist()
+    commands = set_commands("p:profile:r1:", _batch(), json_columns={"custom_tags"}).to_pylist()
+    values = profile_values(_batch(), json_columns={"custom_tags"}).to_pylist()
     packer = redis.Connection()
-    expected = {
-        1: {
-            "customer_id": "1",
-            "name_masked": "张**",
-            "birth_date": "1980-02-29",
-            "updated_at": "2026-01-02T03:04:05.000000Z",
-            "has_auto": "true",
-            "total_premium": "1234.5",
-            "segments": "a,b",
-        },
-        2: {"customer_id": "2", "has_auto": "false", "segments": ""},
-        3: {
-            "customer_id": "3",
-            "name_masked": "李**",
-            "birth_date": "2001-01-01",
-            "total_premium": "0",
-            "segments": "c",
-        },
-    }
-    for command, (customer_id, fields) in zip(commands, expected.items(), strict=True):
-        args = [x for pair in fields.items() for x in pair]
-        packed = b"".join(packer.pack_command("HSET", f"p:profile:r1:{customer_id}", *args))
+    for command, customer_id, value in zip(commands, EXPECTED, values, strict=True):
+        packed = b"".join(packer.pack_command("SET", f"p:profile:r1:{customer_id}", value))
         assert command.encode() == packed
 
 
 def test_bulk_write_round_trips_through_redis(redis_client: redis.Redis, redis_prefix: str):
     batch = _batch()
     # two batches, the second sliced, so the buffer offsets of sliced arrays are exercised
-    written = write_profiles(redis_client, "r1", [batch.slice(0, 1), batch.slice(1)], prefix=redis_prefix)
+    written = write_profiles(
+        redis_client, "r1", [batch.slice(0, 1), batch.slice(1)], prefix=redis_prefix, json_columns={"custom_tags"}
+    )
     assert written == 3
+    assert get_profile(redis_client, 2, prefix=redis_prefix) is None  # not current yet
     switch_current(redis_client, "r1", prefix=redis_prefix)
-    assert get_profile(redis_client, 2, prefix=redis_prefix) == {
-        "customer_id": "2",
-        "has_auto": "false",
-        "segments": "",
-    }
-    assert get_profile(redis_client, 3, prefix=redis_prefix)["name_masked"] == "李**"
-    assert redis_client.sismember(ProfileKeys(redis_prefix).refreshes, "r1")
+    names = batch.schema.names
+    for customer_id, expected in EXPECTED.items():
+        assert get_profile(redis_client, customer_id, prefix=redis_prefix) == dict(zip(names, expected, strict=True))
+    assert get_profile(redis_client, 4, prefix=redis_prefix) is None
+    keys = ProfileKeys(redis_prefix)
+    assert json.loads(redis_client.get(keys.fields("r1"))) == names
+    assert redis_client.sismember(keys.refreshes, "r1")
+
+
+def test_batches_must_share_their_columns(redis_client: redis.Redis, redis_prefix: str):
+    batch = _batch()
+    with pytest.raises(ValueError, match="differ from the first batch"):
+        write_profiles(redis_client, "r1", [batch, batch.drop_columns(["age"])], prefix=redis_prefix)
 
 
 def test_an_error_reply_is_raised_and_the_connection_is_not_reused_dirty(redis_client: redis.Redis, redis_prefix: str):
-    key = ProfileKeys(redis_prefix).profile("r1", 1)
-    redis_client.set(key, "not a hash")  # HSET on a string key is a WRONGTYPE error
-    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
-        write_profiles(redis_client, "r1", [_batch()], prefix=redis_prefix)
+    key = f"{redis_prefix}:counter"
+    good = b"".join(redis.Connection().pack_command("SET", key, "not a number")).decode()
+    bad = b"".join(redis.Connection().pack_command("INCR", key)).decode()
+    commands = pa.array([good, bad, good])
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        _send(redis_client, commands)
     assert redis_client.ping()
-    assert redis_client.get(key) == b"not a hash"
+    assert redis_client.get(key) == b"not a number"
 
 
 def test_rows_without_customer_id_are_refused_before_anything_is_sent():
     batch = pa.RecordBatch.from_pydict({"customer_id": pa.array([1, None], pa.int64()), "segments": ["", ""]})
     with pytest.raises(ValueError, match="1 profile row"):
-        hset_commands("p:", batch)
+        set_commands("p:", batch)
+
+
+def test_a_column_without_an_encoding_is_named():
+    batch = pa.RecordBatch.from_pydict({"customer_id": [1], "lines": pa.array([["auto"]], pa.list_(pa.string()))})
+    with pytest.raises(ValueError, match="'lines'"):
+        set_commands("p:", batch)
