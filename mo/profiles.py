@@ -182,6 +182,7 @@ def publish_serving(
         "row_counts": result.row_counts,
         "redis_keys": result.redis_keys,
         "previous_refresh_id": result.previous_refresh_id,
+        "seconds": result.seconds,
     }
 
 

@@ -17,6 +17,7 @@ next publish (a rerun) loads a new refresh and cleans up what the failed one lef
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -52,6 +53,9 @@ class PublishResult:
     redis_keys: int | None
     previous_refresh_id: str | None
     dropped_refreshes: list[str] = field(default_factory=list)
+    # Seconds per step that ran: "database load" (reading the input batches included), "columnar copy",
+    # "redis", "swap", "cleanup".
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def publish_batches(
@@ -75,6 +79,15 @@ def publish_batches(
     if unknown:
         raise ValueError(f"unknown serving table(s): {', '.join(sorted(unknown))}")
     store.ensure_schema()
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[step] = round(now - clock, 3)
+        clock = now
+
     with store.publish_lock():
         refresh_id = new_refresh_id()
         store.begin_refresh(
@@ -85,17 +98,21 @@ def publish_batches(
                 for table in store.contract.tables:
                     load.write_all(table, tables.get(table) or [])
             row_counts = dict(load.rows)
+            lap("database load")
             if columnar_dir is not None:
                 from mo.serving_store.columnar import write_refresh
 
                 write_refresh(store, refresh_id, columnar_dir)
+                lap("columnar copy")
             redis_keys = None
             if redis_client is not None and redis_profiles is not None:
                 json_columns = [c.name for c in store.contract.tables["customer_profile"].columns if c.type == "json"]
                 redis_keys = redis_store.write_profiles(
                     redis_client, refresh_id, redis_profiles, prefix=redis_prefix, json_columns=json_columns
                 )
+                lap("redis")
             previous = _swap(store, refresh_id, row_counts, redis_keys, redis_client, redis_prefix)
+            lap("swap")
         except BaseException as exc:
             store.fail_refresh(refresh_id, exc)
             raise
@@ -103,8 +120,16 @@ def publish_batches(
         dropped = store.drop_old_refreshes(keep)
         if redis_client is not None:
             dropped += redis_store.drop_old_refreshes(redis_client, prefix=redis_prefix)
-    log.info("published refresh %s (as of %s): %s, %s Redis keys", refresh_id, as_of, row_counts, redis_keys)
-    return PublishResult(refresh_id, as_of, row_counts, redis_keys, previous, sorted(set(dropped)))
+        lap("cleanup")
+    log.info(
+        "published refresh %s (as of %s): %s, %s Redis keys; seconds %s",
+        refresh_id,
+        as_of,
+        row_counts,
+        redis_keys,
+        seconds,
+    )
+    return PublishResult(refresh_id, as_of, row_counts, redis_keys, previous, sorted(set(dropped)), seconds)
 
 
 def _swap(

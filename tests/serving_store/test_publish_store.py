@@ -52,6 +52,8 @@ def test_publish_round_trips_values_and_counts(store: SqlServingStore):
     }
     for table, n in result.row_counts.items():
         assert _count(store, table) == n
+    assert list(result.seconds) == ["database load", "swap", "cleanup"]  # no Redis, no columnar copy here
+    assert all(s >= 0 for s in result.seconds.values())
     assert 0 < len(world.recent_events()) < len(world.events), "the world must have events outside the window"
 
     source = {p["customer_id"]: p for p in world.profiles}
@@ -172,6 +174,7 @@ def test_redis_profiles_pointer_and_cleanup(
     ]
     last, world = results[-1], worlds[-1]
     assert last.redis_keys == 15
+    assert list(last.seconds) == ["database load", "redis", "swap", "cleanup"]
     profile = get_profile(redis_client, 3, prefix=redis_prefix)
     expected = world.profiles[2]
     assert profile["name_masked"] == "c-3"
