@@ -253,7 +253,7 @@ def _measure(n: int, sample: int, lines: list[str], notes: list[str]) -> None:
         f"- {n:,} profiles: Redis `used_memory` {memory['used_memory'] / 2**20:,.0f} MB "
         f"({memory['used_memory'] / n:,.0f} bytes per profile, fields key and pointer included), server RSS "
         f"{server_rss:,.0f} MB, peak `used_memory` {memory['used_memory_peak'] / 2**20:,.0f} MB; the final "
-        f"foreground save at close took {save_s:.1f}s ({rdb_mb:,.0f} MB file); serving database {db_mb:,.0f} MB. "
+        f"save at close took {save_s:.1f}s ({rdb_mb:,.0f} MB file); serving database {db_mb:,.0f} MB. "
         f"`get_profile` p50 {_p(full, 50):.2f} ms, p95 {_p(full, 95):.2f} ms over {LOOKUPS:,} random customers "
         f"(a bare `GET` of the same key: p50 {_p(bare, 50):.2f} ms, p95 {_p(bare, 95):.2f} ms). Layout on the "
         f"first {min(sample, n):,} profiles, same generated rows: hash per customer {layout['hash']:,.0f} bytes "
