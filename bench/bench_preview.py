@@ -47,7 +47,7 @@ from mo.serving_store.columnar import (
     refresh_path,
     write_refresh,
 )
-from mo.serving_store.contract import ServingContract, ServingTable, load_serving_contract
+from mo.serving_store.contract import ARROW_TYPES, ServingContract, ServingTable, load_serving_contract
 from mo.serving_store.store import SqlServingStore
 
 AS_OF = dt.date(2026, 3, 31)
@@ -178,16 +178,7 @@ def profile_batch(start: int, n: int, seed: int, table: ServingTable) -> pa.Reco
     }
     arrays = []
     for c in table.columns:
-        kind = {
-            "bigint": pa.int64(),
-            "int": pa.int32(),
-            "string": pa.string(),
-            "boolean": pa.bool_(),
-            "date": pa.date32(),
-            "timestamp": pa.timestamp("us", tz="UTC"),
-            "double": pa.float64(),
-            "json": pa.string(),
-        }[c.type]
+        kind = ARROW_TYPES[c.type]
         values = columns[c.name]
         if kind == pa.timestamp("us", tz="UTC"):
             arrays.append(pa.array(values, pa.timestamp("us")).cast(kind))

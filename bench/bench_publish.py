@@ -33,21 +33,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.bench_preview import AS_OF, BATCH, profile_batch
-from mo.serving_store.contract import ServingTable, load_serving_contract
+from mo.serving_store.contract import ARROW_TYPES, ServingTable, load_serving_contract
 
 SEGMENTS = 57  # the 7 example segments and the 50 generated ones of the profiles bench
 LOOKUPS = 2_000
-
-ARROW_TYPES = {
-    "bigint": pa.int64(),
-    "int": pa.int32(),
-    "string": pa.string(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "double": pa.float64(),
-    "json": pa.string(),
-}
 
 
 def _segment_ids() -> list[str]:

@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+import pyarrow as pa
 import yaml
 
 from mo.config import SCHEMAS_DIR
@@ -34,6 +35,17 @@ SQL_TYPES: dict[str, dict[Dialect, str]] = {
     "timestamp": {"postgresql": "timestamptz", "sqlite": "TEXT"},
     "double": {"postgresql": "double precision", "sqlite": "REAL"},
     "json": {"postgresql": "jsonb", "sqlite": "TEXT"},
+}
+# The Arrow type of each contract type in the batches a publish takes (mo.serving_store.extract yields these).
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "bigint": pa.int64(),
+    "int": pa.int32(),
+    "string": pa.string(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "double": pa.float64(),
+    "json": pa.string(),
 }
 
 

@@ -13,20 +13,10 @@ import pyarrow as pa
 import yaml
 
 from mo.config import SCHEMAS_DIR
-from mo.serving_store.contract import ServingTable, load_serving_contract
+from mo.serving_store.contract import ARROW_TYPES, ServingTable, load_serving_contract
 
 AS_OF = dt.date(2026, 3, 31)
 PROVINCES = ["Guangdong", "Zhejiang", "Jiangsu", "Sichuan", "Beijing"]
-ARROW_TYPES = {
-    "bigint": pa.int64(),
-    "int": pa.int32(),
-    "string": pa.string(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-    "double": pa.float64(),
-    "json": pa.string(),
-}
 EVENT_TYPES = ["app_login", "message_open", "claim_filed"]
 
 
