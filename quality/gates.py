@@ -133,7 +133,12 @@ class _Project:
         try:
             self.datasource = self.context.data_sources.get(DATASOURCE)
         except (KeyError, ValueError, LookupError):
-            self.datasource = self.context.data_sources.add_spark(name=DATASOURCE)
+            self.datasource = self.context.data_sources.add_spark(name=DATASOURCE, persist=False)
+        # GX's Spark source persists every batch's dataframe and never releases it: a gate would cache each
+        # whole table it validates (every column, orphan markers included) and keep them all until the
+        # process ends. The gate decides what to cache itself (scopes, see run_silver_gate); projects made
+        # before this setting get it in memory, which is where the execution engine reads it from.
+        self.datasource.persist = False  # type: ignore[attr-defined]  # a Spark source (GX stubs: Datasource)
         self.root = root / "gx"
         self.docs_dir = self.root / "uncommitted" / "data_docs" / "local_site"
         self._batch_definitions: dict[str, Any] = {}
@@ -278,6 +283,8 @@ def with_orphan_markers(
     keeps its rows one for one whatever the parent holds (so counts and uniqueness are checked on the
     same frame), the parent needs no distinct, small parents are broadcast and large ones sort-merged.
     """
+    from spark_jobs.session import sql_over_frames
+
     references = [
         c
         for c in contract.columns
@@ -295,7 +302,7 @@ def with_orphan_markers(
             f"CASE WHEN {fk} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {{parent{i}}} p WHERE p.`{key}` = {fk}) "
             f"THEN {fk} END AS `{orphan_column(column.name)}`"
         )
-    return spark.sql(f"SELECT c.*, {', '.join(markers)} FROM {{child}} c", **frames)  # type: ignore[arg-type]
+    return sql_over_frames(spark, f"SELECT c.*, {', '.join(markers)} FROM {{child}} c", **frames)
 
 
 # --- results --------------------------------------------------------------------------------------------

@@ -161,7 +161,8 @@ def run_marts_gate(
     try:
         datasource = context.data_sources.get(DATASOURCE)
     except (KeyError, ValueError, LookupError):
-        datasource = context.data_sources.add_spark(name=DATASOURCE)
+        datasource = context.data_sources.add_spark(name=DATASOURCE, persist=False)
+    datasource.persist = False  # type: ignore[attr-defined]  # as the silver gate's source (see quality.gates._Project): no cache per mart
     run_id = RunIdentifier(run_name=RUN_NAME, run_time=dt.datetime.now(dt.UTC))
     failures: list[GateFailure] = []
     with _gate_planning(spark):

@@ -148,3 +148,14 @@ def temporary_conf(spark, values: Mapping[str, str]) -> Iterator[None]:
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, old)
+
+
+def sql_over_frames(spark, query: str, **frames):
+    """``spark.sql(query, **frames)`` that leaves the frames' caches alone.
+
+    PySpark registers each frame as a temporary view for the query and drops the views afterwards, and
+    dropping a view uncaches its plan: the plan of a cached frame passed in, so the caller's cache would
+    silently go. Each frame goes in under a projection of its columns instead, a plan of its own that
+    still reads the cache underneath.
+    """
+    return spark.sql(query, **{name: frame.select("*") for name, frame in frames.items()})

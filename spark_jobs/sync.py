@@ -73,7 +73,7 @@ from spark_jobs.lake import (
 )
 from spark_jobs.pii import with_pii_outputs
 from spark_jobs.schema_drift import check_source_schema
-from spark_jobs.session import temporary_conf
+from spark_jobs.session import sql_over_frames, temporary_conf
 from spark_jobs.watermarks import advance_watermarks, last_published, read_runs, read_watermarks, record_runs, utcnow
 
 Gate = Callable[..., Any]
@@ -449,7 +449,7 @@ def gate_scopes(spark, settings: Settings, manifest: dict[str, Any], frames: dic
         where = " OR ".join(
             f"EXISTS (SELECT 1 FROM {{k{i}}} b WHERE b.k = c.{quote(column)})" for i, (column, _) in enumerate(keys)
         )
-        scopes[name] = spark.sql(f"SELECT * FROM {{c}} c WHERE {where}", **views)
+        scopes[name] = sql_over_frames(spark, f"SELECT * FROM {{c}} c WHERE {where}", **views)
     return scopes
 
 

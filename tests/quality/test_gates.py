@@ -35,8 +35,16 @@ def broken(spark, contracts, valid_rows):
     return build
 
 
+def persistent_rdds(spark) -> int:
+    """How many RDDs the session holds cached (a cached DataFrame's buffers are one, once computed)."""
+    return spark.sparkContext._jsc.getPersistentRDDs().size()
+
+
 def test_clean_frames_pass_and_write_data_docs(spark, gate_settings, valid_frames):
     adaptive_before = spark.conf.get("spark.sql.adaptive.enabled")
+    for frame in valid_frames.values():
+        frame.count()  # the caller's own caches are computed before counting what the gate leaves behind
+    cached_before = persistent_rdds(spark)
 
     result = run_silver_gate(spark, gate_settings, valid_frames, dict.fromkeys(valid_frames, ROWS))
 
@@ -56,7 +64,18 @@ def test_clean_frames_pass_and_write_data_docs(spark, gate_settings, valid_frame
     assert "password" not in settings_file and gate_settings.pii_key not in settings_file
     # The gate leaves the caller's cached frames and the session's settings as it found them.
     assert all(frame.is_cached for frame in valid_frames.values())
+    # ... and caches nothing of its own beyond the run (Great Expectations' Spark source would keep every
+    # validated table cached, orphan markers included, until the process ends).
+    assert persistent_rdds(spark) == cached_before
     assert spark.conf.get("spark.sql.adaptive.enabled") == adaptive_before
+
+
+def test_a_project_made_with_persisting_batches_is_read_without_them(spark, tmp_path):
+    import great_expectations as gx
+
+    old = gx.get_context(mode="file", project_root_dir=str(tmp_path))  # the layout _project uses: <home>/gx
+    assert old.data_sources.add_spark(name="silver").persist  # the Spark source's own default
+    assert _project(Settings(home=tmp_path)).datasource.persist is False
 
 
 def _edit(**changes):

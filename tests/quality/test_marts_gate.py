@@ -51,8 +51,12 @@ def test_a_clean_mart_passes(spark, settings):
         "customer_profile": _frame(spark, "customer_profile", 12),
         "customer_event_daily": _frame(spark, "customer_event_daily", 5),
     }
+    for frame in frames.values():
+        frame.count()
+    cached_before = spark.sparkContext._jsc.getPersistentRDDs().size()
     result = run_marts_gate(spark, settings, frames, {"customer_profile": 12})
     assert result.passed, result.summary()
+    assert spark.sparkContext._jsc.getPersistentRDDs().size() == cached_before  # no mart left cached
 
 
 def test_duplicates_bad_enums_and_a_wrong_count_are_named(spark, settings):
