@@ -130,19 +130,26 @@ class _Project:
                 changed = True
         if changed:
             variables.save()
-        try:
-            self.datasource = self.context.data_sources.get(DATASOURCE)
-        except (KeyError, ValueError, LookupError):
-            self.datasource = self.context.data_sources.add_spark(name=DATASOURCE, persist=False)
-        # GX's Spark source persists every batch's dataframe and never releases it: a gate would cache each
-        # whole table it validates (every column, orphan markers included) and keep them all until the
-        # process ends. The gate decides what to cache itself (scopes, see run_silver_gate); projects made
-        # before this setting get it in memory, which is where the execution engine reads it from.
-        self.datasource.persist = False  # type: ignore[attr-defined]  # a Spark source (GX stubs: Datasource)
+        self.datasource = self.spark_source(DATASOURCE)
         self.root = root / "gx"
         self.docs_dir = self.root / "uncommitted" / "data_docs" / "local_site"
         self._batch_definitions: dict[str, Any] = {}
         self._validations: dict[str, tuple[list[str], Any]] = {}
+
+    def spark_source(self, name: str):
+        """The project's Spark data source ``name`` (added on first use), with batch persisting off.
+
+        GX's Spark source persists every batch's dataframe and never releases it: a gate would cache each
+        whole table it validates (every column, orphan markers included) and keep them all until the process
+        ends. The gates decide what to cache themselves (scopes, see run_silver_gate); sources made before
+        this setting get it in memory, which is where the execution engine reads it from.
+        """
+        try:
+            source = self.context.data_sources.get(name)
+        except (KeyError, ValueError, LookupError):
+            source = self.context.data_sources.add_spark(name=name, persist=False)
+        source.persist = False  # type: ignore[attr-defined]  # a Spark source (GX stubs: Datasource)
+        return source
 
     def batch_definition(self, table: str):
         if table not in self._batch_definitions:

@@ -157,12 +157,8 @@ def run_marts_gate(
     if unknown:
         raise ContractViolation(f"no contract in schemas/marts/ for mart(s): {', '.join(unknown)}")
     expected_counts = expected_counts or {}
-    context = _project(settings).context
-    try:
-        datasource = context.data_sources.get(DATASOURCE)
-    except (KeyError, ValueError, LookupError):
-        datasource = context.data_sources.add_spark(name=DATASOURCE, persist=False)
-    datasource.persist = False  # type: ignore[attr-defined]  # as the silver gate's source (see quality.gates._Project): no cache per mart
+    project = _project(settings)
+    context, datasource = project.context, project.spark_source(DATASOURCE)
     run_id = RunIdentifier(run_name=RUN_NAME, run_time=dt.datetime.now(dt.UTC))
     failures: list[GateFailure] = []
     with _gate_planning(spark):

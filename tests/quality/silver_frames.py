@@ -62,3 +62,8 @@ def make_frame(spark, contract: TableContract, rows: list[dict[str, Any]]):
     schema = silver_schema(contract)
     ddl = ", ".join(f"`{name}` {kind}" for name, kind in schema)
     return spark.createDataFrame([tuple(r[name] for name, _ in schema) for r in rows], ddl)
+
+
+def persistent_rdds(spark) -> int:
+    """How many RDDs the session holds cached (a cached DataFrame's buffers are one, once computed)."""
+    return spark.sparkContext._jsc.getPersistentRDDs().size()

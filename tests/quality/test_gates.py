@@ -12,7 +12,7 @@ from mo.config import Settings
 from mo.errors import ContractViolation, MoError, QualityGateFailed
 from quality import GateFailure, run_silver_gate
 from quality.gates import _project
-from tests.quality.silver_frames import ROWS, make_frame
+from tests.quality.silver_frames import ROWS, make_frame, persistent_rdds
 
 pytestmark = pytest.mark.spark
 
@@ -33,11 +33,6 @@ def broken(spark, contracts, valid_rows):
         return make_frame(spark, contracts[table], rows)
 
     return build
-
-
-def persistent_rdds(spark) -> int:
-    """How many RDDs the session holds cached (a cached DataFrame's buffers are one, once computed)."""
-    return spark.sparkContext._jsc.getPersistentRDDs().size()
 
 
 def test_clean_frames_pass_and_write_data_docs(spark, gate_settings, valid_frames):

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from quality.marts import build_mart_checks, load_mart_contracts, run_marts_gate
+from tests.quality.silver_frames import persistent_rdds
 
 pytestmark = pytest.mark.spark
 
@@ -53,10 +54,10 @@ def test_a_clean_mart_passes(spark, settings):
     }
     for frame in frames.values():
         frame.count()
-    cached_before = spark.sparkContext._jsc.getPersistentRDDs().size()
+    cached_before = persistent_rdds(spark)
     result = run_marts_gate(spark, settings, frames, {"customer_profile": 12})
     assert result.passed, result.summary()
-    assert spark.sparkContext._jsc.getPersistentRDDs().size() == cached_before  # no mart left cached
+    assert persistent_rdds(spark) == cached_before  # no mart left cached
 
 
 def test_duplicates_bad_enums_and_a_wrong_count_are_named(spark, settings):
