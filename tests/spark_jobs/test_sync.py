@@ -142,6 +142,15 @@ def test_pii_is_only_in_clear_in_the_restricted_tables(spark, settings, world):
     assert spark.table(restricted_staging_table(settings, "customers")).count() == 0
     policies = frame_rows(spark.table(silver_table(settings, "policies")))
     assert {"vehicle_plate_token", "vehicle_plate_masked", "property_address_masked"} <= set(policies[0])
+    # tokens keep counts but no min/max in the file metrics (hashes never prune a file); other columns keep both
+    customer_tables = (bronze_table(settings, "customers"), silver_table(settings, "customers"))
+    for table in (*customer_tables, restricted_table(settings, "customers")):
+        metrics = spark.sql(f"SELECT readable_metrics AS m FROM {table}.files").collect()
+        assert metrics, f"{table} has no data files"
+        for row in metrics:
+            token_metrics, id_metrics = row["m"]["phone_token"], row["m"]["id"]
+            assert token_metrics["value_count"] > 0 and token_metrics["lower_bound"] is None, table
+            assert id_metrics["lower_bound"] is not None and id_metrics["upper_bound"] is not None, table
 
 
 def test_rerun_without_changes_and_rerun_of_a_batch_change_nothing(spark, settings, world):
