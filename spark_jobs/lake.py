@@ -158,6 +158,11 @@ MERGE_ON_READ = {
 # partition first, which on a first load is a second pass over every extracted row.
 BRONZE_PROPERTIES = {"format-version": "2", "write.distribution-mode": "none"}
 
+# Data files are zstd (Iceberg's default codec) at level 1 instead of zstd's default 3: on the 1M-customer
+# world the layer tables came out the same size (bronze 358 vs 357 MB, silver 376 vs 380 MB) and the initial
+# sync's extract and merge took 66.0 s instead of 69.2 s.
+PARQUET_PROPERTIES = {"write.parquet.compression-codec": "zstd", "write.parquet.compression-level": "1"}
+
 
 def token_metrics(columns: list[tuple[str, str]]) -> dict[str, str]:
     """Counts-only column metrics for join tokens (HMAC hex strings).
@@ -166,6 +171,11 @@ def token_metrics(columns: list[tuple[str, str]]) -> dict[str, str]:
     file) and collecting them made writing the token-heavy customers batch take almost twice as long.
     """
     return {f"write.metadata.metrics.column.{name}": "counts" for name, _ in columns if name.endswith("_token")}
+
+
+# SHOW TBLPROPERTIES hides the value of every key matching spark.redaction.regex (keys naming a *_token
+# column among them) behind this text.
+REDACTED = "*********(redacted)"
 
 
 def _properties(spark, table_name: str) -> dict[str, str]:
@@ -195,14 +205,17 @@ def ensure_layer_tables(spark, settings: Settings, contract: TableContract) -> l
                 {"format-version": "2"},
             ),
         ]
-    targets = [(t, cols, part, {**props, **token_metrics(cols)}) for t, cols, part, props in targets]
+    targets = [
+        (t, cols, part, {**props, **PARQUET_PROPERTIES, **token_metrics(cols)}) for t, cols, part, props in targets
+    ]
     added: list[str] = []
     for table_name, columns, partitioned_by, props in targets:
         if not spark.catalog.tableExists(table_name):
             _create(spark, table_name, columns, partitioned_by, props)
             continue
         current = _properties(spark, table_name)
-        stale = {k: v for k, v in props.items() if k != "format-version" and current.get(k) != v}
+        # a redacted value cannot be compared: the key being there is taken as set by this code
+        stale = {k: v for k, v in props.items() if k != "format-version" and current.get(k) not in (v, REDACTED)}
         if stale:
             # tables created before a write setting became the default are switched over in place
             settings_sql = ", ".join(f"'{k}' = '{v}'" for k, v in stale.items())
