@@ -11,6 +11,8 @@ Measured in one run, one SparkSession, the lake in a temporary directory:
   sync) and written as Parquet: what moving the bytes alone costs;
 - the initial sync, step by step (extract to bronze with PII tokens, MERGE on audit branches, quality
   gate, publish);
+- the core work of a first load on its own (read, tokenise, write the bronze and silver copies once; see
+  :func:`_core_work`), after the initial sync, in a lake of its own;
 - one ``advance_day`` of the world, then the incremental sync of that day's changes.
 """
 
@@ -53,6 +55,53 @@ def _baseline_export(spark, settings, out_dir: Path) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
+def _core_work(spark, settings) -> float:
+    """The work every first load with this layering has to do: read, tokenise, write bronze and silver once.
+
+    Each table is read as the sync reads it, its PII tokens and masks computed, and the result cached and
+    written to a bronze table and (live rows) to a bucketed silver table, in a catalog of their own. Left
+    out: the restricted PII table, audit branches, the quality gate, counts and run records. The tables are
+    created before the clock starts.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from mo.contracts import load_source_contracts
+    from mo.oltp.db import make_engine
+    from spark_jobs.extract import jdbc_source, plan_window, read_window, transform_operation
+    from spark_jobs.lake import bronze_columns, bronze_table, ensure_layer_tables, quote, silver_columns, silver_table
+    from spark_jobs.pii import with_pii_outputs
+    from spark_jobs.session import temporary_conf
+    from spark_jobs.sync import UNCOMPRESSED_CACHE, _use_catalog
+
+    _use_catalog(spark, settings)
+    contracts = load_source_contracts()
+    for contract in contracts.values():
+        ensure_layer_tables(spark, settings, contract)
+    source = jdbc_source(settings.resolved_source_url)
+    engine = make_engine(settings.resolved_source_url)
+    key = settings.require_pii_key()
+    meta = {"_batch_id": F.lit("core-work"), "_source": F.lit(source.label), "_extracted_at": F.current_timestamp()}
+    started = time.perf_counter()
+    for name, contract in contracts.items():
+        window = plan_window(engine, contract, None)
+        rows = transform_operation(read_window(spark, settings, source, contract, window), contract)
+        with temporary_conf(spark, UNCOMPRESSED_CACHE):
+            prepared = with_pii_outputs(rows, contract, key).withColumns(meta).persist(StorageLevel.MEMORY_AND_DISK)
+            try:
+                prepared.select(*[quote(n) for n, _ in bronze_columns(contract)]).writeTo(
+                    bronze_table(settings, name)
+                ).append()
+                live = prepared.where(F.col("_operation") != "delete")
+                live.select(*[quote(n) for n, _ in silver_columns(contract)]).writeTo(
+                    silver_table(settings, name)
+                ).option("distribution-mode", "none").option("fanout-enabled", "true").append()
+            finally:
+                prepared.unpersist()
+    engine.dispose()
+    return time.perf_counter() - started
+
+
 def _sync_steps(spark, settings) -> tuple[dict, dict[str, float]]:
     from spark_jobs.sync import check_gate, extract_to_bronze, merge_to_audit, publish
 
@@ -93,6 +142,16 @@ def run() -> str:
         initial, initial_times = _sync_steps(spark, settings)
         initial_s = sum(initial_times.values())
         initial_rows = sum(t["rows_extracted"] for t in initial["tables"].values())
+        # after the sync, so the sync runs as it always has (right after the export); the warm source only
+        # flatters the core work. Its own home: two catalogs on one SQLite catalog file lock each other out.
+        core_settings = settings.model_copy(
+            update={
+                "home": home / "core_work",
+                "catalog_name": "bench_sync_core_work",
+                "source_url": settings.resolved_source_url,
+            }
+        )
+        core_s = _core_work(spark, core_settings)
 
         from mo.generator.advance import advance_day
 
@@ -116,6 +175,12 @@ def run() -> str:
         "| step | rows | seconds | rows/s | note |",
         "| --- | ---: | ---: | ---: | --- |",
         _row("baseline: JDBC -> Parquet export", baseline_rows, baseline_s, "1.0x"),
+        _row(
+            "core work only: read, tokenise, write bronze and silver once",
+            baseline_rows,
+            core_s,
+            f"{core_s / baseline_s:.2f}x the baseline time",
+        ),
         _row("initial sync, total", initial_rows, initial_s, f"{initial_s / baseline_s:.1f}x the baseline time"),
     ]
     lines += [_row(f"  initial: {step}", initial_rows, s) for step, s in initial_times.items()]
@@ -132,7 +197,9 @@ def run() -> str:
     lines += [
         "",
         f"- Target: initial sync throughput at least half the export's: {ratio:.2f} of the export's rows/s "
-        f"({'met' if ratio >= 0.5 else 'NOT met'}).",
+        f"({'met' if ratio >= 0.5 else 'NOT met'}). The core work alone (every row read and tokenised once, then "
+        f"written to bronze and to silver once, nothing else) reaches {baseline_s / core_s:.2f} of the export's "
+        "rows/s; the restricted PII table, the audit branches and the quality gate come on top of it.",
         f"- Target: incremental day under 2 minutes: {incremental_s:.0f}s "
         f"({'met' if incremental_s < 120 else 'NOT met'}).",
     ]
