@@ -130,10 +130,9 @@ class _Project:
                 changed = True
         if changed:
             variables.save()
-        self.datasource = self.spark_source(DATASOURCE)
         self.root = root / "gx"
         self.docs_dir = self.root / "uncommitted" / "data_docs" / "local_site"
-        self._batch_definitions: dict[str, Any] = {}
+        self._batch_definitions: dict[tuple[str, str], Any] = {}
         self._validations: dict[str, tuple[list[str], Any]] = {}
 
     def spark_source(self, name: str):
@@ -151,18 +150,21 @@ class _Project:
         source.persist = False  # type: ignore[attr-defined]  # a Spark source (GX stubs: Datasource)
         return source
 
-    def batch_definition(self, table: str):
-        if table not in self._batch_definitions:
+    def batch_definition(self, table: str, source: str = DATASOURCE):
+        """The whole-dataframe batch definition of ``table``'s asset in data source ``source`` (made on first use)."""
+        key = (source, table)
+        if key not in self._batch_definitions:
+            datasource = self.spark_source(source)
             try:
-                asset = self.datasource.get_asset(table)
+                asset = datasource.get_asset(table)
             except LookupError:
-                asset = self.datasource.add_dataframe_asset(name=table)  # type: ignore[attr-defined]  # Spark source
+                asset = datasource.add_dataframe_asset(name=table)  # type: ignore[attr-defined]  # Spark source
             try:
                 definition = asset.get_batch_definition(BATCH_DEFINITION)
             except (KeyError, LookupError):
                 definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
-            self._batch_definitions[table] = definition
-        return self._batch_definitions[table]
+            self._batch_definitions[key] = definition
+        return self._batch_definitions[key]
 
     def validation(self, table: str, suite) -> tuple[Any, bool]:
         """The validation definition of ``suite`` (named as the suite, on ``table``'s batch definition) and

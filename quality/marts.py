@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 MARTS_DIR = REPO_ROOT / "schemas" / "marts"
 DATASOURCE = "marts"
-BATCH_DEFINITION = "candidate"
 RUN_NAME = "marts_gate"
 ROW_COUNT_PARAMETER = "expected_row_count"
 
@@ -158,7 +157,7 @@ def run_marts_gate(
         raise ContractViolation(f"no contract in schemas/marts/ for mart(s): {', '.join(unknown)}")
     expected_counts = expected_counts or {}
     project = _project(settings)
-    context, datasource = project.context, project.spark_source(DATASOURCE)
+    context = project.context
     run_id = RunIdentifier(run_name=RUN_NAME, run_time=dt.datetime.now(dt.UTC))
     failures: list[GateFailure] = []
     with _gate_planning(spark):
@@ -166,14 +165,7 @@ def run_marts_gate(
             started = time.perf_counter()
             expected = expected_counts.get(table)
             checks = build_mart_checks(contracts[table], reconcile_count=expected is not None)
-            try:
-                asset = datasource.get_asset(table)
-            except LookupError:
-                asset = datasource.add_dataframe_asset(name=table)  # type: ignore[attr-defined]  # Spark source
-            try:
-                batch_definition = asset.get_batch_definition(BATCH_DEFINITION)
-            except (KeyError, LookupError):
-                batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+            batch_definition = project.batch_definition(table, DATASOURCE)
             suite = context.suites.add_or_update(
                 gx.ExpectationSuite(name=f"marts.{table}", expectations=[c.expectation for c in checks])
             )

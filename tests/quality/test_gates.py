@@ -70,7 +70,8 @@ def test_a_project_made_with_persisting_batches_is_read_without_them(spark, tmp_
 
     old = gx.get_context(mode="file", project_root_dir=str(tmp_path))  # the layout _project uses: <home>/gx
     assert old.data_sources.add_spark(name="silver").persist  # the Spark source's own default
-    assert _project(Settings(home=tmp_path)).datasource.persist is False
+    project = _project(Settings(home=tmp_path))
+    assert project.batch_definition("customers").data_asset.datasource.persist is False
 
 
 def _edit(**changes):
