@@ -60,6 +60,8 @@ def catalog_conf(settings: Settings) -> dict[str, str]:
         conf.update({f"{prefix}.type": "jdbc", f"{prefix}.uri": uri})
         if uri.startswith("jdbc:sqlite:"):
             conf[f"{prefix}.jdbc.schema-version"] = "V1"
+            # the tables are made by prepare_sqlite_catalog (see there why Iceberg must not make them)
+            conf[f"{prefix}.jdbc.init-catalog-tables"] = "false"
         if settings.catalog_user:
             conf[f"{prefix}.jdbc.user"] = settings.catalog_user
         if settings.catalog_password:
@@ -71,11 +73,54 @@ def catalog_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
+# Iceberg's own DDL for its JDBC catalog tables (JdbcUtil, schema V0 plus the V1 column for views).
+SQLITE_CATALOG_DDL = (
+    "CREATE TABLE IF NOT EXISTS iceberg_tables(catalog_name VARCHAR(255) NOT NULL,"
+    "table_namespace VARCHAR(255) NOT NULL,table_name VARCHAR(255) NOT NULL,metadata_location VARCHAR(1000),"
+    "previous_metadata_location VARCHAR(1000),PRIMARY KEY (catalog_name, table_namespace, table_name))",
+    "CREATE TABLE IF NOT EXISTS iceberg_namespace_properties(catalog_name VARCHAR(255) NOT NULL,"
+    "namespace VARCHAR(255) NOT NULL,property_key VARCHAR(255),property_value VARCHAR(1000),"
+    "PRIMARY KEY (catalog_name, namespace, property_key))",
+)
+SQLITE_CATALOG_V1_COLUMN = "ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)"
+
+
+def prepare_sqlite_catalog(path: Path) -> None:
+    """Create the embedded catalog's tables in the SQLite file ``path`` (idempotent, safe to race).
+
+    Iceberg's JDBC catalog can create them itself on start, but doing so leaves a metadata query open on
+    its connection: on SQLite that read lock makes the commits of every other catalog instance on the
+    file fail with SQLITE_BUSY, whether another process (an Airflow task of another DAG, ``mo status``
+    during a sync) or a second catalog name in the same session. So they are created here, before Spark
+    touches the file, and :func:`catalog_conf` tells Iceberg not to.
+    """
+    import sqlite3
+    from contextlib import closing
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as conn:
+        conn.execute("BEGIN IMMEDIATE")  # one process at a time decides what is missing
+        try:
+            for ddl in SQLITE_CATALOG_DDL:
+                conn.execute(ddl)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(iceberg_tables)")}
+            if "iceberg_type" not in columns:
+                conn.execute(SQLITE_CATALOG_V1_COLUMN)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
 def prepare_local_dirs(settings: Settings) -> None:
+    """Local directories of the lake and the embedded catalog's tables, where the settings use them."""
     if settings.catalog_uri is None or settings.resolved_warehouse.startswith("file://"):
         settings.lake_dir.mkdir(parents=True, exist_ok=True)
     if settings.resolved_warehouse.startswith("file://"):
         Path(settings.resolved_warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    uri = settings.resolved_catalog_uri
+    if settings.catalog_type == "jdbc" and uri.startswith("jdbc:sqlite:"):
+        prepare_sqlite_catalog(Path(uri.removeprefix("jdbc:sqlite:").split("?", 1)[0]))
 
 
 def session_conf(settings: Settings) -> dict[str, str]:
@@ -114,11 +159,11 @@ def get_spark(settings: Settings, app_name: str = "middle-office"):
     from pyspark.sql import SparkSession
 
     check_java()
-    prepare_local_dirs(settings)
     active = SparkSession.getActiveSession()
     if active is not None:
         register_catalog(active, settings)
         return active
+    prepare_local_dirs(settings)
     builder = SparkSession.builder.appName(app_name).master(settings.spark_master)
     for key, value in session_conf(settings).items():
         builder = builder.config(key, value)
@@ -129,6 +174,7 @@ def get_spark(settings: Settings, app_name: str = "middle-office"):
 
 def register_catalog(spark, settings: Settings) -> None:
     """Add (or re-point) an Iceberg catalog on a running session; catalogs load lazily on first use."""
+    prepare_local_dirs(settings)
     for key, value in catalog_conf(settings).items():
         if spark.conf.get(key, None) != value:
             spark.conf.set(key, value)

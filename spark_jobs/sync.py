@@ -100,9 +100,8 @@ def new_run_id() -> str:
 
 def _use_catalog(spark, settings: Settings) -> None:
     """Make sure the session knows the settings' catalog (one session may serve several catalogs)."""
-    from spark_jobs.session import prepare_local_dirs, register_catalog
+    from spark_jobs.session import register_catalog
 
-    prepare_local_dirs(settings)
     register_catalog(spark, settings)
 
 

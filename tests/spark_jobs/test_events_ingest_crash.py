@@ -133,9 +133,8 @@ def test_kill_9_at_a_random_moment_then_rerun_is_exact(lake, kafka_settings):
     before = _lake_counts(lake, kafka_settings)
     assert before[EVENTS_TABLE][0] < valid, f"seed {seed}: the killed run had already finished"
 
-    # Rerun in this process (a fresh run: nothing from the killed run's memory can help it). Not a second
-    # subprocess: with the SQLite JDBC catalog a process that has read the catalog can make another
-    # process's commit fail with SQLITE_BUSY.
+    # Rerun in this process (a fresh run: nothing from the killed run's memory can help it; the session is
+    # already up, a second subprocess would start another JVM).
     report = ingest_events(lake, kafka_settings, idle_stop_s=1.0)
     assert report["ingested"] + before[EVENTS_TABLE][0] == valid, f"seed {seed}"
     assert report["dead_lettered"] + before[DEAD_LETTER_TABLE][0] == bad, f"seed {seed}"
