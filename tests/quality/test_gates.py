@@ -197,6 +197,18 @@ def test_a_scoped_gate_checks_what_changed_the_whole_count_and_goes_whole_when_d
         spark, settings, frames, counts, scopes={"customers": None, "policies": scope(bad_row_3, 4)}
     )
     assert inside.failures == [enum_failure]
+    # ... as is a row in the scope that refers to no parent (parents are cut to the keys the scope refers to),
+    # while the scope's other rows find theirs
+    orphan_4 = broken("policies", _edit(customer_id__3=987654))
+    orphaned = run_silver_gate(
+        spark, settings, {"customers": customers, "policies": orphan_4}, counts,
+        scopes={"customers": None, "policies": scope(orphan_4, 1, 2, 4)},
+    )  # fmt: skip
+    assert orphaned.modes["policies"] == "scoped" and orphaned.scope_rows == {"policies": 3}
+    assert [(f.table, f.expectation) for f in orphaned.failures] == [
+        ("policies", "referential_integrity(customer_id -> customers.id)")
+    ]
+    assert "[987654]" in orphaned.failures[0].detail
     # ... and the row count is reconciled on the whole table, also for an unchanged one.
     wrong_counts = {"customers": ROWS + 2, "policies": ROWS}
     counted = run_silver_gate(
