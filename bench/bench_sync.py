@@ -71,10 +71,10 @@ def _core_work(spark, settings) -> float:
     from spark_jobs.extract import jdbc_source, plan_window, read_window, transform_operation
     from spark_jobs.lake import bronze_columns, bronze_table, ensure_layer_tables, quote, silver_columns, silver_table
     from spark_jobs.pii import with_pii_outputs
-    from spark_jobs.session import temporary_conf
-    from spark_jobs.sync import UNCOMPRESSED_CACHE, _use_catalog
+    from spark_jobs.session import register_catalog, temporary_conf
+    from spark_jobs.sync import UNCOMPRESSED_CACHE
 
-    _use_catalog(spark, settings)
+    register_catalog(spark, settings)
     contracts = load_source_contracts()
     for contract in contracts.values():
         ensure_layer_tables(spark, settings, contract)

@@ -132,10 +132,10 @@ def maintain_table(spark, settings: Settings, table: str, *, merge_on_read: bool
 
 def maintain_lake(spark, settings: Settings, tables: list[str] | None = None, *, force: bool = False) -> dict[str, Any]:
     """Maintain every lake table the sync writes, if due (or ``force``); returns a JSON-able report."""
-    from spark_jobs.sync import _use_catalog
+    from spark_jobs.session import register_catalog
     from spark_jobs.watermarks import _frame
 
-    _use_catalog(spark, settings)
+    register_catalog(spark, settings)
     runs = _ensure_runs_table(spark, settings)
     if not force and not maintenance_due(spark, settings):
         return {"ran": False, "reason": f"maintained less than {settings.maintenance_interval_hours}h ago"}

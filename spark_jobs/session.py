@@ -97,19 +97,22 @@ def prepare_sqlite_catalog(path: Path) -> None:
     import sqlite3
     from contextlib import closing
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as conn:
-        conn.execute("BEGIN IMMEDIATE")  # one process at a time decides what is missing
-        try:
-            for ddl in SQLITE_CATALOG_DDL:
-                conn.execute(ddl)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(iceberg_tables)")}
-            if "iceberg_type" not in columns:
-                conn.execute(SQLITE_CATALOG_V1_COLUMN)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as conn:
+            conn.execute("BEGIN IMMEDIATE")  # one process at a time decides what is missing
+            try:
+                for ddl in SQLITE_CATALOG_DDL:
+                    conn.execute(ddl)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(iceberg_tables)")}
+                if "iceberg_type" not in columns:
+                    conn.execute(SQLITE_CATALOG_V1_COLUMN)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"embedded Iceberg catalog {path} cannot be used: {exc}") from None
 
 
 def prepare_local_dirs(settings: Settings) -> None:
@@ -173,11 +176,17 @@ def get_spark(settings: Settings, app_name: str = "middle-office"):
 
 
 def register_catalog(spark, settings: Settings) -> None:
-    """Add (or re-point) an Iceberg catalog on a running session; catalogs load lazily on first use."""
+    """Add (or re-point) an Iceberg catalog on a running session; catalogs load lazily on first use.
+
+    The local directories and the embedded catalog's tables are prepared when the session does not know
+    the catalog as configured yet (each sync step registers its catalog again: that costs nothing).
+    """
+    changed = {key: value for key, value in catalog_conf(settings).items() if spark.conf.get(key, None) != value}
+    if not changed:
+        return
     prepare_local_dirs(settings)
-    for key, value in catalog_conf(settings).items():
-        if spark.conf.get(key, None) != value:
-            spark.conf.set(key, value)
+    for key, value in changed.items():
+        spark.conf.set(key, value)
 
 
 @contextmanager

@@ -73,7 +73,7 @@ from spark_jobs.lake import (
 )
 from spark_jobs.pii import with_pii_outputs
 from spark_jobs.schema_drift import check_source_schema
-from spark_jobs.session import sql_over_frames, temporary_conf
+from spark_jobs.session import register_catalog, sql_over_frames, temporary_conf
 from spark_jobs.watermarks import advance_watermarks, last_published, read_runs, read_watermarks, record_runs, utcnow
 
 Gate = Callable[..., Any]
@@ -96,13 +96,6 @@ def batch_id_for(table: str, watermark_from: datetime | None) -> str:
 
 def new_run_id() -> str:
     return f"{utcnow():%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
-
-
-def _use_catalog(spark, settings: Settings) -> None:
-    """Make sure the session knows the settings' catalog (one session may serve several catalogs)."""
-    from spark_jobs.session import register_catalog
-
-    register_catalog(spark, settings)
 
 
 def _contracts(tables: list[str] | None, contracts_dir: Path | str | None) -> dict[str, TableContract]:
@@ -249,7 +242,7 @@ def extract_to_bronze(
         check_connection(engine)
         # every table is checked before anything is extracted: a drifted table stops the whole run
         effective = {name: check_source_schema(engine, c) for name, c in contracts.items()}
-        _use_catalog(spark, settings)
+        register_catalog(spark, settings)
         ensure_ops_tables(spark, settings)
         watermarks = read_watermarks(spark, settings)
         run_id = new_run_id()
@@ -321,7 +314,7 @@ def merge_to_audit(spark, settings: Settings, manifest: dict[str, Any]) -> dict[
     """MERGE each table's bronze batch into silver on the run's audit branch (main is not touched)."""
     from pyspark.sql import functions as F
 
-    _use_catalog(spark, settings)
+    register_catalog(spark, settings)
     contracts = load_source_contracts(Path(manifest["contracts_dir"]) if manifest.get("contracts_dir") else None)
     branch = manifest["audit_branch"]
     for name, entry in manifest["tables"].items():
@@ -454,7 +447,7 @@ def gate_scopes(spark, settings: Settings, manifest: dict[str, Any], frames: dic
 
 def check_gate(spark, settings: Settings, manifest: dict[str, Any], *, gate: Gate | None = None) -> dict[str, Any]:
     """Run the quality gate on the candidate silver; on failure record it, drop the branches and raise."""
-    _use_catalog(spark, settings)
+    register_catalog(spark, settings)
     if manifest.get("step") not in ("merged", "gated"):
         raise MoError(f"run {manifest.get('run_id')} has not been merged to its audit branches; run merge first")
     gate = gate or _default_gate()
@@ -483,7 +476,7 @@ def check_gate(spark, settings: Settings, manifest: dict[str, Any], *, gate: Gat
 
 def publish(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
     """Fast-forward silver to the audited branches, advance the watermarks, record the run."""
-    _use_catalog(spark, settings)
+    register_catalog(spark, settings)
     if not (manifest.get("gate") or {}).get("passed"):
         raise MoError(f"run {manifest.get('run_id')} has not passed the quality gate; nothing to publish")
     catalog = settings.catalog_name
@@ -591,7 +584,7 @@ def layer_counts(spark, settings: Settings) -> dict[str, dict[str, Any]]:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    _use_catalog(spark, settings)
+    register_catalog(spark, settings)
     ensure_ops_tables(spark, settings)
     synced = last_published(spark, settings)
     counts: dict[str, dict[str, Any]] = {}

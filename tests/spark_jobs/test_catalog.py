@@ -9,6 +9,7 @@ from contextlib import closing
 import pytest
 
 from mo.config import Settings
+from mo.errors import ConfigError
 from spark_jobs.session import SQLITE_CATALOG_DDL, prepare_sqlite_catalog, register_catalog
 
 
@@ -40,3 +41,13 @@ def test_prepare_is_idempotent_and_upgrades_a_catalog_without_the_view_column(tm
         rows = conn.execute("SELECT table_name, metadata_location, iceberg_type FROM iceberg_tables").fetchall()
     assert columns[-1] == "iceberg_type" and columns.count("iceberg_type") == 1
     assert rows == [("customers", "/m/1.json", None)]
+
+
+def test_a_catalog_file_that_is_not_a_database_is_named(tmp_path):
+    path = tmp_path / "catalog.db"
+    path.write_text("not a database, " * 100)
+    with pytest.raises(
+        ConfigError, match=r"embedded Iceberg catalog .*catalog\.db cannot be used: file is not a database"
+    ):
+        prepare_sqlite_catalog(path)
+    assert path.read_text() == "not a database, " * 100  # left as it was

@@ -6,7 +6,7 @@ import pytest
 
 from mo.contracts import load_source_contracts
 from spark_jobs.lake import REDACTED, bronze_table, ensure_layer_tables, restricted_table, silver_table
-from spark_jobs.sync import _use_catalog
+from spark_jobs.session import register_catalog
 
 pytestmark = pytest.mark.spark
 
@@ -19,7 +19,7 @@ def properties(spark, table: str) -> dict[str, str]:
 
 
 def test_existing_tables_are_switched_to_the_current_write_settings(spark, settings):
-    _use_catalog(spark, settings)
+    register_catalog(spark, settings)
     contract = load_source_contracts()["customers"]
     ensure_layer_tables(spark, settings, contract)
     tables = [bronze_table(settings, "customers"), silver_table(settings, "customers")]
