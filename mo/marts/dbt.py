@@ -123,9 +123,33 @@ def failed_nodes(result: Any) -> list[tuple[str, str]]:
     return failures
 
 
-def _ensure_sources(spark, settings: Settings) -> None:
-    """Create the (empty) source tables a young lake may lack, so every model and `docs generate` resolve:
-    bronze.events before the first event ingest, segments.* before the first segment refresh."""
+def layer_schemas(project_file: Path = DBT_PROJECT_DIR / "dbt_project.yml") -> list[str]:
+    """The schemas (catalog namespaces) the project's models go to: every ``+schema`` under ``models``."""
+    import yaml
+
+    found: list[str] = []
+
+    def walk(config: Any) -> None:
+        if not isinstance(config, dict):
+            return
+        for key, value in config.items():
+            if key == "+schema" and isinstance(value, str) and value not in found:
+                found.append(value)
+            walk(value)
+
+    walk(yaml.safe_load(project_file.read_text()).get("models"))
+    return found
+
+
+def _ensure_lake_objects(spark, settings: Settings) -> None:
+    """Create what a young lake may lack, so every model, any ``--select`` and `docs generate` resolve:
+
+    - the (empty) source tables: bronze.events before the first event ingest, segments.* before the first
+      segment refresh;
+    - the layers' namespaces: dbt lists the relations of every schema in the project before it creates
+      the selected models' schemas, and a missing Iceberg namespace fails that listing (a first build
+      limited to ``--select staging`` stopped on "Namespace does not exist: intermediate").
+    """
     from mo.segments.definitions import ensure_definitions_table
     from mo.segments.membership import ensure_tables as ensure_segment_tables
     from spark_jobs.events_ingest import ensure_tables as ensure_event_tables
@@ -133,6 +157,8 @@ def _ensure_sources(spark, settings: Settings) -> None:
     ensure_event_tables(spark, settings)
     ensure_segment_tables(spark, settings)
     ensure_definitions_table(spark, settings)
+    for schema in layer_schemas():
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {settings.catalog_name}.{schema}")
 
 
 def run_dbt(settings: Settings, args: list[str], *, vars: Mapping[str, Any] | None = None) -> Any:
@@ -144,7 +170,7 @@ def run_dbt(settings: Settings, args: list[str], *, vars: Mapping[str, Any] | No
     if not args:
         raise MoError("no dbt command given (e.g. ['build'])")
     spark = get_spark(settings, app_name="mo-dbt")
-    _ensure_sources(spark, settings)
+    _ensure_lake_objects(spark, settings)
     state = dbt_state_dir(settings)
     state.mkdir(parents=True, exist_ok=True)
     env = {

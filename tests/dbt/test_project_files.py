@@ -92,3 +92,39 @@ def test_only_staging_reads_sources():
     for sql in (DBT / "models").rglob("*.sql"):
         if "staging" not in sql.relative_to(DBT / "models").parts:
             assert "source(" not in sql.read_text(), f"{sql} calls source(): only staging models may"
+
+
+def render_target(target: str, env: dict[str, str]) -> dict:
+    """A target of profiles.yml with its env_var() calls rendered the way dbt renders them."""
+    import jinja2
+
+    def env_var(name: str, default: str | None = None) -> str:
+        if name in env:
+            return env[name]
+        if default is None:
+            raise KeyError(name)
+        return default
+
+    text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string((DBT / "profiles.yml").read_text())
+    return yaml.safe_load(text.render(env_var=env_var))["mo"]["outputs"][target]
+
+
+def test_standalone_target_opens_the_catalog_the_platform_opens(tmp_path):
+    """A bare `dbt` call gets the embedded catalog as catalog_conf defines it, init switch included:
+    Iceberg creating the SQLite catalog's tables itself leaves a lock that fails other processes' commits."""
+    from mo.config import Settings
+    from spark_jobs.session import catalog_conf, session_conf
+
+    settings = Settings(home=tmp_path, catalog_name="lake", catalog_type="jdbc", catalog_uri=None, warehouse=None)
+    params = {
+        k: str(v)
+        for k, v in render_target("standalone", {"MO_HOME": str(tmp_path), "MO_SPARK_JARS": "a.jar"})[
+            "server_side_parameters"
+        ].items()
+    }
+    expected = catalog_conf(settings)
+    assert {k: v for k, v in params.items() if k.startswith("spark.sql.catalog.lake")} == expected
+    assert expected["spark.sql.catalog.lake.jdbc.init-catalog-tables"] == "false"
+    platform = session_conf(settings)
+    for key in ("spark.sql.extensions", "spark.sql.session.timeZone", "spark.driver.extraJavaOptions"):
+        assert params[key] == platform[key], key

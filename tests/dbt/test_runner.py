@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date
 from types import SimpleNamespace
 
@@ -10,7 +11,7 @@ import pytest
 
 from mo.config import REPO_ROOT, Settings
 from mo.errors import MoError
-from mo.marts.dbt import build_vars, dbt_args, failed_nodes, run_dbt
+from mo.marts.dbt import build_vars, dbt_args, failed_nodes, layer_schemas, run_dbt
 
 
 def test_build_vars_fixes_the_as_of_date(tmp_path):
@@ -75,3 +76,18 @@ def test_docs_generate_writes_the_catalog_under_mo_home(dbt_world, customer_360_
     assert (target / "index.html").exists() and (settings.home / "dbt" / "logs" / "dbt.log").exists()
     # the shared session's default catalog is given back after the run
     assert spark.conf.get("spark.sql.defaultCatalog") == default_catalog
+
+
+def test_layer_schemas_come_from_the_project():
+    assert layer_schemas() == ["staging", "intermediate", "marts"]
+
+
+@pytest.mark.spark
+def test_a_selected_model_builds_on_a_lake_without_the_layer_namespaces(spark, tmp_path):
+    """dbt lists every project schema before creating the selected models' ones: on a fresh lake a
+    `--select` of one staging model failed on the missing `intermediate` namespace."""
+    settings = Settings(home=tmp_path, catalog_name=f"lake_fresh_{uuid.uuid4().hex[:8]}")
+    run_dbt(settings, ["run", "--select", "stg_events__events"])
+    namespaces = {row[0] for row in spark.sql(f"SHOW NAMESPACES IN {settings.catalog_name}").collect()}
+    assert set(layer_schemas()) <= namespaces
+    assert spark.table(f"{settings.catalog_name}.staging.stg_events__events").count() == 0
