@@ -13,6 +13,9 @@ customers, consents, complaints, and their reference tables) into the Iceberg la
    rows the run changed (and the rows referring to them); each table is validated whole once a day
    (`MO_GATE_FULL_INTERVAL_HOURS`), after a contract change, or when the run is triggered with
    `full_gate: true`;
+   a run triggered with `full_refresh: [table, ...]` reads those tables whole instead of from their
+   watermark and reconciles silver with the source: rows deleted there without a soft delete get a
+   delete version, rows changed without a new `updated_at` a new version (the gate validates them whole);
 4. **publish**: fast-forward silver to the audited state, advance watermarks, emit the `silver` asset
    that downstream DAGs (profiles, segments) are scheduled on;
 5. **maintain**: once a day (`MO_MAINTENANCE_INTERVAL_HOURS`), compact the lake tables, apply
@@ -39,14 +42,23 @@ SILVER = Asset("lake_silver", uri="iceberg://lake/silver")
     tags=["lakehouse", "sync"],
     default_args={"retries": 2, "retry_delay": pendulum.duration(minutes=2), "owner": "data-platform"},
     doc_md=__doc__,
-    params={"full_gate": Param(False, type="boolean", description="Validate every silver table whole")},
+    params={
+        "full_gate": Param(False, type="boolean", description="Validate every silver table whole"),
+        "full_refresh": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            description="Tables to read whole, reconciling silver with rows deleted or changed behind the watermark",
+        ),
+    },
 )
 def source_sync():
     @task
     def extract() -> dict:
         from mo.pipelines import sync_extract
 
-        return sync_extract(full_gate=bool(get_current_context()["params"]["full_gate"]))
+        params = get_current_context()["params"]
+        return sync_extract(full_gate=bool(params["full_gate"]), full_refresh=list(params["full_refresh"]))
 
     @task
     def merge(manifest: dict) -> dict:

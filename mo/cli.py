@@ -123,13 +123,22 @@ def broker_status_cmd() -> None:
     is_flag=True,
     help="Validate every table whole (default: only the rows this run changed, whole tables once a day)",
 )
-def sync(tables: tuple[str, ...], full_gate: bool) -> None:
+@click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Read the tables whole, not from their watermark: reconciles silver with rows deleted in the source "
+    "without a soft delete or changed without a new updated_at (default: all tables; limit with --table)",
+)
+def sync(tables: tuple[str, ...], full_gate: bool, full_refresh: bool) -> None:
     """Sync source tables into bronze and silver (incremental, gated, idempotent)."""
+    from mo.contracts import load_source_contracts
     from spark_jobs.session import get_spark
     from spark_jobs.sync import run_sync
 
     settings = get_settings()
-    report = run_sync(get_spark(settings), settings, tables=list(tables) or None, full_gate=full_gate)
+    refresh = (list(tables) or list(load_source_contracts())) if full_refresh else []
+    spark = get_spark(settings)
+    report = run_sync(spark, settings, tables=list(tables) or None, full_gate=full_gate, full_refresh=refresh)
     _echo_json(report)
 
 

@@ -18,15 +18,19 @@ def _spark_and_settings():
     return get_spark(settings), settings
 
 
-def sync_extract(tables: list[str] | None = None, *, full_gate: bool = False) -> dict[str, Any]:
+def sync_extract(
+    tables: list[str] | None = None, *, full_gate: bool = False, full_refresh: list[str] | None = None
+) -> dict[str, Any]:
     """Extract changed rows since each table's watermark into bronze; returns the run manifest.
 
     ``full_gate``: the run's gate validates every table whole, not only what the run changed.
+    ``full_refresh``: tables read whole to reconcile silver with what the watermark cannot see (rows
+    deleted in the source without a soft delete, rows changed without a new ``updated_at``).
     """
     from spark_jobs.sync import extract_to_bronze
 
     spark, settings = _spark_and_settings()
-    return extract_to_bronze(spark, settings, tables, full_gate=full_gate)
+    return extract_to_bronze(spark, settings, tables, full_gate=full_gate, full_refresh=full_refresh or ())
 
 
 def sync_merge(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -340,7 +340,15 @@ def _detail(check: Any, result: dict[str, Any], source_count: int | None, count_
         missing = sorted(result.get("details", {}).get("mismatched", {}).get("missing") or [])
         return f"missing columns: {missing}"
     if check.kind == "row_count":
-        return f"row count {result.get('observed_value')} != {count_of}{source_count}"
+        observed = result.get("observed_value")
+        detail = f"row count {observed} != {count_of}{source_count}"
+        if count_of == "source " and isinstance(observed, int) and source_count is not None and observed > source_count:
+            # more rows than the source's live rows: what the incremental sync cannot see
+            detail += (
+                " (rows deleted in the source without a soft delete? `mo sync --table <table> --full-refresh`"
+                " reconciles the table)"
+            )
+        return detail
     if check.kind == "primary_key":
         return f"{_plural(count, 'row')} with duplicate values: {sample}"
     if check.kind == "not_null":

@@ -43,7 +43,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,7 @@ from spark_jobs.extract import (
     ExtractWindow,
     format_ts,
     jdbc_source,
+    parse_ts,
     plan_window,
     read_window,
     transform_operation,
@@ -69,6 +70,7 @@ from spark_jobs.lake import (
     restricted_staging_columns,
     restricted_staging_table,
     restricted_table,
+    silver_columns,
     silver_table,
 )
 from spark_jobs.pii import with_pii_outputs
@@ -84,14 +86,16 @@ log = logging.getLogger(__name__)
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def batch_id_for(table: str, watermark_from: datetime | None) -> str:
-    """Deterministic batch id: the same table and starting watermark always give the same batch.
+def batch_id_for(table: str, watermark_from: datetime | None, *, full_refresh: bool = False) -> str:
+    """Deterministic batch id: the same table, starting watermark and kind always give the same batch.
 
     16 hex characters so Iceberg's column metrics (strings truncated at 16) hold it exactly, which lets a
-    batch be replaced with a metadata-only overwrite of the files carrying it.
+    batch be replaced with a metadata-only overwrite of the files carrying it. A full refresh from a
+    watermark is a batch of its own, not the incremental batch from that watermark.
     """
     start = format_ts(watermark_from) if watermark_from else "initial"
-    return hashlib.sha256(f"{table}|{start}".encode()).hexdigest()[:16]
+    kind = "refresh|" if full_refresh else ""
+    return hashlib.sha256(f"{table}|{kind}{start}".encode()).hexdigest()[:16]
 
 
 def new_run_id() -> str:
@@ -146,7 +150,7 @@ def _run_row(manifest: dict[str, Any], table: str, status: str, detail: str | No
         "source_live_count": entry["source_live_count"],
         "watermark_from": entry["watermark_from"],
         "watermark_to": entry["watermark_to"],
-        "detail": detail,
+        "detail": detail or entry.get("detail"),
     }
 
 
@@ -172,6 +176,38 @@ def _audit_targets(settings: Settings, table: str, has_pii: bool) -> list[tuple[
 UNCOMPRESSED_CACHE = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
 
 
+def _refresh_versions(changes, seen, contract: TableContract, key: bytes):
+    """A full refresh's new history: (source rows bronze does not hold as they are, ids gone from the source).
+
+    ``changes`` is the whole source table, ``seen`` bronze without this batch. A source row is a new
+    version when bronze's latest version of its id differs in any column (null-safe), which also catches
+    a change written without moving ``updated_at``; it keeps the source's ``updated_at``, so the silver
+    MERGE (newer or equal wins) applies it. An id whose latest bronze version is live but which the source
+    no longer holds (deleted outside the soft delete) gets a delete version: its latest bronze version
+    with ``_operation = 'delete'``.
+    """
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    pk = contract.primary_key
+    compared = [n for n, _ in silver_columns(contract) if n != pk]
+    latest = _latest_per_id(seen, pk, contract.watermark)
+    previous = latest.select(pk, F.lit(True).alias("_known"), *[F.col(quote(c)).alias(f"_prev_{c}") for c in compared])
+    current = with_pii_outputs(changes, contract, key)
+    differs = reduce(lambda a, b: a | b, [~F.col(quote(c)).eqNullSafe(F.col(f"`_prev_{c}`")) for c in compared])
+    known = F.col("_known").isNotNull()
+    operation = F.when(F.col("_operation") == "delete", "delete").when(known, "update").otherwise("insert")
+    fresh = (
+        current.join(previous, pk, "left")
+        .where(F.col("_known").isNull() | differs)
+        .withColumn("_operation", operation)
+        .select(*[quote(c) for c in current.columns])
+    )
+    gone = latest.where(F.col("_operation") != "delete").join(changes.select(pk), pk, "left_anti")
+    return fresh, gone.withColumn("_operation", F.lit("delete"))
+
+
 def _write_batch(
     spark,
     settings: Settings,
@@ -181,7 +217,10 @@ def _write_batch(
     batch_id: str,
     extracted_at: datetime,
     key: bytes,
-) -> int:
+    *,
+    full_refresh: bool = False,
+) -> tuple[int, int]:
+    """Write the window's new versions as bronze batch ``batch_id``; returns (rows in the batch, ids gone)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -192,28 +231,47 @@ def _write_batch(
     seen = spark.table(bronze).where(F.col("_batch_id") != batch_id)
     if window.lower is not None:
         seen = seen.where(F.col(wm) > F.lit(format_ts(window.lower)).cast("timestamp"))
-    # A first load has nothing to compare with: skip the join (and its shuffle of the whole table).
-    fresh = changes.join(seen.select(pk, wm), [pk, wm], "left_anti") if _any_rows(seen) else changes
     meta = {
         "_batch_id": F.lit(batch_id),
         "_source": F.lit(source.label),
         "_extracted_at": F.lit(format_ts(extracted_at)).cast("timestamp"),
     }
-    prepared = with_pii_outputs(fresh, contract, key).withColumns(meta)
+    gone = None
+    # A first load has nothing to compare with: skip the join (and its shuffle of the whole table).
+    if not _any_rows(seen):
+        prepared = with_pii_outputs(changes, contract, key).withColumns(meta)
+    elif full_refresh:
+        fresh, gone = _refresh_versions(changes, seen, contract, key)
+        prepared = fresh.withColumns(meta)
+        gone = gone.withColumns(meta).persist(StorageLevel.MEMORY_AND_DISK)
+    else:
+        prepared = with_pii_outputs(changes.join(seen.select(pk, wm), [pk, wm], "left_anti"), contract, key)
+        prepared = prepared.withColumns(meta)
+    bronze_cols = [quote(n) for n, _ in bronze_columns(contract)]
+    staging_cols = [quote(n) for n, _ in restricted_staging_columns(contract)]
     with temporary_conf(spark, UNCOMPRESSED_CACHE):
         if contract.pii_columns:  # read once from the source, tokenised once, written twice
             prepared = prepared.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            prepared.select(*[quote(n) for n, _ in bronze_columns(contract)]).writeTo(bronze).overwrite(
-                F.col("_batch_id") == batch_id
-            )
+            rows = prepared.select(*bronze_cols)
+            if gone is not None:
+                rows = rows.unionByName(gone.select(*bronze_cols))
+            rows.writeTo(bronze).overwrite(F.col("_batch_id") == batch_id)
             if contract.pii_columns:
                 staging = restricted_staging_table(settings, contract.table)
-                clear = prepared.select(*[quote(n) for n, _ in restricted_staging_columns(contract)])
+                clear = prepared.select(*staging_cols)
+                if gone is not None:
+                    # the clear values of a gone id come from the restricted table, to be deleted with it
+                    restricted = spark.table(restricted_table(settings, contract.table))
+                    held = restricted.join(gone.select(pk), pk, "left_semi").withColumns(meta)
+                    clear = clear.unionByName(held.withColumn("_operation", F.lit("delete")).select(*staging_cols))
                 clear.writeTo(staging).overwrite(F.col("_batch_id") == batch_id)
+            gone_count = gone.count() if gone is not None else 0
         finally:
             prepared.unpersist()
-    return spark.table(bronze).where(F.col("_batch_id") == batch_id).count()
+            if gone is not None:
+                gone.unpersist()
+    return spark.table(bronze).where(F.col("_batch_id") == batch_id).count(), gone_count
 
 
 def extract_to_bronze(
@@ -223,10 +281,14 @@ def extract_to_bronze(
     *,
     contracts_dir: Path | str | None = None,
     full_gate: bool = False,
+    full_refresh: Collection[str] = (),
 ) -> dict[str, Any]:
     """Extract each table's changed rows into bronze; returns the run manifest (JSON-serialisable).
 
     ``full_gate`` makes this run's gate validate every table whole instead of what the run changed.
+    ``full_refresh`` names tables read whole instead of from their watermark, to reconcile silver with a
+    source that changed behind the watermark's back: rows deleted outside the soft delete, rows changed
+    without moving ``updated_at`` (see :func:`_refresh_versions`). Their gate validates them whole.
 
     Configuration, the source connection and schema drift are checked with SQLAlchemy before Spark
     is touched, so those errors come back as one line without a JVM stack.
@@ -234,6 +296,9 @@ def extract_to_bronze(
     from mo.oltp.db import check_connection, make_engine
 
     contracts = _contracts(tables, contracts_dir)
+    unknown = sorted(set(full_refresh) - set(contracts))
+    if unknown:
+        raise ConfigError(f"full refresh of {', '.join(unknown)}: not among the tables of this sync")
     url = settings.resolved_source_url
     source = jdbc_source(url)
     key = settings.require_pii_key()
@@ -260,10 +325,13 @@ def extract_to_bronze(
         for name, contract in effective.items():
             added = ensure_layer_tables(spark, settings, contract)
             wm_from = watermarks.get(name)
-            window = plan_window(engine, contract, wm_from - lookback if wm_from else None)
-            batch_id = batch_id_for(name, wm_from)
+            refresh = name in full_refresh and wm_from is not None  # a first load reads everything anyway
+            window = plan_window(engine, contract, wm_from - lookback if wm_from and not refresh else None)
+            batch_id = batch_id_for(name, wm_from, full_refresh=refresh)
             table_started = time.perf_counter()
-            rows_bronze = _write_batch(spark, settings, source, contract, window, batch_id, started, key)
+            rows_bronze, gone = _write_batch(
+                spark, settings, source, contract, window, batch_id, started, key, full_refresh=refresh
+            )
             log.info("%s: %d rows to bronze (%.1fs)", name, rows_bronze, time.perf_counter() - table_started)
             wm_to = max(filter(None, (wm_from, window.upper)), default=None)
             manifest["tables"][name] = {
@@ -276,6 +344,12 @@ def extract_to_bronze(
                 "has_pii": bool(contract.pii_columns),
                 "columns_added": added,
             }
+            if refresh:
+                manifest["tables"][name].update(
+                    full_refresh=True,
+                    rows_gone=gone,
+                    detail=f"full refresh: {rows_bronze - gone} new versions, {gone} ids gone from the source",
+                )
     finally:
         engine.dispose()
     _record(spark, settings, manifest, "extracted")
@@ -426,6 +500,8 @@ def gate_scopes(spark, settings: Settings, manifest: dict[str, Any], frames: dic
     for name, frame in frames.items():
         contract = contracts[name]
         entry = manifest["tables"].get(name)
+        if entry and entry.get("full_refresh"):
+            continue
         if entry and entry["rows_bronze"] > GATE_SCOPE_MAX_SHARE * max(entry["source_live_count"] or 0, 1):
             continue
         keys = [(contract.primary_key, name)] if name in changed else []
@@ -517,6 +593,7 @@ def run_sync(
     contracts_dir: Path | str | None = None,
     gate: Gate | None = None,
     full_gate: bool = False,
+    full_refresh: Collection[str] = (),
 ) -> dict[str, Any]:
     """Extract, merge on audit branches, gate, publish. Returns the published manifest.
 
@@ -524,7 +601,9 @@ def run_sync(
     SourceUnavailable or ConfigError.
     """
     gate = gate or _default_gate()  # fail before extracting if the gate cannot run at all
-    manifest = extract_to_bronze(spark, settings, tables, contracts_dir=contracts_dir, full_gate=full_gate)
+    manifest = extract_to_bronze(
+        spark, settings, tables, contracts_dir=contracts_dir, full_gate=full_gate, full_refresh=full_refresh
+    )
     try:
         manifest = merge_to_audit(spark, settings, manifest)
         manifest = check_gate(spark, settings, manifest, gate=gate)
@@ -555,6 +634,8 @@ def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> 
     tables = {}
     for r in rows:
         contract = contracts.get(r["table"])
+        start = parse_ts(r["watermark_from"])
+        refresh = start is not None and r["batch_id"] == batch_id_for(r["table"], start, full_refresh=True)
         tables[r["table"]] = {
             "batch_id": r["batch_id"],
             "watermark_from": r["watermark_from"],
@@ -564,6 +645,7 @@ def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> 
             "source_live_count": r["source_live_count"],
             "has_pii": bool(contract and contract.pii_columns),
             "columns_added": [],
+            **({"full_refresh": True} if refresh else {}),
         }
     return {
         "run_id": run_id,

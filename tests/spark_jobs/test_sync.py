@@ -13,7 +13,7 @@ import pytest
 from sync_world import Failure, SourceWorld, Verdict, count_gate, expected_silver, frame_rows
 
 from mo.config import get_settings
-from mo.errors import MoError, QualityGateFailed
+from mo.errors import ConfigError, MoError, QualityGateFailed
 from mo.oltp.db import make_engine, migrate
 from spark_jobs.lake import bronze_table, ops_table, restricted_staging_table, restricted_table, silver_table
 from spark_jobs.pii import token
@@ -298,4 +298,57 @@ def test_after_the_first_load_the_gate_checks_what_changed_and_what_refers_to_it
     world.update("customers", 3, risk_rating="R1")
     full = run_sync(spark, settings, tables=SMALL, gate=recording_gate, full_gate=True)
     assert full["gate"]["modes"] == dict.fromkeys(SMALL, "whole")
+    assert_silver_matches_source(spark, settings, world, SMALL)
+
+
+def _behind_the_watermark(world: SourceWorld, deleted: int, changed: int, **values) -> None:
+    """What an incremental sync cannot see: a hard delete, and a change that keeps updated_at."""
+    from sqlalchemy import delete, update
+
+    from mo.oltp.models import Base
+
+    customers = Base.metadata.tables["customers"]
+    with world.engine.begin() as conn:
+        conn.execute(delete(customers).where(customers.c.id == deleted))
+        conn.execute(update(customers).where(customers.c.id == changed).values(**values))
+
+
+def test_full_refresh_reconciles_what_the_watermark_cannot_see(spark, settings, world):
+    world.seed(customers=8)
+    gone = world.insert("customers", 1)[0]  # nothing refers to it: the source lets it be deleted
+    run_sync(spark, settings, tables=SMALL)  # the real gate
+    watermarks = read_watermarks(spark, settings)
+    _behind_the_watermark(world, deleted=gone, changed=2, risk_rating="R5", phone="13900001111")
+
+    # the incremental run sees nothing new, and the count reconciliation says what to do
+    with pytest.raises(QualityGateFailed, match=r"silver\.customers: .*row count 9 != source 8.*--full-refresh"):
+        run_sync(spark, settings, tables=SMALL)
+    with pytest.raises(ConfigError, match="full refresh of claims: not among the tables"):
+        run_sync(spark, settings, tables=SMALL, full_refresh=["claims"])
+
+    refreshed = run_sync(spark, settings, tables=SMALL, gate=count_gate, full_refresh=["customers"])
+    assert_silver_matches_source(spark, settings, world, SMALL)
+    entry = refreshed["tables"]["customers"]
+    assert entry["full_refresh"] and entry["rows_gone"] == 1 and entry["rows_bronze"] == 2
+    assert "organizations" not in {n for n, e in refreshed["tables"].items() if e.get("full_refresh")}
+    batch = spark.table(bronze_table(settings, "customers")).where(f"_batch_id = '{entry['batch_id']}'")
+    assert {(r["id"], r["_operation"]) for r in batch.collect()} == {(gone, "delete"), (2, "update")}
+    restricted = {r["id"]: r for r in frame_rows(spark.table(restricted_table(settings, "customers")))}
+    assert gone not in restricted and restricted[2]["phone"] == "13900001111"
+    assert restricted[2]["phone_token"] == token(settings.require_pii_key(), "phone", "13900001111")
+    assert spark.table(restricted_staging_table(settings, "customers")).count() == 0
+    assert read_watermarks(spark, settings)["customers"] == watermarks["customers"]  # nothing moved it
+    detail = {r["table"]: r["detail"] for r in read_runs(spark, settings, refreshed["run_id"])}["customers"]
+    assert detail == "full refresh: 1 new versions, 1 ids gone from the source"
+
+    # the same refresh again is the same batch and changes nothing; the hourly run goes on from there
+    before, bronze_rows = silver_state(spark, settings, SMALL), spark.table(bronze_table(settings, "customers")).count()
+    again = run_sync(spark, settings, tables=SMALL, gate=count_gate, full_refresh=["customers"])
+    assert again["tables"]["customers"]["batch_id"] == entry["batch_id"]
+    assert silver_state(spark, settings, SMALL) == before
+    assert spark.table(bronze_table(settings, "customers")).count() == bronze_rows
+    rebuilt = manifest_from_runs(spark, settings, again["run_id"])
+    assert rebuilt["tables"]["customers"].get("full_refresh") and not rebuilt["tables"]["agents"].get("full_refresh")
+    world.update("customers", 3)
+    run_sync(spark, settings, tables=SMALL)
     assert_silver_matches_source(spark, settings, world, SMALL)
