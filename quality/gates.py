@@ -331,6 +331,21 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def row_count_detail(observed: Any, expected: int | None, count_of: str = "source ") -> str:
+    """A failed row count; against the source it names what an incremental sync cannot see and the way out."""
+    detail = f"row count {observed} != {count_of}{expected}"
+    if count_of == "source " and isinstance(observed, int) and expected is not None:
+        refresh = "`mo sync --table <table> --full-refresh` reconciles the table"
+        if observed > expected:
+            detail += f" (rows deleted in the source without a soft delete? {refresh})"
+        elif observed < expected:
+            detail += (
+                " (rows still being written during the sync, which the next run picks up, or rows committed"
+                f" with an updated_at older than the look-back window? {refresh})"
+            )
+    return detail
+
+
 def _detail(check: Any, result: dict[str, Any], source_count: int | None, count_of: str = "source ") -> str:
     """A failed expectation's detail, for a silver ``Check`` or a marts ``MartCheck`` (both have ``kind``);
     ``count_of`` names what the row count was reconciled with."""
@@ -340,15 +355,7 @@ def _detail(check: Any, result: dict[str, Any], source_count: int | None, count_
         missing = sorted(result.get("details", {}).get("mismatched", {}).get("missing") or [])
         return f"missing columns: {missing}"
     if check.kind == "row_count":
-        observed = result.get("observed_value")
-        detail = f"row count {observed} != {count_of}{source_count}"
-        if count_of == "source " and isinstance(observed, int) and source_count is not None and observed > source_count:
-            # more rows than the source's live rows: what the incremental sync cannot see
-            detail += (
-                " (rows deleted in the source without a soft delete? `mo sync --table <table> --full-refresh`"
-                " reconciles the table)"
-            )
-        return detail
+        return row_count_detail(result.get("observed_value"), source_count, count_of)
     if check.kind == "primary_key":
         return f"{_plural(count, 'row')} with duplicate values: {sample}"
     if check.kind == "not_null":

@@ -11,7 +11,7 @@ import pytest
 from mo.config import Settings
 from mo.errors import ContractViolation, MoError, QualityGateFailed
 from quality import GateFailure, run_silver_gate
-from quality.gates import _project
+from quality.gates import _project, row_count_detail
 from tests.quality.silver_frames import ROWS, make_frame, persistent_rdds
 
 pytestmark = pytest.mark.spark
@@ -119,7 +119,7 @@ def test_every_kind_of_defect_is_caught_and_named(spark, gate_settings, valid_fr
         GateFailure(
             "complaints", "expect_column_values_to_be_null(deleted_at)", "1 soft-deleted row in the live state"
         ),
-        GateFailure("consents", "expect_table_row_count_to_equal(source)", f"row count {ROWS} != source {ROWS + 1}"),
+        GateFailure("consents", "expect_table_row_count_to_equal(source)", row_count_detail(ROWS, ROWS + 1)),
     ]
     assert result.summary().splitlines()[0] == (
         "silver.agents: expect_column_values_to_not_be_null(license_no) failed: 1 null value"
@@ -216,7 +216,7 @@ def test_a_scoped_gate_checks_what_changed_the_whole_count_and_goes_whole_when_d
         scopes={"customers": None, "policies": scope(valid_frames["policies"], 1)},
     )  # fmt: skip
     assert counted.failures == [
-        GateFailure("customers", "expect_table_row_count_to_equal(source)", f"row count {ROWS} != source {ROWS + 2}")
+        GateFailure("customers", "expect_table_row_count_to_equal(source)", row_count_detail(ROWS, ROWS + 2))
     ]
 
     # The whole-table check is due again after the interval (0: every run) ...
@@ -226,3 +226,10 @@ def test_a_scoped_gate_checks_what_changed_the_whole_count_and_goes_whole_when_d
     # ... and after a suite change (here the customers reference drops out with the parent's frame).
     changed = run_silver_gate(spark, settings, {"policies": bad_row_3}, {}, scopes={"policies": scope(bad_row_3, 1)})
     assert changed.modes == {"policies": "whole"} and changed.failures == [enum_failure]
+
+
+def test_a_failed_source_count_names_what_the_watermark_cannot_see():
+    assert "deleted in the source without a soft delete" in row_count_detail(9, 8)
+    assert "older than the look-back window" in row_count_detail(7, 8)
+    assert "--full-refresh" in row_count_detail(9, 8) and "--full-refresh" in row_count_detail(7, 8)
+    assert row_count_detail(10, 11, count_of="") == "row count 10 != 11"  # marts reconcile with their inputs
