@@ -14,6 +14,9 @@ them, :func:`run_sync` runs them in a row.
    started from), and a batch is written with an atomic overwrite of its own ``_batch_id``: a crashed
    or failed run that is run again replaces its batch instead of appending it twice. The source's live
    row count (``deleted_at is null``) is read at the same time, for reconciliation in the gate.
+   A *full refresh* of a table (``mo sync --full-refresh``) reads it whole instead and writes what bronze
+   lacks: rows that differ from bronze's latest version of their id, delete versions for ids the source
+   no longer holds (:func:`_refresh_versions`); the other steps are the same.
 2. :func:`merge_to_audit`. On a fresh branch ``audit_<run_id>`` of each changed silver table (and its
    restricted PII table), MERGE the latest version per id of the batch: update only when the batch's
    ``updated_at`` >= silver's, delete soft-deleted rows, never insert a deleted row. ``spark.wap.branch``
