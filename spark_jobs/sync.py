@@ -153,8 +153,16 @@ def _run_row(manifest: dict[str, Any], table: str, status: str, detail: str | No
         "source_live_count": entry["source_live_count"],
         "watermark_from": entry["watermark_from"],
         "watermark_to": entry["watermark_to"],
-        "detail": detail or entry.get("detail"),
+        "detail": detail or _refresh_detail(entry),
     }
+
+
+def _refresh_detail(entry: dict[str, Any]) -> str | None:
+    """What a full refresh found, for the run record (None for other batches)."""
+    if "rows_gone" not in entry:
+        return None
+    gone = entry["rows_gone"]
+    return f"full refresh: {entry['rows_bronze'] - gone} new versions, {gone} ids gone from the source"
 
 
 def _record(spark, settings: Settings, manifest: dict[str, Any], status: str, detail: str | None = None) -> None:
@@ -348,11 +356,7 @@ def extract_to_bronze(
                 "columns_added": added,
             }
             if refresh:
-                manifest["tables"][name].update(
-                    full_refresh=True,
-                    rows_gone=gone,
-                    detail=f"full refresh: {rows_bronze - gone} new versions, {gone} ids gone from the source",
-                )
+                manifest["tables"][name].update(full_refresh=True, rows_gone=gone)
     finally:
         engine.dispose()
     _record(spark, settings, manifest, "extracted")
