@@ -284,9 +284,16 @@ def _gate_planning(spark: SparkSession):
 
 
 def with_orphan_markers(
-    spark: SparkSession, frame: DataFrame, contract: TableContract, tables: dict[str, DataFrame]
+    spark: SparkSession,
+    frame: DataFrame,
+    contract: TableContract,
+    tables: dict[str, DataFrame],
+    pending: dict[str, DataFrame] | None = None,
 ) -> DataFrame:
     """``frame`` plus one column per checkable reference: the foreign key where no parent row has it.
+
+    A key among the parent's ``pending`` ids (column ``k``: the source holds that parent in a state newer
+    than the run's view, and the next run syncs it) is not an orphan.
 
     Written as ``NOT EXISTS`` so Spark plans an existence join (the anti-join, as a flag): the child
     keeps its rows one for one whatever the parent holds (so counts and uniqueness are checked on the
@@ -307,10 +314,11 @@ def with_orphan_markers(
         parent, key = parent_of(column)
         frames[f"parent{i}"] = tables[parent]
         fk = f"c.`{column.name}`"
-        markers.append(
-            f"CASE WHEN {fk} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {{parent{i}}} p WHERE p.`{key}` = {fk}) "
-            f"THEN {fk} END AS `{orphan_column(column.name)}`"
-        )
+        missing = f"NOT EXISTS (SELECT 1 FROM {{parent{i}}} p WHERE p.`{key}` = {fk})"
+        if pending and parent in pending:
+            frames[f"pending{i}"] = pending[parent]
+            missing += f" AND NOT EXISTS (SELECT 1 FROM {{pending{i}}} q WHERE q.k = {fk})"
+        markers.append(f"CASE WHEN {fk} IS NOT NULL AND {missing} THEN {fk} END AS `{orphan_column(column.name)}`")
     return sql_over_frames(spark, f"SELECT c.*, {', '.join(markers)} FROM {{child}} c", **frames)
 
 
@@ -340,8 +348,8 @@ def row_count_detail(observed: Any, expected: int | None, count_of: str = "sourc
             detail += f" (rows deleted in the source without a soft delete? {refresh})"
         elif observed < expected:
             detail += (
-                " (rows still being written during the sync, which the next run picks up, or rows committed"
-                f" with an updated_at older than the look-back window? {refresh})"
+                " (rows committed late with an older updated_at? the next run picks up those within the"
+                f" look-back window; for older ones {refresh})"
             )
     return detail
 
@@ -460,11 +468,15 @@ def run_silver_gate(
     tables: dict[str, DataFrame],
     source_counts: dict[str, int],
     scopes: dict[str, DataFrame | None] | None = None,
+    pending: dict[str, DataFrame] | None = None,
 ) -> GateResult:
     """Validate the candidate silver state of ``tables`` (live rows) against suites derived from contracts.
 
-    ``source_counts`` holds the live source row count at extraction of each table synced in this run;
-    those tables must reconcile exactly. References are checked wherever the parent's frame is given.
+    ``source_counts`` holds the source's live row count as the run saw each table it synced; those tables
+    must reconcile exactly. References are checked wherever the parent's frame is given. ``pending`` holds
+    per table the ids (column ``k``) the source changed after the run's view (the sync's
+    :func:`spark_jobs.sync.pending_keys`): the source count leaves them out, so the row count is taken
+    without them, and a reference to one of them is not an orphan; the next run syncs them.
     Returns every failure found (the gate does not stop at the first) and the Data Docs index.
 
     ``scopes`` (the sync's :func:`spark_jobs.sync.gate_scopes`) narrows a table's main suite to the rows a
@@ -478,7 +490,8 @@ def run_silver_gate(
     ``settings.gate_full_interval_hours`` (a changed contract, a first run or a day-old check validates
     whole; changes made to silver outside the sync are caught by that daily whole validation). References
     of a scoped table are checked against the parents' whole candidate state, and the row count is
-    reconciled on the whole table in every case, as its own suite (``silver.<table>.count``).
+    reconciled on the whole table (less its pending ids) in every case, as its own suite
+    (``silver.<table>.count``).
 
     Each table is validated once with pass/fail results only (a few aggregate jobs per table); the
     expectations that fail are then evaluated again with unexpected counts and sample values, so the
@@ -531,7 +544,7 @@ def run_silver_gate(
                 modes[table] = "unchanged"
             else:
                 modes[table] = "scoped" if scoped else "whole"
-                frame = with_orphan_markers(spark, scope, contract, tables)
+                frame = with_orphan_markers(spark, scope, contract, tables, pending)
                 if scoped:
                     # A scope is small and each of GX's jobs would otherwise find it again in the whole table.
                     # A whole table is not cached: GX bundles the column checks into one aggregate job and
@@ -553,11 +566,15 @@ def run_silver_gate(
             if count_checks:
                 count_suite = build_suite(contract, count_checks, count_suite_name(table))
                 count_validation, count_changed = project.validation(table, count_suite)
+                counted = tables[table]
+                if pending and table in pending:
+                    pk = contract.primary_key
+                    counted = counted.join(pending[table].withColumnRenamed("k", pk), pk, "left_anti")
                 found, result_id = _validate(
                     project,
                     run_id,
                     count_validation,
-                    tables[table],
+                    counted,
                     {SOURCE_COUNT_PARAMETER: count},
                     table,
                     count_checks,

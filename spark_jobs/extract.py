@@ -14,6 +14,11 @@
   ``'YYYY-MM-DD HH:MM:SS.ffffff'``: all three engines compare them as timestamps, and on SQLite they
   compare as text in the exact format SQLAlchemy writes (rows written by other tools in another text
   format would be compared wrongly there).
+- The run's view of a table (:func:`read_view`, read after its rows): the live rows with a watermark up to
+  the run's bound, counted for the gate's reconciliation, and the ids changed after that bound, in one
+  statement (one snapshot). A row changed after the bound may be missing from the batch, or be there in
+  the version a JDBC partition read before the change: the next run syncs it, and the gate leaves those
+  ids out of the count on both sides and accepts them as parents of references.
 - Large tables (``partitioned_read``) are read by ``numPartitions`` parallel range queries on ``id``
   over the filtered set; ``numPartitions = ceil(rows / settings.jdbc_partition_rows)`` capped at
   :data:`MAX_READ_PARTITIONS` so a sync never opens more connections than the source team allows.
@@ -114,7 +119,6 @@ class ExtractWindow:
     rows: int
     min_id: int | None
     max_id: int | None
-    live_count: int
 
 
 def window_filter(contract: TableContract, window: ExtractWindow) -> str:
@@ -128,19 +132,47 @@ def window_filter(contract: TableContract, window: ExtractWindow) -> str:
 
 
 def plan_window(engine: Engine, contract: TableContract, lower: datetime | None) -> ExtractWindow:
-    """Bounds, size and the live row count, read in one transaction just before the extraction."""
-    wm, pk, sd, table = contract.watermark, contract.primary_key, contract.soft_delete, contract.table
+    """Bounds and size of the window, read in one transaction just before the extraction."""
+    wm, pk, table = contract.watermark, contract.primary_key, contract.table
     where = f"WHERE {wm} > '{format_ts(lower)}'" if lower else ""
     with engine.connect() as conn:
         upper = parse_ts(conn.execute(text(f"SELECT max({wm}) FROM {table} {where}")).scalar())
-        window = ExtractWindow(lower, upper, 0, None, None, 0)
+        window = ExtractWindow(lower, upper, 0, None, None)
         rows, min_id, max_id = 0, None, None
         if upper is not None:
             rows, min_id, max_id = conn.execute(
                 text(f"SELECT count(*), min({pk}), max({pk}) FROM {table} WHERE {window_filter(contract, window)}")
             ).one()
-        live = conn.execute(text(f"SELECT count(*) FROM {table} WHERE {sd} IS NULL")).scalar_one()
-    return ExtractWindow(lower, upper, int(rows or 0), min_id, max_id, int(live))
+    return ExtractWindow(lower, upper, int(rows or 0), min_id, max_id)
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """The source as a run sees a table: rows with ``watermark <= bound`` (see the module doc)."""
+
+    live_count: int  # live rows (not soft-deleted) up to the bound
+    pending_ids: list[int]  # ids changed after the bound: the next run syncs them
+
+
+def read_view(engine: Engine, contract: TableContract, bound: datetime | None) -> SourceView:
+    """The live count up to ``bound`` and the ids changed after it, in one statement so in one snapshot.
+
+    Called after the table's rows were read: a row changed after the bound (while or after the JDBC
+    partitions read) keeps a watermark above it from then on, so it is among ``pending_ids`` whenever
+    this is read. ``bound`` None (nothing synced yet, the table was empty): everything is pending.
+    """
+    wm, pk, sd, table = contract.watermark, contract.primary_key, contract.soft_delete, contract.table
+    after, upto = (
+        ("1 = 1", "1 = 0") if bound is None else (f"{wm} > '{format_ts(bound)}'", f"{wm} <= '{format_ts(bound)}'")
+    )
+    statement = (
+        f"SELECT 0 AS kind, {pk} AS value FROM {table} WHERE {after} "
+        f"UNION ALL SELECT 1 AS kind, count(*) AS value FROM {table} WHERE {sd} IS NULL AND {upto}"
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(text(statement)).all()
+    live = next(int(value) for kind, value in rows if kind == 1)
+    return SourceView(live, sorted(int(value) for kind, value in rows if kind == 0))
 
 
 def _select_list(contract: TableContract, dialect: str) -> tuple[str, str | None]:

@@ -49,7 +49,8 @@ SYNC_RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "string"),  # extracted | merged | gate_failed | published | failed
     ("rows_extracted", "bigint"),
     ("rows_bronze", "bigint"),
-    ("source_live_count", "bigint"),
+    ("source_live_count", "bigint"),  # live rows up to watermark_to, ids in pending_ids left out
+    ("pending_ids", "array<bigint>"),  # ids the source changed after watermark_to (the next run syncs them)
     ("watermark_from", "timestamp"),
     ("watermark_to", "timestamp"),
     ("detail", "string"),
@@ -139,8 +140,21 @@ def ensure_namespaces(spark, settings: Settings) -> None:
 def ensure_ops_tables(spark, settings: Settings) -> None:
     ensure_namespaces(spark, settings)
     props = {"format-version": "2"}
-    _create(spark, ops_table(settings, "watermarks"), WATERMARKS_COLUMNS, None, props)
-    _create(spark, ops_table(settings, "sync_runs"), SYNC_RUNS_COLUMNS, None, props)
+    for name, columns in (("watermarks", WATERMARKS_COLUMNS), ("sync_runs", SYNC_RUNS_COLUMNS)):
+        table_name = ops_table(settings, name)
+        if not spark.catalog.tableExists(table_name):
+            _create(spark, table_name, columns, None, props)
+        else:
+            _add_missing_columns(spark, table_name, columns)
+
+
+def _add_missing_columns(spark, table_name: str, columns) -> list[str]:
+    """Add the columns an existing table lacks (Iceberg schema evolution); returns their names."""
+    existing = {f.name.lower() for f in spark.table(table_name).schema.fields}
+    missing = [(n, t) for n, t in columns if n.lower() not in existing]
+    for col_name, col_type in missing:
+        spark.sql(f"ALTER TABLE {table_name} ADD COLUMN {quote(col_name)} {col_type}")
+    return [n for n, _ in missing]
 
 
 # Silver MERGEs touch a few thousand rows of million-row tables each run: merge-on-read writes delete
@@ -220,10 +234,5 @@ def ensure_layer_tables(spark, settings: Settings, contract: TableContract) -> l
             # tables created before a write setting became the default are switched over in place
             settings_sql = ", ".join(f"'{k}' = '{v}'" for k, v in stale.items())
             spark.sql(f"ALTER TABLE {table_name} SET TBLPROPERTIES ({settings_sql})")
-        existing = {f.name.lower() for f in spark.table(table_name).schema.fields}
-        for col_name, col_type in columns:
-            if col_name.lower() not in existing:
-                spark.sql(f"ALTER TABLE {table_name} ADD COLUMN {quote(col_name)} {col_type}")
-                if col_name not in added:
-                    added.append(col_name)
+        added += [n for n in _add_missing_columns(spark, table_name, columns) if n not in added]
     return added

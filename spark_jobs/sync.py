@@ -36,8 +36,12 @@ Every step can be re-run with the same manifest (after a crash or a retry) and l
 result; a lost manifest is rebuilt from ``ops.sync_runs`` by :func:`manifest_from_runs` and the run
 continues from :func:`merge_to_audit`. Runs must not overlap (the DAG has ``max_active_runs=1``).
 
-Reconciliation caveat: the live count and the extraction are read moments apart; with writers active
-during a sync the gate's count check compares nearly-but-not-exactly simultaneous states.
+Writers active during a sync: each table's batch is the source up to the run's bound (``watermark_to``),
+except rows changed again while they were read. After reading a table the run reads, in one statement,
+the source's live count up to the bound and the ids changed after it (``pending_ids``,
+:func:`spark_jobs.extract.read_view`); the gate reconciles the count without those ids on either side and
+accepts them as parents, so a customer and their policy written during the run, or a row updated while
+the partitions read it, neither fail the gate nor are lost: the next run syncs them.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from spark_jobs.extract import (
     jdbc_source,
     parse_ts,
     plan_window,
+    read_view,
     read_window,
     transform_operation,
 )
@@ -151,6 +156,7 @@ def _run_row(manifest: dict[str, Any], table: str, status: str, detail: str | No
         "rows_extracted": entry["rows_extracted"],
         "rows_bronze": entry["rows_bronze"],
         "source_live_count": entry["source_live_count"],
+        "pending_ids": entry.get("pending_ids") or [],
         "watermark_from": entry["watermark_from"],
         "watermark_to": entry["watermark_to"],
         "detail": detail or _refresh_detail(entry),
@@ -345,13 +351,15 @@ def extract_to_bronze(
             )
             log.info("%s: %d rows to bronze (%.1fs)", name, rows_bronze, time.perf_counter() - table_started)
             wm_to = max(filter(None, (wm_from, window.upper)), default=None)
+            view = read_view(engine, contract, wm_to)
             manifest["tables"][name] = {
                 "batch_id": batch_id,
                 "watermark_from": format_ts(wm_from) if wm_from else None,
                 "watermark_to": format_ts(wm_to) if wm_to else None,
                 "rows_extracted": window.rows,
                 "rows_bronze": rows_bronze,
-                "source_live_count": window.live_count,
+                "source_live_count": view.live_count,
+                "pending_ids": view.pending_ids,
                 "has_pii": bool(contract.pii_columns),
                 "columns_added": added,
             }
@@ -528,6 +536,15 @@ def gate_scopes(spark, settings: Settings, manifest: dict[str, Any], frames: dic
     return scopes
 
 
+def pending_keys(spark, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Per synced table with ids changed in the source after the run's view, those ids as a frame (``k``)."""
+    return {
+        name: spark.createDataFrame([(i,) for i in entry["pending_ids"]], "k bigint")
+        for name, entry in manifest["tables"].items()
+        if entry.get("pending_ids")
+    }
+
+
 def check_gate(spark, settings: Settings, manifest: dict[str, Any], *, gate: Gate | None = None) -> dict[str, Any]:
     """Run the quality gate on the candidate silver; on failure record it, drop the branches and raise."""
     register_catalog(spark, settings)
@@ -537,7 +554,8 @@ def check_gate(spark, settings: Settings, manifest: dict[str, Any], *, gate: Gat
     source_counts = {name: entry["source_live_count"] for name, entry in manifest["tables"].items()}
     frames = candidate_frames(spark, settings, manifest)
     started = time.perf_counter()
-    result = gate(spark, settings, frames, source_counts, scopes=gate_scopes(spark, settings, manifest, frames))
+    scopes = gate_scopes(spark, settings, manifest, frames)
+    result = gate(spark, settings, frames, source_counts, scopes=scopes, pending=pending_keys(spark, manifest))
     if not result.passed:
         summary = result.summary()
         _record(spark, settings, manifest, "gate_failed", summary)
@@ -650,6 +668,7 @@ def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> 
             "rows_extracted": r["rows_extracted"],
             "rows_bronze": r["rows_bronze"],
             "source_live_count": r["source_live_count"],
+            "pending_ids": list(r["pending_ids"] or []),
             "has_pii": bool(contract and contract.pii_columns),
             "columns_added": [],
             **({"full_refresh": True} if refresh else {}),

@@ -37,11 +37,10 @@ def _ts_text(value) -> str | None:
 def _frame(spark, columns: tuple[tuple[str, str], ...], rows: list[dict[str, Any]]):
     """A DataFrame typed like an ops table from Python dicts (timestamps travel as text, see module doc)."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
+    from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType
 
-    schema = StructType(
-        [StructField(name, LongType() if typ == "bigint" else StringType(), True) for name, typ in columns]
-    )
+    kinds = {"bigint": LongType(), "array<bigint>": ArrayType(LongType())}
+    schema = StructType([StructField(name, kinds.get(typ, StringType()), True) for name, typ in columns])
     data = [tuple(_ts_text(r.get(name)) if typ == "timestamp" else r.get(name) for name, typ in columns) for r in rows]
     df = spark.createDataFrame(data, schema)
     return df.select(*[F.col(f"`{name}`").cast(typ).alias(name) for name, typ in columns])

@@ -44,7 +44,7 @@ class _Verdict:
         return self.detail or "passed"
 
 
-def _count_gate(spark, settings, tables, source_counts, scopes=None) -> _Verdict:
+def _count_gate(spark, settings, tables, source_counts, scopes=None, pending=None) -> _Verdict:
     """Candidate silver holds exactly the source's live rows (the full GX gate is tested elsewhere)."""
     wrong = [f"{n}: {tables[n].count()} != {c}" for n, c in source_counts.items() if tables[n].count() != c]
     return _Verdict(not wrong, "; ".join(wrong))

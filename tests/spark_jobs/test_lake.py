@@ -37,3 +37,15 @@ def test_existing_tables_are_switched_to_the_current_write_settings(spark, setti
         props = properties(spark, table)
         # Spark hides values of keys naming a token (the files' metrics in test_sync show the setting works)
         assert (props.get(LEVEL), props.get(TOKEN_METRICS)) == ("1", REDACTED), table
+
+
+def test_an_ops_table_made_before_a_column_existed_gains_it(spark, settings):
+    from spark_jobs.lake import SYNC_RUNS_COLUMNS, _create, ensure_namespaces, ops_table
+    from spark_jobs.watermarks import read_runs, record_runs
+
+    register_catalog(spark, settings)
+    ensure_namespaces(spark, settings)
+    runs = ops_table(settings, "sync_runs")
+    _create(spark, runs, [c for c in SYNC_RUNS_COLUMNS if c[0] != "pending_ids"], None, {"format-version": "2"})
+    record_runs(spark, settings, [{"run_id": "r1", "table": "customers", "status": "published", "pending_ids": [7, 9]}])
+    assert read_runs(spark, settings, "r1")[0]["pending_ids"] == [7, 9]

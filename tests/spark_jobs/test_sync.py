@@ -10,7 +10,15 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sync_world import Failure, SourceWorld, Verdict, count_gate, expected_silver, frame_rows
+from sync_world import (
+    Failure,
+    SourceWorld,
+    Verdict,
+    count_gate,
+    expected_silver,
+    frame_rows,
+    writes_while_extracting,
+)
 
 from mo.config import get_settings
 from mo.errors import ConfigError, MoError, QualityGateFailed
@@ -33,7 +41,7 @@ pytestmark = pytest.mark.spark
 SMALL = ["organizations", "agents", "customers"]
 
 
-def failing_gate(spark, settings, tables, source_counts, scopes=None) -> Verdict:
+def failing_gate(spark, settings, tables, source_counts, scopes=None, pending=None) -> Verdict:
     return Verdict(False, [Failure("customers", "expect_column_values_to_be_in_set(risk_rating)", "1 unexpected")])
 
 
@@ -352,3 +360,33 @@ def test_full_refresh_reconciles_what_the_watermark_cannot_see(spark, settings, 
     world.update("customers", 3)
     run_sync(spark, settings, tables=SMALL)
     assert_silver_matches_source(spark, settings, world, SMALL)
+
+
+WITH_POLICIES = ["organizations", "agents", "products", "customers", "policies"]
+
+
+def test_writes_during_the_sync_do_not_fail_the_gate_and_land_in_the_next_run(spark, settings, world):
+    world.seed(customers=8)
+    run_sync(spark, settings, tables=WITH_POLICIES)  # the real gate, first load
+    fresh = world.insert("customers", 1)[0]
+    born = {}
+
+    def application_writes():
+        # a customer of this run's window changes again while customers are read (the read sees the
+        # newer version, outside the window), and new business arrives: a customer and their policy
+        world.update("customers", fresh, risk_rating="R4")
+        born["customer"] = world.insert("customers", 1)[0]
+        born["policy"] = world.insert("policies", 1, customer_id=born["customer"])[0]
+
+    with writes_while_extracting("customers", application_writes):
+        during = run_sync(spark, settings, tables=WITH_POLICIES)  # the real gate: count and references
+
+    silver_customers = {r["id"] for r in frame_rows(spark.table(silver_table(settings, "customers")))}
+    silver_policies = {r["id"] for r in frame_rows(spark.table(silver_table(settings, "policies")))}
+    assert fresh not in silver_customers and born["customer"] not in silver_customers  # after the run's view
+    assert born["policy"] in silver_policies  # inside the policies' view; its customer comes next run
+    assert set(during["tables"]["customers"]["pending_ids"]) == {fresh, born["customer"]}
+    rebuilt = manifest_from_runs(spark, settings, during["run_id"])
+    assert rebuilt["tables"]["customers"]["pending_ids"] == during["tables"]["customers"]["pending_ids"]
+    run_sync(spark, settings, tables=WITH_POLICIES)
+    assert_silver_matches_source(spark, settings, world, WITH_POLICIES)

@@ -74,7 +74,7 @@ def test_additive_table_carries_a_new_column_into_bronze_and_silver(spark, setti
     path.write_text(path.read_text().replace("schema_evolution: strict", "schema_evolution: additive"))
     tables = ["organizations", "agents", "customers"]
 
-    def gate(spark, settings, frames, source_counts, scopes=None):
+    def gate(spark, settings, frames, source_counts, scopes=None, pending=None):
         class Passed:
             passed, failures = True, []
 

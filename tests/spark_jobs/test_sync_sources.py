@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sync_world import SourceWorld, count_gate, expected_silver, frame_rows
+from sync_world import SourceWorld, count_gate, expected_silver, frame_rows, writes_while_extracting
 
 from mo.config import get_settings
 from mo.oltp.db import make_engine, migrate
@@ -30,6 +30,20 @@ def _sync_full_then_incremental(spark, settings, url: str) -> dict:
     world.soft_delete("claims", 1)
     world.insert("customers", 2)
     second = run_sync(spark, settings, gate=count_gate)
+    assert_equal()
+
+    # the application writes while the sync reads: a customer of the window changes again, a new one arrives
+    fresh = world.insert("customers", 1)[0]
+    arrived = []
+
+    def application_writes():
+        world.update("customers", fresh)
+        arrived.extend(world.insert("customers", 1))
+
+    with writes_while_extracting("customers", application_writes):
+        during = run_sync(spark, settings, gate=count_gate)
+    assert during["tables"]["customers"]["pending_ids"] == [fresh, *arrived]
+    run_sync(spark, settings, gate=count_gate)
     assert_equal()
     engine.dispose()
     return {"first": first, "second": second}
