@@ -34,7 +34,9 @@ them, :func:`run_sync` runs them in a row.
 
 Every step can be re-run with the same manifest (after a crash or a retry) and leaves the same
 result; a lost manifest is rebuilt from ``ops.sync_runs`` by :func:`manifest_from_runs` and the run
-continues from :func:`merge_to_audit`. Runs must not overlap (the DAG has ``max_active_runs=1``).
+continues from :func:`merge_to_audit`. Runs must not overlap (the DAG has ``max_active_runs=1``); when
+they do (a manual ``mo sync`` beside the DAG), the run publishing second finds main moved under its
+branches and stops before publishing anything, recorded ``failed``; the next run syncs its changes.
 
 Writers active during a sync: each table's batch is the source up to the run's bound (``watermark_to``),
 except rows changed again while they were read. After reading a table the run reads, in one statement,
@@ -407,18 +409,21 @@ def merge_to_audit(spark, settings: Settings, manifest: dict[str, Any]) -> dict[
     contracts = load_source_contracts(Path(manifest["contracts_dir"]) if manifest.get("contracts_dir") else None)
     branch = manifest["audit_branch"]
     for name, entry in manifest["tables"].items():
-        entry["audit_snapshots"] = {}
+        entry["audit_snapshots"], entry["audit_bases"] = {}, {}
         if not entry["rows_bronze"]:
             continue
         pk, wm = contracts[name].primary_key, contracts[name].watermark
         for target, batch_table in _audit_targets(settings, name, entry["has_pii"]):
             # a rerun starts again from main, so merging twice gives the same branch
             _drop_branch(spark, target, branch)
-            spark.sql(f"ALTER TABLE {target} CREATE BRANCH {quote(branch)}")
+            base = _main_snapshot(spark, target)
+            as_of = f" AS OF VERSION {base}" if base is not None else ""
+            spark.sql(f"ALTER TABLE {target} CREATE BRANCH {quote(branch)}{as_of}")
+            entry["audit_bases"][target] = base  # publish checks that main is still here
             batch = spark.table(batch_table).where(F.col("_batch_id") == entry["batch_id"])
             columns = spark.table(target).columns
             started = time.perf_counter()
-            first_load = _main_snapshot(spark, target) is None
+            first_load = base is None
             spark.conf.set("spark.wap.branch", branch)
             try:
                 if first_load:
@@ -575,6 +580,37 @@ def check_gate(spark, settings: Settings, manifest: dict[str, Any], *, gate: Gat
 # --- step 4: publish ---------------------------------------------------------------------------------
 
 
+def _overtaken(spark, settings: Settings, manifest: dict[str, Any], target: str) -> MoError:
+    """Stop a run another run overtook on ``target``: drop its branches, record it failed, name the table."""
+    error = MoError(
+        f"sync run {manifest['run_id']} not published: {target} changed after the run branched off it "
+        "(another sync run published to it; runs must not overlap). Its changes stay in bronze and the "
+        "next run syncs them again."
+    )
+    drop_audit_branches(spark, settings, manifest)
+    _record(spark, settings, manifest, "failed", str(error))
+    return error
+
+
+def _check_not_overtaken(spark, settings: Settings, manifest: dict[str, Any], tables: list[str]) -> None:
+    """Before anything is published: main of every target is still where this run's branch started.
+
+    Another run that published in between (a manual ``mo sync`` beside the scheduled DAG, say) moved
+    it; publishing this run's branches would then be refused table by table by the fast-forward, after
+    the first tables went out. So the run is stopped whole (:func:`_overtaken`).
+    A target already fast-forwarded by an earlier attempt of this publish has main at the branch's head.
+    """
+    branch = manifest["audit_branch"]
+    for name in tables:
+        entry = manifest["tables"][name]
+        bases = entry.get("audit_bases") or {}
+        for target, snapshot in (entry.get("audit_snapshots") or {}).items():
+            if target not in bases or not _branch_exists(spark, target, branch):
+                continue
+            if _main_snapshot(spark, target) not in (bases[target], snapshot):
+                raise _overtaken(spark, settings, manifest, target)
+
+
 def publish(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
     """Fast-forward silver to the audited branches, advance the watermarks, record the run."""
     register_catalog(spark, settings)
@@ -584,12 +620,18 @@ def publish(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, An
     branch = manifest["audit_branch"]
     done = {r["table"] for r in read_runs(spark, settings, manifest["run_id"]) if r["status"] == "published"}
     pending = [name for name in manifest["tables"] if name not in done]
+    _check_not_overtaken(spark, settings, manifest, pending)
     for name in pending:
         entry = manifest["tables"][name]
         for target, snapshot in entry.get("audit_snapshots", {}).items():
             if _branch_exists(spark, target, branch):
                 relative = catalog_relative(settings, target)
-                spark.sql(f"CALL {catalog}.system.fast_forward('{relative}', 'main', '{branch}')")
+                try:
+                    spark.sql(f"CALL {catalog}.system.fast_forward('{relative}', 'main', '{branch}')")
+                except Exception as exc:
+                    if "not an ancestor" not in str(exc):
+                        raise
+                    raise _overtaken(spark, settings, manifest, target) from None
                 _drop_branch(spark, target, branch)
             elif _main_snapshot(spark, target) != snapshot:
                 raise MoError(

@@ -362,6 +362,33 @@ def test_full_refresh_reconciles_what_the_watermark_cannot_see(spark, settings, 
     assert_silver_matches_source(spark, settings, world, SMALL)
 
 
+def test_a_run_overtaken_by_another_publishes_nothing_and_the_next_run_syncs_it(spark, settings, world):
+    world.seed(customers=6)
+    run_sync(spark, settings, tables=SMALL, gate=count_gate)
+    world.update("agents", 2)
+    world.update("customers", 1, risk_rating="R2")
+    # a manual run starts beside the scheduled one; the other publishes customers first (agents are the
+    # slow run's alone: published on their own they would leave the run half out)
+    slow = merge_to_audit(spark, settings, extract_to_bronze(spark, settings, SMALL))
+    world.update("customers", 3, risk_rating="R3")
+    run_sync(spark, settings, tables=["customers"], gate=count_gate)
+    published = main_snapshots(spark, settings, SMALL)
+    watermarks = read_watermarks(spark, settings)
+
+    slow = check_gate(spark, settings, slow, gate=count_gate)  # its own branch still passes ...
+    with pytest.raises(MoError, match=r"not published: lake_\w+\.silver\.\w+ changed after the run branched"):
+        publish(spark, settings, slow)  # ... but main moved under it
+    assert main_snapshots(spark, settings, SMALL) == published  # nothing of it went out
+    assert read_watermarks(spark, settings) == watermarks
+    assert {r["status"] for r in read_runs(spark, settings, slow["run_id"])} == {"failed"}
+    for name in SMALL:
+        refs = {r["name"] for r in spark.sql(f"SELECT name FROM {silver_table(settings, name)}.refs").collect()}
+        assert refs == {"main"}, f"audit branch left on {name}"
+    world.update("customers", 4)
+    run_sync(spark, settings, tables=SMALL, gate=count_gate)
+    assert_silver_matches_source(spark, settings, world, SMALL)
+
+
 WITH_POLICIES = ["organizations", "agents", "products", "customers", "policies"]
 
 
