@@ -102,6 +102,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
             "bronze": lake.get(name, {}).get("bronze"),
             "silver": lake.get(name, {}).get("silver"),
             "last_sync_at": lake.get(name, {}).get("last_sync_at"),
+            "last_run": lake.get(name, {}).get("last_run"),
             "in_sync": source.get(name) is not None and source.get(name) == lake.get(name, {}).get("silver"),
         }
         for name in load_source_contracts()
@@ -129,6 +130,16 @@ def format_status(report: dict[str, Any]) -> str:
         cells = [("-" if row[k] is None else str(row[k])) for k in ("source", "bronze", "silver")]
         mark = "" if row["in_sync"] else "  (out of sync)"
         lines.append(f"{name:<18}{cells[0]:>10}{cells[1]:>10}{cells[2]:>10}  {row['last_sync_at'] or '-':<22}{mark}")
+    stopped: dict[tuple, list[str]] = {}  # one line per stopped run, naming its tables
+    for name, row in report["tables"].items():
+        run = row.get("last_run")
+        if run and run["status"] in ("gate_failed", "failed"):
+            stopped.setdefault((run["run_id"], run["status"], run["at"], run["detail"]), []).append(name)
+    if stopped:
+        lines.append("")
+        lines.append("latest sync run did not publish (silver is as of the last sync):")
+        for (run_id, status, at, detail), names in stopped.items():
+            lines.append(f"  run {run_id} {status} at {at} ({', '.join(names)}): {detail or '-'}")
     events = report.get("events") or {}
     lines.append("")
     lines.append(f"events   bronze {events.get('events', '-')}   dead-lettered {events.get('dead_letter', '-')}")

@@ -86,7 +86,15 @@ from spark_jobs.lake import (
 from spark_jobs.pii import with_pii_outputs
 from spark_jobs.schema_drift import check_source_schema
 from spark_jobs.session import register_catalog, sql_over_frames, temporary_conf
-from spark_jobs.watermarks import advance_watermarks, last_published, read_runs, read_watermarks, record_runs, utcnow
+from spark_jobs.watermarks import (
+    advance_watermarks,
+    last_published,
+    last_runs,
+    read_runs,
+    read_watermarks,
+    record_runs,
+    utcnow,
+)
 
 Gate = Callable[..., Any]
 
@@ -730,17 +738,23 @@ def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> 
 
 
 def layer_counts(spark, settings: Settings) -> dict[str, dict[str, Any]]:
-    """Per contract table: live ids in bronze (latest version not a delete), silver rows, last sync."""
+    """Per contract table: live ids in bronze (latest version not a delete), silver rows, last published sync
+    and the latest run record (``last_run``, which names a failure when the latest run did not publish)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     register_catalog(spark, settings)
     ensure_ops_tables(spark, settings)
-    synced = last_published(spark, settings)
+    synced, runs = last_published(spark, settings), last_runs(spark, settings)
     counts: dict[str, dict[str, Any]] = {}
     for name, contract in load_source_contracts().items():
         bronze, silver = bronze_table(settings, name), silver_table(settings, name)
-        entry: dict[str, Any] = {"bronze": None, "silver": None, "last_sync_at": synced.get(name)}
+        entry: dict[str, Any] = {
+            "bronze": None,
+            "silver": None,
+            "last_sync_at": synced.get(name),
+            "last_run": runs.get(name),
+        }
         if spark.catalog.tableExists(bronze):
             pk, wm = contract.primary_key, contract.watermark
             order = Window.partitionBy(pk).orderBy(F.col(wm).desc(), F.col("_extracted_at").desc())

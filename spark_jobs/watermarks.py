@@ -118,3 +118,18 @@ def last_published(spark, settings: Settings) -> dict[str, str]:
         """
     ).collect()
     return {r["table"]: r["at"] for r in rows}
+
+
+def last_runs(spark, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Each table's latest run record: run_id, status (published, gate_failed, failed or a step still
+    in progress), when it was recorded and its detail (the failure, for a run that stopped)."""
+    ensure_ops_tables(spark, settings)
+    rows = spark.sql(
+        f"""
+        SELECT `table`, run_id, status, date_format(finished_at, "yyyy-MM-dd'T'HH:mm:ss") AS at, detail FROM (
+            SELECT *, row_number() OVER (PARTITION BY `table` ORDER BY finished_at DESC, run_id DESC) AS _rank
+            FROM {ops_table(settings, "sync_runs")}
+        ) WHERE _rank = 1
+        """
+    ).collect()
+    return {r["table"]: {k: r[k] for k in ("run_id", "status", "at", "detail")} for r in rows}

@@ -23,6 +23,7 @@ from sync_world import (
 from mo.config import get_settings
 from mo.errors import ConfigError, MoError, QualityGateFailed
 from mo.oltp.db import make_engine, migrate
+from mo.status import format_status
 from spark_jobs.lake import bronze_table, ops_table, restricted_staging_table, restricted_table, silver_table
 from spark_jobs.pii import token
 from spark_jobs.sync import (
@@ -228,9 +229,15 @@ def test_failed_gate_publishes_nothing_and_keeps_watermarks(spark, settings, wor
     for name in SMALL:
         refs = {r["name"] for r in spark.sql(f"SELECT name FROM {silver_table(settings, name)}.refs").collect()}
         assert refs == {"main"}, f"audit branch left on {name}"
+    stopped = layer_counts(spark, settings)["customers"]  # what `mo status` shows
+    assert stopped["last_run"]["status"] == "gate_failed" and "risk_rating" in stopped["last_run"]["detail"]
+    report = {"tables": {"customers": {"source": 8, "in_sync": True, **stopped}}}
+    text = format_status({"source": "s", "catalog": {"name": "c", "warehouse": "w"}, **report})
+    assert " gate_failed at " in text and "(customers): silver.customers: expect_" in text
 
     run_sync(spark, settings, tables=SMALL, gate=count_gate)  # fixed: the next run publishes it all
     assert_silver_matches_source(spark, settings, world, SMALL)
+    assert layer_counts(spark, settings)["customers"]["last_run"]["status"] == "published"
 
 
 def test_steps_run_separately_with_a_rebuilt_manifest(spark, settings, world):
@@ -247,7 +254,8 @@ def test_steps_run_separately_with_a_rebuilt_manifest(spark, settings, world):
     counts = layer_counts(spark, settings)
     assert counts["customers"]["bronze"] == counts["customers"]["silver"] == 6
     assert counts["customers"]["last_sync_at"] is not None
-    assert counts["claims"] == {"bronze": None, "silver": None, "last_sync_at": None}
+    assert counts["claims"] == {"bronze": None, "silver": None, "last_sync_at": None, "last_run": None}
+    assert counts["customers"]["last_run"]["status"] == "published"
 
 
 def test_real_gate_stops_an_enum_violation_and_passes_clean_data(spark, settings, world):
