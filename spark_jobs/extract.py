@@ -190,10 +190,7 @@ def _select_list(contract: TableContract, dialect: str) -> tuple[str, str | None
     return ", ".join(items), ", ".join(schema)
 
 
-def read_window(spark, settings: Settings, source: JdbcSource, contract: TableContract, window: ExtractWindow):
-    """The rows of the window as a DataFrame with exactly the contract's columns and types."""
-    select, custom_schema = _select_list(contract, source.dialect)
-    query = f"(SELECT {select} FROM {contract.table} WHERE {window_filter(contract, window)}) src"
+def _jdbc_reader(spark, settings: Settings, source: JdbcSource, query: str):
     reader = (
         spark.read.format("jdbc")
         .option("url", source.url)
@@ -203,6 +200,14 @@ def read_window(spark, settings: Settings, source: JdbcSource, contract: TableCo
     )
     for key, value in source.properties.items():
         reader = reader.option(key, value)
+    return reader
+
+
+def read_window(spark, settings: Settings, source: JdbcSource, contract: TableContract, window: ExtractWindow):
+    """The rows of the window as a DataFrame with exactly the contract's columns and types."""
+    select, custom_schema = _select_list(contract, source.dialect)
+    query = f"(SELECT {select} FROM {contract.table} WHERE {window_filter(contract, window)}) src"
+    reader = _jdbc_reader(spark, settings, source, query)
     if custom_schema:
         reader = reader.option("customSchema", custom_schema)
     partitions = min(MAX_READ_PARTITIONS, math.ceil(window.rows / max(settings.jdbc_partition_rows, 1)))
@@ -215,6 +220,21 @@ def read_window(spark, settings: Settings, source: JdbcSource, contract: TableCo
         )
     raw = reader.load()
     return transform_contract_types(raw, contract)
+
+
+def read_ids(spark, settings: Settings, source: JdbcSource, contract: TableContract):
+    """Every id the source holds, whatever its watermark: what a full refresh takes as not deleted.
+
+    The refresh's window ends at its bound, so a row changed while the refresh reads is outside it;
+    only an id missing from this read is gone from the source.
+    """
+    from pyspark.sql import functions as F
+
+    pk = contract.primary_key
+    reader = _jdbc_reader(spark, settings, source, f"(SELECT {pk} FROM {contract.table}) ids")
+    if source.dialect == "sqlite":
+        reader = reader.option("customSchema", f"{pk} BIGINT")
+    return reader.load().select(F.col(pk).cast("bigint").alias(pk))
 
 
 def transform_contract_types(df, contract: TableContract):

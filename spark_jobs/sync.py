@@ -66,6 +66,7 @@ from spark_jobs.extract import (
     jdbc_source,
     parse_ts,
     plan_window,
+    read_ids,
     read_view,
     read_window,
     transform_operation,
@@ -203,10 +204,12 @@ def _audit_targets(settings: Settings, table: str, has_pii: bool) -> list[tuple[
 UNCOMPRESSED_CACHE = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
 
 
-def _refresh_versions(changes, seen, contract: TableContract, key: bytes):
+def _refresh_versions(changes, held, seen, contract: TableContract, key: bytes):
     """A full refresh's new history: (source rows bronze does not hold as they are, ids gone from the source).
 
-    ``changes`` is the whole source table, ``seen`` bronze without this batch. A source row is a new
+    ``changes`` is the whole source table up to the run's bound, ``held`` every id the source holds
+    (:func:`spark_jobs.extract.read_ids`: a row changed while the refresh reads is past the bound but not
+    gone), ``seen`` bronze without this batch. A source row is a new
     version when bronze's latest version of its id differs in any column (null-safe), which also catches
     a change written without moving ``updated_at``; it keeps the source's ``updated_at``, so the silver
     MERGE (newer or equal wins) applies it. An id whose latest bronze version is live but which the source
@@ -231,7 +234,7 @@ def _refresh_versions(changes, seen, contract: TableContract, key: bytes):
         .withColumn("_operation", operation)
         .select(*[quote(c) for c in current.columns])
     )
-    gone = latest.where(F.col("_operation") != "delete").join(changes.select(pk), pk, "left_anti")
+    gone = latest.where(F.col("_operation") != "delete").join(held, pk, "left_anti")
     return fresh, gone.withColumn("_operation", F.lit("delete"))
 
 
@@ -268,7 +271,8 @@ def _write_batch(
     if not _any_rows(seen):
         prepared = with_pii_outputs(changes, contract, key).withColumns(meta)
     elif full_refresh:
-        fresh, gone = _refresh_versions(changes, seen, contract, key)
+        held = read_ids(spark, settings, source, contract)
+        fresh, gone = _refresh_versions(changes, held, seen, contract, key)
         prepared = fresh.withColumns(meta)
         gone = gone.withColumns(meta).persist(StorageLevel.MEMORY_AND_DISK)
     else:
