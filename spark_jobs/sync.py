@@ -631,9 +631,9 @@ def publish(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, An
     catalog = settings.catalog_name
     branch = manifest["audit_branch"]
     done = {r["table"] for r in read_runs(spark, settings, manifest["run_id"]) if r["status"] == "published"}
-    pending = [name for name in manifest["tables"] if name not in done]
-    _check_not_overtaken(spark, settings, manifest, pending)
-    for name in pending:
+    unpublished = [name for name in manifest["tables"] if name not in done]
+    _check_not_overtaken(spark, settings, manifest, unpublished)
+    for name in unpublished:
         entry = manifest["tables"][name]
         for target, snapshot in entry.get("audit_snapshots", {}).items():
             if _branch_exists(spark, target, branch):
@@ -654,8 +654,9 @@ def publish(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, An
             # clear PII of a published batch now lives only in the restricted table
             staging = restricted_staging_table(settings, name)
             spark.sql(f"DELETE FROM {staging} WHERE _batch_id = '{entry['batch_id']}'")
-    advance_watermarks(spark, settings, manifest["run_id"], {n: manifest["tables"][n]["watermark_to"] for n in pending})
-    record_runs(spark, settings, [_run_row(manifest, n, "published") for n in pending])
+    marks = {n: manifest["tables"][n]["watermark_to"] for n in unpublished}
+    advance_watermarks(spark, settings, manifest["run_id"], marks)
+    record_runs(spark, settings, [_run_row(manifest, n, "published") for n in unpublished])
     manifest["step"] = "published"
     manifest["published_at"] = format_ts(utcnow())
     return manifest
