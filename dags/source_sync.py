@@ -8,9 +8,11 @@ customers, consents, complaints, and their reference tables) into the Iceberg la
    arrivals) into append-only bronze, PII tokenised on the way in;
 2. **merge** each batch into silver on a write-audit-publish branch (the published silver is untouched);
 3. **gate**: Great Expectations suites derived from `schemas/sources/` (counts reconciled with the
-   source, keys, enums, referential integrity). A failure stops the run here and names the table and
-   expectation; nothing is published and the watermarks stay where they were. Hourly runs validate the
-   rows the run changed (and the rows referring to them); each table is validated whole once a day
+   source, keys, enums, referential integrity; rows the source changed while the run read it are left
+   out of the count and accepted as parents, and the next run syncs them). A failure stops the run here
+   and names the table and expectation; nothing is published and the watermarks stay where they were.
+   Hourly runs validate the rows the run changed (and the rows referring to them); each table is
+   validated whole once a day
    (`MO_GATE_FULL_INTERVAL_HOURS`), after a contract change, or when the run is triggered with
    `full_gate: true`;
    a run triggered with `full_refresh: [table, ...]` reads those tables whole instead of from their
