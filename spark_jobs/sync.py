@@ -89,11 +89,10 @@ from spark_jobs.schema_drift import check_source_schema
 from spark_jobs.session import register_catalog, sql_over_frames, temporary_conf
 from spark_jobs.watermarks import (
     advance_watermarks,
-    last_published,
-    last_runs,
     read_runs,
     read_watermarks,
     record_runs,
+    sync_history,
     utcnow,
 )
 
@@ -421,21 +420,18 @@ def merge_to_audit(spark, settings: Settings, manifest: dict[str, Any]) -> dict[
     contracts = load_source_contracts(Path(manifest["contracts_dir"]) if manifest.get("contracts_dir") else None)
     branch = manifest["audit_branch"]
     for name, entry in manifest["tables"].items():
-        entry["audit_snapshots"], entry["audit_bases"] = {}, {}
+        entry["audit_snapshots"] = {}
         if not entry["rows_bronze"]:
             continue
         pk, wm = contracts[name].primary_key, contracts[name].watermark
         for target, batch_table in _audit_targets(settings, name, entry["has_pii"]):
             # a rerun starts again from main, so merging twice gives the same branch
             _drop_branch(spark, target, branch)
-            base = _main_snapshot(spark, target)
-            as_of = f" AS OF VERSION {base}" if base is not None else ""
-            spark.sql(f"ALTER TABLE {target} CREATE BRANCH {quote(branch)}{as_of}")
-            entry["audit_bases"][target] = base  # publish checks that main is still here
+            spark.sql(f"ALTER TABLE {target} CREATE BRANCH {quote(branch)}")
             batch = spark.table(batch_table).where(F.col("_batch_id") == entry["batch_id"])
             columns = spark.table(target).columns
             started = time.perf_counter()
-            first_load = base is None
+            first_load = _main_snapshot(spark, target) is None
             spark.conf.set("spark.wap.branch", branch)
             try:
                 if first_load:
@@ -604,22 +600,35 @@ def _overtaken(spark, settings: Settings, manifest: dict[str, Any], target: str)
     return error
 
 
-def _check_not_overtaken(spark, settings: Settings, manifest: dict[str, Any], tables: list[str]) -> None:
-    """Before anything is published: main of every target is still where this run's branch started.
+def _main_is_behind(spark, table: str, head: int) -> bool:
+    """Whether main can fast-forward to snapshot ``head``: main is empty or one of head's ancestors."""
+    main = _main_snapshot(spark, table)
+    if main is None:
+        return True
+    parents = {
+        r["snapshot_id"]: r["parent_id"]
+        for r in spark.sql(f"SELECT snapshot_id, parent_id FROM {table}.snapshots").collect()
+    }
+    snapshot: int | None = head
+    while snapshot is not None:
+        if snapshot == main:
+            return True
+        snapshot = parents.get(snapshot)
+    return False
 
-    Another run that published in between (a manual ``mo sync`` beside the scheduled DAG, say) moved
-    it; publishing this run's branches would then be refused table by table by the fast-forward, after
-    the first tables went out. So the run is stopped whole (:func:`_overtaken`).
-    A target already fast-forwarded by an earlier attempt of this publish has main at the branch's head.
+
+def _check_not_overtaken(spark, settings: Settings, manifest: dict[str, Any], tables: list[str]) -> None:
+    """Before anything is published: every branch of this run can still be fast-forwarded to.
+
+    Another run that published in between (a manual ``mo sync`` beside the scheduled DAG, say) moved main
+    off this run's branches; the fast-forward would then refuse them table by table, after the first
+    tables went out. So the run is stopped whole (:func:`_overtaken`). The check is the fast-forward's own
+    rule, so a target an earlier attempt of this publish already fast-forwarded passes it.
     """
     branch = manifest["audit_branch"]
     for name in tables:
-        entry = manifest["tables"][name]
-        bases = entry.get("audit_bases") or {}
-        for target, snapshot in (entry.get("audit_snapshots") or {}).items():
-            if target not in bases or not _branch_exists(spark, target, branch):
-                continue
-            if _main_snapshot(spark, target) not in (bases[target], snapshot):
+        for target, snapshot in (manifest["tables"][name].get("audit_snapshots") or {}).items():
+            if _branch_exists(spark, target, branch) and not _main_is_behind(spark, target, snapshot):
                 raise _overtaken(spark, settings, manifest, target)
 
 
@@ -749,17 +758,12 @@ def layer_counts(spark, settings: Settings) -> dict[str, dict[str, Any]]:
     from pyspark.sql import functions as F
 
     register_catalog(spark, settings)
-    ensure_ops_tables(spark, settings)
-    synced, runs = last_published(spark, settings), last_runs(spark, settings)
+    history = sync_history(spark, settings)  # creates the ops tables on a new lake
     counts: dict[str, dict[str, Any]] = {}
     for name, contract in load_source_contracts().items():
         bronze, silver = bronze_table(settings, name), silver_table(settings, name)
-        entry: dict[str, Any] = {
-            "bronze": None,
-            "silver": None,
-            "last_sync_at": synced.get(name),
-            "last_run": runs.get(name),
-        }
+        entry: dict[str, Any] = {"bronze": None, "silver": None, "last_sync_at": None, "last_run": None}
+        entry.update(history.get(name, {}))
         if spark.catalog.tableExists(bronze):
             pk, wm = contract.primary_key, contract.watermark
             order = Window.partitionBy(pk).orderBy(F.col(wm).desc(), F.col("_extracted_at").desc())

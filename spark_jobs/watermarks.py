@@ -108,28 +108,28 @@ def read_runs(spark, settings: Settings, run_id: str | None = None) -> list[dict
     return [r.asDict() for r in latest.collect()]
 
 
-def last_published(spark, settings: Settings) -> dict[str, str]:
-    """ISO time of each table's last published sync."""
+def sync_history(spark, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per table, from one read of ``ops.sync_runs``: ``last_sync_at`` (ISO time of the last published
+    sync) and ``last_run``, the latest run record: run_id, status (published, gate_failed, failed or a
+    step still in progress), when it was recorded and its detail (the failure, for a run that stopped)."""
     ensure_ops_tables(spark, settings)
+    iso = "yyyy-MM-dd'T'HH:mm:ss"
     rows = spark.sql(
         f"""
-        SELECT `table`, date_format(max(finished_at), "yyyy-MM-dd'T'HH:mm:ss") AS at
-        FROM {ops_table(settings, "sync_runs")} WHERE status = 'published' GROUP BY `table`
-        """
-    ).collect()
-    return {r["table"]: r["at"] for r in rows}
-
-
-def last_runs(spark, settings: Settings) -> dict[str, dict[str, Any]]:
-    """Each table's latest run record: run_id, status (published, gate_failed, failed or a step still
-    in progress), when it was recorded and its detail (the failure, for a run that stopped)."""
-    ensure_ops_tables(spark, settings)
-    rows = spark.sql(
-        f"""
-        SELECT `table`, run_id, status, date_format(finished_at, "yyyy-MM-dd'T'HH:mm:ss") AS at, detail FROM (
-            SELECT *, row_number() OVER (PARTITION BY `table` ORDER BY finished_at DESC, run_id DESC) AS _rank
+        SELECT `table`, run_id, status, date_format(finished_at, "{iso}") AS at, detail,
+               date_format(published_at, "{iso}") AS published_at FROM (
+            SELECT *,
+                   row_number() OVER (PARTITION BY `table` ORDER BY finished_at DESC, run_id DESC) AS _rank,
+                   max(CASE WHEN status = 'published' THEN finished_at END) OVER (PARTITION BY `table`)
+                       AS published_at
             FROM {ops_table(settings, "sync_runs")}
         ) WHERE _rank = 1
         """
     ).collect()
-    return {r["table"]: {k: r[k] for k in ("run_id", "status", "at", "detail")} for r in rows}
+    return {
+        r["table"]: {
+            "last_sync_at": r["published_at"],
+            "last_run": {k: r[k] for k in ("run_id", "status", "at", "detail")},
+        }
+        for r in rows
+    }
