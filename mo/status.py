@@ -2,8 +2,9 @@
 
 For every source table: live (not soft-deleted) rows in the source, in bronze (ids whose latest
 version is not a delete) and in silver, and the last published sync. After a sync, source and
-silver agree. Also the event tables, whether the broker answers, the marts `build_profiles` builds
-(row counts) and the serving store's current refresh.
+silver agree. Also the event tables, whether the broker answers and how many events wait there
+for the ingest (its consumer lag), the marts `build_profiles` builds (row counts) and the serving
+store's current refresh.
 """
 
 from __future__ import annotations
@@ -84,13 +85,21 @@ def _serving(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _broker(settings: Settings) -> dict[str, Any]:
+def broker_report(settings: Settings) -> dict[str, Any]:
+    """Where the broker is and whether it answers; when it does, the events waiting for the ingest."""
     from mo.events.broker import broker_status
+    from spark_jobs.events_ingest import ingest_lag
 
     try:
-        return broker_status(settings)
+        status = broker_status(settings)
     except MoError as exc:
         return {"bootstrap": settings.resolved_kafka_bootstrap, "reachable": False, "error": str(exc)}
+    if status["reachable"]:
+        try:
+            status["ingest_lag"] = ingest_lag(settings)
+        except MoError as exc:  # the broker went away between the two calls
+            status["ingest_lag"] = {"error": str(exc)}
+    return status
 
 
 def collect_status(settings: Settings) -> dict[str, Any]:
@@ -113,7 +122,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "catalog": {"name": settings.catalog_name, "warehouse": settings.resolved_warehouse},
         "tables": tables,
         "events": events,
-        "broker": _broker(settings),
+        "broker": broker_report(settings),
         "marts": marts,
         "serving": _serving(settings),
     }
@@ -144,7 +153,9 @@ def format_status(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"events   bronze {events.get('events', '-')}   dead-lettered {events.get('dead_letter', '-')}")
     broker = report.get("broker") or {}
-    lines.append(f"broker   {broker.get('bootstrap', '-')} reachable={broker.get('reachable')}")
+    lag = broker.get("ingest_lag") or {}
+    waiting = f"   waiting for ingest {lag['waiting']}" if "waiting" in lag else ""
+    lines.append(f"broker   {broker.get('bootstrap', '-')} reachable={broker.get('reachable')}{waiting}")
     marts = report.get("marts") or {}
     lines.append("marts    " + "   ".join(f"{name} {'-' if n is None else n}" for name, n in marts.items()))
     serving = report.get("serving") or {}

@@ -262,6 +262,62 @@ def committed_offsets(settings: Settings) -> dict[tuple[str, int], int | None]:
         consumer.close(autocommit=False)
 
 
+def log_ends(consumer, partitions: list, timeout_s: float = 10.0) -> dict[Any, int]:
+    """Each partition's log end (high watermark), read from fetch responses.
+
+    A ListOffsets(latest) request answers it directly on Apache Kafka, but some Kafka-protocol brokers
+    answer with the base offset of the partition's last record batch (the embedded broker does: 1 for
+    a partition holding 54 messages sent as batches of 1 and 53). Every broker reports the high
+    watermark in a fetch response, so this fetches from that answer, which reads at most the last
+    batch, and takes the high watermark the response carries. Leaves ``consumer`` assigned to
+    ``partitions``; commits nothing.
+    """
+    if not partitions:
+        return {}
+    start = consumer.end_offsets(partitions)
+    consumer.assign(partitions)
+    for tp in partitions:
+        consumer.seek(tp, start[tp])
+    deadline = time.monotonic() + timeout_s
+    while True:
+        consumer.poll(timeout_ms=200)
+        ends = {tp: consumer.highwater(tp) for tp in partitions}
+        missing = [f"{tp.topic}[{tp.partition}]" for tp, end in ends.items() if end is None]
+        if not missing:
+            return ends
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(f"the broker did not report the log end of {', '.join(missing)} in {timeout_s:g}s")
+
+
+def ingest_lag(settings: Settings) -> dict[str, Any]:
+    """Messages on the event topics that the ingest has not committed yet (its consumer lag), per topic.
+
+    A partition's lag is its log end minus the group's committed offset, or minus the log's start when
+    the group has committed nothing there yet (or committed below what the broker still holds).
+    Raises BrokerUnavailable when the broker does not answer.
+    """
+    from kafka import TopicPartition
+
+    consumer = _consumer(settings)
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in event_topics(settings)
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        start = consumer.beginning_offsets(partitions) if partitions else {}
+        committed = {tp: consumer.committed(tp) for tp in partitions}
+        end = log_ends(consumer, partitions)
+    finally:
+        consumer.close(autocommit=False)
+    topics: dict[str, dict[str, int]] = {}
+    for tp in partitions:
+        entry = topics.setdefault(tp.topic, {"partitions": 0, "waiting": 0})
+        entry["partitions"] += 1
+        entry["waiting"] += max(end[tp] - max(committed[tp] or 0, start[tp]), 0)
+    return {"group": consumer_group(settings), "waiting": sum(t["waiting"] for t in topics.values()), "topics": topics}
+
+
 def _cluster_id(settings: Settings) -> str:
     return probe(settings.resolved_kafka_bootstrap)["cluster_id"] or ""
 

@@ -10,12 +10,14 @@ import pytest
 
 from mo.events.producer import EventPublisher, publish_raw
 from mo.events.samples import sample_event, sample_stream
+from mo.status import broker_report, format_status
 from spark_jobs.events_ingest import (
     DEAD_LETTER_TABLE,
     EVENTS_TABLE,
     committed_offsets,
     consumer_group,
     ingest_events,
+    ingest_lag,
 )
 
 pytestmark = [pytest.mark.spark, pytest.mark.kafka]
@@ -59,6 +61,13 @@ def _reset_offsets(settings, to: int = 0) -> None:
 def test_valid_events_land_in_bronze_exactly_once(lake, kafka_settings):
     events = sample_stream(300)
     _publish(kafka_settings, events)
+    lag = ingest_lag(kafka_settings)
+    behaviour = sum(e["source"] != "core" for e in events)
+    assert (lag["waiting"], lag["group"]) == (300, consumer_group(kafka_settings))
+    assert {t: v["waiting"] for t, v in lag["topics"].items()} == {
+        f"{kafka_settings.kafka_topic_prefix}.behaviour": behaviour,
+        f"{kafka_settings.kafka_topic_prefix}.business": 300 - behaviour,
+    }
 
     report = ingest_events(lake, kafka_settings, batch_size=100, idle_stop_s=1.0)
     assert {k: report[k] for k in ("consumed", "ingested", "dead_lettered", "skipped_duplicates")} == {
@@ -104,6 +113,12 @@ def test_valid_events_land_in_bronze_exactly_once(lake, kafka_settings):
 
     # Offsets are committed after the lake commit: a rerun reads nothing.
     assert sum(committed_offsets(kafka_settings).values()) == 300
+    assert ingest_lag(kafka_settings)["waiting"] == 0
+    broker = broker_report(kafka_settings)  # what `mo status` shows
+    assert broker["reachable"] and broker["ingest_lag"]["waiting"] == 0
+    assert "waiting for ingest 0" in format_status(
+        {"source": "s", "catalog": {"name": "c", "warehouse": "w"}, "tables": {}, "broker": broker}
+    )
     again = ingest_events(lake, kafka_settings, idle_stop_s=0.5)
     assert (again["consumed"], again["ingested"], again["batches"]) == (0, 0, 0)
     assert len(_rows(lake, kafka_settings, EVENTS_TABLE, "event_id")) == 300
@@ -183,6 +198,7 @@ def test_max_messages_stops_early_and_the_next_run_continues(lake, kafka_setting
     first = ingest_events(lake, kafka_settings, max_messages=20, idle_stop_s=1.0)
     assert (first["consumed"], first["ingested"]) == (20, 20)
     assert sum(offset or 0 for offset in committed_offsets(kafka_settings).values()) == 20
+    assert ingest_lag(kafka_settings)["waiting"] == 30
     rest = ingest_events(lake, kafka_settings, idle_stop_s=1.0)
     assert (rest["consumed"], rest["ingested"], rest["skipped_duplicates"]) == (30, 30, 0)
     ids = [r.event_id for r in _rows(lake, kafka_settings, EVENTS_TABLE, "event_id")]
