@@ -61,7 +61,7 @@ demo: env ## Generate a demo world, run source_sync and events_ingest through Ai
 test: env serving-env compose-cli ## Run all tests (serving, then platform: unit, integration against the machine's services, DAG runs)
 	@# Serving first so the platform run's summary is the closing line; the exit code covers both.
 	cd serving && .venv/bin/python -m pytest -p no:cacheprovider -q; serving=$$?; cd ..; \
-	MO_PII_KEY=test-key $(PY) -m pytest -p no:cacheprovider; platform=$$?; \
+	MO_PII_KEY=test-key $(PY) -m pytest -p no:cacheprovider --durations=25; platform=$$?; \
 	test $$serving -eq 0 -a $$platform -eq 0
 
 test-unit: env ## Run the fast unit tests only
