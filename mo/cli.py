@@ -187,8 +187,14 @@ def ingest_events_cmd(max_messages: int | None, batch_size: int) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output")
-def status(as_json: bool) -> None:
-    """Health of the platform: live row counts per table in source, bronze and silver, last sync."""
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit with status 1 when the report lists problems (for monitoring): stale silver, a sync run that "
+    "did not publish, broker or serving store down, events waiting beyond MO_EVENTS_MAX_WAITING.",
+)
+def status(as_json: bool, check: bool) -> None:
+    """Health of the platform: live row counts per table in source, bronze and silver, last sync, problems."""
     from mo.status import collect_status, format_status
 
     report = collect_status(get_settings())
@@ -196,6 +202,8 @@ def status(as_json: bool) -> None:
         _echo_json(report)
     else:
         click.echo(format_status(report))
+    if check and report["problems"]:
+        raise SystemExit(1)
 
 
 @cli.group()

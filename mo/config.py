@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     maintenance_interval_hours: int = 24
     snapshot_retention_hours: int = 7 * 24  # how far back time travel on lake tables reaches
 
+    # Health (`mo status --check`): silver older than this is stale (source_sync runs hourly), and more
+    # events than this waiting on the broker for the ingest (events_ingest runs every 10 minutes) is a lag
+    sync_max_age_hours: float = 3.0
+    events_max_waiting: int = 100_000
+
     # Serving store (published profiles, segments). Default: SQLite file and embedded Redis under home.
     serving_db_url: str | None = None  # postgresql://... for a server (schema `serving`)
     redis_url: str | None = None  # redis://host:6379/0 for a server

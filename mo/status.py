@@ -102,6 +102,53 @@ def broker_report(settings: Settings) -> dict[str, Any]:
     return status
 
 
+def _parse_utc(text_: str) -> datetime:
+    return datetime.fromisoformat(text_.removesuffix("Z")).replace(tzinfo=UTC)
+
+
+def health_problems(report: dict[str, Any], *, now: datetime, max_sync_age_hours: float, max_waiting: int) -> list[str]:
+    """What needs a data engineer's attention in a status report, one line each (empty: healthy).
+
+    A table never synced; silver older than ``max_sync_age_hours`` (its last published sync); a sync run
+    that stopped without publishing (its tables keep the last published state); the broker or the serving
+    store not answering; more than ``max_waiting`` events waiting on the broker for the ingest. A source
+    ahead of silver between two syncs is not a problem: it is what the next sync picks up.
+    """
+    problems: list[str] = []
+    tables = report.get("tables") or {}
+    never = [name for name, row in tables.items() if row.get("last_sync_at") is None]
+    if never:
+        problems.append(f"never synced to silver: {', '.join(never)}")
+    stale: dict[str, list[str]] = {}
+    for name, row in tables.items():
+        synced = row.get("last_sync_at")
+        if synced and (now - _parse_utc(synced)).total_seconds() > max_sync_age_hours * 3600:
+            stale.setdefault(synced, []).append(name)
+    for synced, names in sorted(stale.items()):
+        hours = (now - _parse_utc(synced)).total_seconds() / 3600
+        limit = f"limit {max_sync_age_hours:g} h"
+        problems.append(f"silver is stale: last sync {synced} UTC, {hours:.1f} h ago ({limit}): {', '.join(names)}")
+    stopped: dict[tuple, list[str]] = {}
+    for name, row in tables.items():
+        run = row.get("last_run")
+        if run and run["status"] in ("gate_failed", "failed"):
+            stopped.setdefault((run["run_id"], run["status"], run["at"], run["detail"]), []).append(name)
+    for (run_id, status, at, detail), names in stopped.items():
+        problems.append(f"sync run {run_id} {status} at {at} UTC ({', '.join(names)}): {detail or '-'}")
+    broker = report.get("broker") or {}
+    lag = broker.get("ingest_lag") or {}
+    if broker and not broker.get("reachable"):
+        problems.append(f"broker {broker.get('bootstrap')} unreachable: {broker.get('error') or '-'}")
+    elif "error" in lag:
+        problems.append(f"ingest lag unknown: {lag['error']}")
+    elif lag.get("waiting", 0) > max_waiting:
+        problems.append(f"{lag['waiting']} events wait on the broker for the ingest (limit {max_waiting})")
+    serving = report.get("serving") or {}
+    if serving and not serving.get("reachable", True):
+        problems.append(f"serving store {serving.get('store')} unreachable: {serving.get('error')}")
+    return problems
+
+
 def collect_status(settings: Settings) -> dict[str, Any]:
     source = source_live_counts(settings)
     lake, events, marts = _lake_counts(settings)
@@ -116,8 +163,9 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         }
         for name in load_source_contracts()
     }
-    return {
-        "generated_at": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z",
+    now = datetime.now(UTC)
+    report = {
+        "generated_at": now.replace(tzinfo=None).isoformat(timespec="seconds") + "Z",
         "source": settings.resolved_source_url.split("@")[-1],
         "catalog": {"name": settings.catalog_name, "warehouse": settings.resolved_warehouse},
         "tables": tables,
@@ -126,6 +174,10 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "marts": marts,
         "serving": _serving(settings),
     }
+    report["problems"] = health_problems(
+        report, now=now, max_sync_age_hours=settings.sync_max_age_hours, max_waiting=settings.events_max_waiting
+    )
+    return report
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -139,16 +191,6 @@ def format_status(report: dict[str, Any]) -> str:
         cells = [("-" if row[k] is None else str(row[k])) for k in ("source", "bronze", "silver")]
         mark = "" if row["in_sync"] else "  (out of sync)"
         lines.append(f"{name:<18}{cells[0]:>10}{cells[1]:>10}{cells[2]:>10}  {row['last_sync_at'] or '-':<22}{mark}")
-    stopped: dict[tuple, list[str]] = {}  # one line per stopped run, naming its tables
-    for name, row in report["tables"].items():
-        run = row.get("last_run")
-        if run and run["status"] in ("gate_failed", "failed"):
-            stopped.setdefault((run["run_id"], run["status"], run["at"], run["detail"]), []).append(name)
-    if stopped:
-        lines.append("")
-        lines.append("latest sync run did not publish (silver is as of the last sync):")
-        for (run_id, status, at, detail), names in stopped.items():
-            lines.append(f"  run {run_id} {status} at {at} ({', '.join(names)}): {detail or '-'}")
     events = report.get("events") or {}
     lines.append("")
     lines.append(f"events   bronze {events.get('events', '-')}   dead-lettered {events.get('dead_letter', '-')}")
@@ -167,4 +209,9 @@ def format_status(report: dict[str, Any]) -> str:
         lines.append(f"serving  {where}: nothing published yet")
     else:
         lines.append(f"serving  {where}: refresh {refresh['refresh_id']} as of {refresh['as_of']}, {refresh['rows']}")
+    problems = report.get("problems")
+    if problems is not None:
+        lines.append("")
+        lines.append("health   ok" if not problems else "problems:")
+        lines.extend(f"  - {problem}" for problem in problems)
     return "\n".join(lines)

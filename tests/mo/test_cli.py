@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -66,3 +67,14 @@ def test_missing_pii_key_is_named(tmp_path):
 
     with pytest.raises(ConfigError, match="MO_PII_KEY is not set"):
         Settings(home=tmp_path, pii_key=None).require_pii_key()
+
+
+@pytest.mark.spark
+def test_status_check_exits_non_zero_and_names_the_problems(tmp_path):
+    assert run_mo("db", "migrate", home=tmp_path).returncode == 0
+    result = run_mo("status", "--check", "--json", env={"MO_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, home=tmp_path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    problems = json.loads(result.stdout)["problems"]
+    assert problems[0].startswith("never synced to silver: organizations, agents, customers")
+    assert problems[1].startswith("broker 127.0.0.1:1 unreachable: ")
+    assert len(problems) == 2, problems

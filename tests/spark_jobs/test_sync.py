@@ -7,7 +7,7 @@ exercise the sync itself; tests at the end run the real Great Expectations gate.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sync_world import (
@@ -23,7 +23,7 @@ from sync_world import (
 from mo.config import get_settings
 from mo.errors import ConfigError, MoError, QualityGateFailed
 from mo.oltp.db import make_engine, migrate
-from mo.status import format_status
+from mo.status import format_status, health_problems
 from spark_jobs.lake import bronze_table, ops_table, restricted_staging_table, restricted_table, silver_table
 from spark_jobs.pii import token
 from spark_jobs.sync import (
@@ -232,6 +232,7 @@ def test_failed_gate_publishes_nothing_and_keeps_watermarks(spark, settings, wor
     stopped = layer_counts(spark, settings)["customers"]  # what `mo status` shows
     assert stopped["last_run"]["status"] == "gate_failed" and "risk_rating" in stopped["last_run"]["detail"]
     report = {"tables": {"customers": {"source": 8, "in_sync": True, **stopped}}}
+    report["problems"] = health_problems(report, now=datetime.now(UTC), max_sync_age_hours=3, max_waiting=0)
     text = format_status({"source": "s", "catalog": {"name": "c", "warehouse": "w"}, **report})
     assert " gate_failed at " in text and "(customers): silver.customers: expect_" in text
 

@@ -1,0 +1,76 @@
+"""`mo status` health: which states of the platform are problems, and how the report shows them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from mo.status import format_status, health_problems
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LIMITS = {"max_sync_age_hours": 3, "max_waiting": 1000}
+
+
+def _table(synced: str | None, status: str = "published", detail: str | None = None, run_id: str = "r2") -> dict:
+    run = (
+        None if synced is None else {"run_id": run_id, "status": status, "at": "2026-03-01T11:00:00", "detail": detail}
+    )
+    return {"source": 5, "bronze": 5, "silver": 5, "in_sync": True, "last_sync_at": synced, "last_run": run}
+
+
+def _report(tables: dict, **parts) -> dict:
+    broker = {"bootstrap": "b:9092", "reachable": True, "ingest_lag": {"waiting": 0}}
+    serving = {"store": "sqlite:///s.db", "reachable": True, "refresh": None}
+    return {"tables": tables, "broker": broker, "serving": serving} | parts
+
+
+def test_a_fresh_platform_with_everything_answering_is_healthy():
+    report = _report({"customers": _table("2026-03-01T11:30:00"), "policies": _table("2026-03-01T10:00:00")})
+    assert health_problems(report, now=NOW, **LIMITS) == []
+    report["problems"] = []
+    assert format_status({"source": "s", "catalog": {"name": "c", "warehouse": "w"}, **report}).endswith("health   ok")
+
+
+def test_stale_and_never_synced_tables_are_named():
+    report = _report(
+        {
+            "customers": _table("2026-03-01T08:30:00"),  # 3.5 h old
+            "claims": _table("2026-03-01T08:30:00"),
+            "policies": _table("2026-03-01T09:30:00"),  # 2.5 h: within the limit
+            "complaints": _table(None),
+        }
+    )
+    assert health_problems(report, now=NOW, **LIMITS) == [
+        "never synced to silver: complaints",
+        "silver is stale: last sync 2026-03-01T08:30:00 UTC, 3.5 h ago (limit 3 h): customers, claims",
+    ]
+
+
+def test_a_run_that_did_not_publish_is_one_problem_naming_its_tables():
+    failed = {"status": "gate_failed", "detail": "silver.policies: expect_column_values_to_be_in_set(status)"}
+    report = _report(
+        {"policies": _table("2026-03-01T11:00:00", **failed), "claims": _table("2026-03-01T11:00:00", **failed)}
+    )
+    assert health_problems(report, now=NOW, **LIMITS) == [
+        "sync run r2 gate_failed at 2026-03-01T11:00:00 UTC (policies, claims): "
+        "silver.policies: expect_column_values_to_be_in_set(status)"
+    ]
+    # a run still between its steps is not a problem (staleness catches one that never finishes)
+    report = _report({"policies": _table("2026-03-01T11:00:00", status="merged")})
+    assert health_problems(report, now=NOW, **LIMITS) == []
+
+
+def test_broker_down_lagging_ingest_and_serving_store_down():
+    tables = {"customers": _table("2026-03-01T11:30:00")}
+    down = _report(tables, broker={"bootstrap": "b:9092", "reachable": False, "error": "connection refused"})
+    assert health_problems(down, now=NOW, **LIMITS) == ["broker b:9092 unreachable: connection refused"]
+
+    lagging = _report(tables, broker={"bootstrap": "b:9092", "reachable": True, "ingest_lag": {"waiting": 1001}})
+    assert health_problems(lagging, now=NOW, **LIMITS) == ["1001 events wait on the broker for the ingest (limit 1000)"]
+    at_limit = _report(tables, broker={"bootstrap": "b:9092", "reachable": True, "ingest_lag": {"waiting": 1000}})
+    assert health_problems(at_limit, now=NOW, **LIMITS) == []
+
+    serving = _report(tables, serving={"store": "postgresql://h/db", "reachable": False, "error": "timeout"})
+    assert health_problems(serving, now=NOW, **LIMITS) == ["serving store postgresql://h/db unreachable: timeout"]
+    serving["problems"] = health_problems(serving, now=NOW, **LIMITS)
+    text = format_status({"source": "s", "catalog": {"name": "c", "warehouse": "w"}, **serving})
+    assert text.endswith("problems:\n  - serving store postgresql://h/db unreachable: timeout")
