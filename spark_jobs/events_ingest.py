@@ -297,6 +297,7 @@ def ingest_lag(settings: Settings) -> dict[str, Any]:
     Raises BrokerUnavailable when the broker does not answer.
     """
     from kafka import TopicPartition
+    from kafka.errors import KafkaError
 
     consumer = _consumer(settings)
     try:
@@ -308,6 +309,10 @@ def ingest_lag(settings: Settings) -> dict[str, Any]:
         start = consumer.beginning_offsets(partitions) if partitions else {}
         committed = {tp: consumer.committed(tp) for tp in partitions}
         end = log_ends(consumer, partitions)
+    except KafkaError as exc:
+        raise BrokerUnavailable(
+            f"Kafka broker at {settings.resolved_kafka_bootstrap} did not answer the lag query ({type(exc).__name__})"
+        ) from None
     finally:
         consumer.close(autocommit=False)
     topics: dict[str, dict[str, int]] = {}
