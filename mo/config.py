@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mo.errors import ConfigError
@@ -63,8 +63,8 @@ class Settings(BaseSettings):
 
     # Health (`mo status --check`): silver older than this is stale (source_sync runs hourly), and more
     # events than this waiting on the broker for the ingest (events_ingest runs every 10 minutes) is a lag
-    sync_max_age_hours: float = 3.0
-    events_max_waiting: int = 100_000
+    sync_max_age_hours: float = Field(3.0, gt=0)
+    events_max_waiting: int = Field(100_000, ge=0)
 
     # Serving store (published profiles, segments). Default: SQLite file and embedded Redis under home.
     serving_db_url: str | None = None  # postgresql://... for a server (schema `serving`)
@@ -114,6 +114,10 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     """Settings as the environment says now (not cached: tests and the CLI change the environment)."""
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # one line naming each bad variable, not a traceback
+        bad = "; ".join(f"MO_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid setting: {bad}") from None
     settings.home.mkdir(parents=True, exist_ok=True)
     return settings

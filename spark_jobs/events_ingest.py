@@ -247,16 +247,20 @@ def _consumer(settings: Settings):
         ) from None
 
 
-def committed_offsets(settings: Settings) -> dict[tuple[str, int], int | None]:
-    """The ingest consumer group's committed offset per (topic, partition) of the event topics."""
+def event_partitions(consumer, topics: Iterable[str]) -> list:
+    """Every partition the broker has of ``topics`` (a topic not created yet has none)."""
     from kafka import TopicPartition
 
+    return [TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+
+def committed_offsets(settings: Settings) -> dict[tuple[str, int], int | None]:
+    """The ingest consumer group's committed offset per (topic, partition) of the event topics."""
     consumer = _consumer(settings)
     try:
         return {
-            (topic, p): consumer.committed(TopicPartition(topic, p))
-            for topic in event_topics(settings)
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
+            (tp.topic, tp.partition): consumer.committed(tp)
+            for tp in event_partitions(consumer, event_topics(settings))
         }
     finally:
         consumer.close(autocommit=False)
@@ -296,16 +300,11 @@ def ingest_lag(settings: Settings) -> dict[str, Any]:
     the group has committed nothing there yet (or committed below what the broker still holds).
     Raises BrokerUnavailable when the broker does not answer.
     """
-    from kafka import TopicPartition
     from kafka.errors import KafkaError
 
     consumer = _consumer(settings)
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in event_topics(settings)
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = event_partitions(consumer, event_topics(settings))
         start = consumer.beginning_offsets(partitions) if partitions else {}
         committed = {tp: consumer.committed(tp) for tp in partitions}
         end = log_ends(consumer, partitions)
@@ -339,7 +338,6 @@ def ingest_events(
     Returns {"consumed", "ingested", "dead_lettered", "skipped_duplicates", "batches", "seconds"}.
     ``consumed`` counts every message read this run, including re-reads dropped as already ingested.
     """
-    from kafka import TopicPartition
     from kafka.structs import OffsetAndMetadata
 
     if batch_size < 1:
@@ -354,9 +352,7 @@ def ingest_events(
     consumer = _consumer(settings)
     try:
         topics = event_topics(settings)
-        partitions = [
-            TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = event_partitions(consumer, topics)
         if not partitions:
             log.info("no event topics on %s yet: nothing to ingest", settings.resolved_kafka_bootstrap)
             return _report(progress, started)

@@ -78,3 +78,8 @@ def test_status_check_exits_non_zero_and_names_the_problems(tmp_path):
     assert problems[0].startswith("never synced to silver: organizations, agents, customers")
     assert problems[1].startswith("broker 127.0.0.1:1 unreachable: ")
     assert len(problems) == 2, problems
+
+
+def test_an_invalid_setting_is_named(tmp_path):
+    line = _one_error_line(run_mo("status", env={"MO_EVENTS_MAX_WAITING": "many"}, home=tmp_path))
+    assert line.startswith("error: invalid setting: MO_EVENTS_MAX_WAITING: ")
