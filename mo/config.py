@@ -63,8 +63,8 @@ class Settings(BaseSettings):
 
     # Health (`mo status --check`): silver older than this is stale (source_sync runs hourly), and more
     # events than this waiting on the broker for the ingest (events_ingest runs every 10 minutes) is a lag
-    sync_max_age_hours: float = Field(3.0, gt=0)
-    events_max_waiting: int = Field(100_000, ge=0)
+    sync_max_age_hours: float = Field(default=3.0, gt=0)
+    events_max_waiting: int = Field(default=100_000, ge=0)
 
     # Serving store (published profiles, segments). Default: SQLite file and embedded Redis under home.
     serving_db_url: str | None = None  # postgresql://... for a server (schema `serving`)
