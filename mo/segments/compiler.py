@@ -15,6 +15,10 @@ Semantics are the same in every dialect, which the tests check on the same data:
 - Event leaves count customer_event_daily rows in the ``within_days`` calendar days ending on the as-of date
   (``as_of - within_days + 1 <= event_date <= as_of``), so "in the last 30 days" on 2026-03-31 starts on
   2026-03-02; no events count as 0, so ``count lt 1`` means "none in the window".
+- On a timestamp column a day (``{"days_from_as_of": N}`` or ``"YYYY-MM-DD"``) stands for the whole day, so the
+  comparison is on the date: ``lte`` D is before the end of D, ``gte`` D from its start, ``eq`` D within it,
+  ``gt`` D from the next day on, ``lt`` D before it; ``between`` and ``in`` likewise. Full timestamps compare as
+  instants.
 - ``contains`` is a case-sensitive substring test (``instr``/``strpos``; LIKE is case-insensitive in SQLite).
 """
 
@@ -28,6 +32,7 @@ from typing import Any, Literal
 
 from mo.segments.rules import (
     is_relative_date,
+    is_whole_day,
     parse_temporal,
     profile_columns,
     validate_rule,
@@ -94,13 +99,25 @@ def quote_table(name: str, dialect: str) -> str:
     return ".".join(quote_identifier(part, dialect) for part in parts)
 
 
+# Children of one all/any joined in one flat list at most; longer lists nest in groups of this size, so the
+# expression's depth grows with the logarithm of the width: SQLite (and Spark's parser) build a chain of
+# binary ANDs/ORs as deep as the list is long, and SQLite refuses expressions deeper than 1000.
+_FLAT_GROUP = 8
+
+
+def _join(parts: list[str], operator: str) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    while len(parts) > _FLAT_GROUP:
+        parts = [_join(parts[i : i + _FLAT_GROUP], operator) for i in range(0, len(parts), _FLAT_GROUP)]
+    return "(" + f" {operator} ".join(parts) + ")"
+
+
 def _compose(node: dict, path: str, leaf: Callable[[str, dict], str]) -> str:
     if "all" in node or "any" in node:
         key = "all" if "all" in node else "any"
         parts = [_compose(child, f"{path}/{key}/{i}", leaf) for i, child in enumerate(node[key])]
-        if len(parts) == 1:
-            return parts[0]
-        return "(" + f" {'AND' if key == 'all' else 'OR'} ".join(parts) + ")"
+        return _join(parts, "AND" if key == "all" else "OR")
     if "not" in node:
         return f"(NOT {_compose(node['not'], f'{path}/not', leaf)})"
     return leaf(path, node)
@@ -170,6 +187,16 @@ def _label_value(value: Any) -> str:
     return str(value)
 
 
+def _day_range(value: Any, as_of: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The instants [start, end) of the day a relative date or YYYY-MM-DD names."""
+    if is_relative_date(value):
+        day = as_of + dt.timedelta(days=int(value["days_from_as_of"]))
+    else:
+        day = dt.date.fromisoformat(value)
+    start = dt.datetime.combine(day, dt.time())
+    return start, start + dt.timedelta(days=1)
+
+
 def _attr_leaf(node: dict, binder: _Binder, as_of: dt.date, dialect: str) -> tuple[str, str]:
     column = profile_columns()[node["attr"]]
     col = f"p.{quote_identifier(column.name, dialect)}"
@@ -185,20 +212,52 @@ def _attr_leaf(node: dict, binder: _Binder, as_of: dt.date, dialect: str) -> tup
             return binder.bind(float(v))
         return binder.bind(v)
 
+    # On a timestamp column a day (relative date or YYYY-MM-DD) stands for the whole day: the comparison is on
+    # the date. Written as half-open ranges on the column so indexes and zone maps still apply.
+    whole_day = column.type == "timestamp"
+
+    def day_bound(v: Any, edge: Literal["start", "end"]) -> str:
+        start, end = _day_range(v, as_of)
+        return binder.bind(start if edge == "start" else end, "timestamp")
+
+    def on_day(v: Any) -> str:
+        return f"({col} >= {day_bound(v, 'start')} AND {col} < {day_bound(v, 'end')})"
+
     if op == "is_null":
         return f"({col} IS NULL)", f"{column.name} is null"
     if op == "not_null":
         return f"({col} IS NOT NULL)", f"{column.name} is not null"
     if op in _SYMBOL:
-        sql = f"({col} {_SYMBOL[op]} {bind(value)})"
+        if whole_day and is_whole_day(value):
+            sql = {
+                "eq": lambda: on_day(value),
+                "ne": lambda: f"(NOT {on_day(value)})",
+                "gt": lambda: f"({col} >= {day_bound(value, 'end')})",
+                "gte": lambda: f"({col} >= {day_bound(value, 'start')})",
+                "lt": lambda: f"({col} < {day_bound(value, 'start')})",
+                "lte": lambda: f"({col} < {day_bound(value, 'end')})",
+            }[op]()
+        else:
+            sql = f"({col} {_SYMBOL[op]} {bind(value)})"
         label = f"{column.name} {_LABEL_SYMBOL[op]} {_label_value(value)}"
     elif op in ("in", "not_in"):
-        markers = ", ".join(bind(v) for v in value)
-        sql = f"({col} {'IN' if op == 'in' else 'NOT IN'} ({markers}))"
+        if whole_day and any(is_whole_day(v) for v in value):
+            matches = [on_day(v) if is_whole_day(v) else f"({col} = {bind(v)})" for v in value]
+            any_match = matches[0] if len(matches) == 1 else _join(matches, "OR")
+            sql = any_match if op == "in" else f"(NOT {any_match})"
+        else:
+            markers = ", ".join(bind(v) for v in value)
+            sql = f"({col} {'IN' if op == 'in' else 'NOT IN'} ({markers}))"
         label = f"{column.name} {'in' if op == 'in' else 'not in'} ({', '.join(_label_value(v) for v in value)})"
     elif op == "between":
-        sql = f"({col} BETWEEN {bind(value[0])} AND {bind(value[1])})"
-        label = f"{column.name} between {_label_value(value[0])} and {_label_value(value[1])}"
+        low, high = value
+        if whole_day and (is_whole_day(low) or is_whole_day(high)):
+            low_sql = f"{col} >= {day_bound(low, 'start') if is_whole_day(low) else bind(low)}"
+            high_sql = f"{col} < {day_bound(high, 'end')}" if is_whole_day(high) else f"{col} <= {bind(high)}"
+            sql = f"({low_sql} AND {high_sql})"
+        else:
+            sql = f"({col} BETWEEN {bind(low)} AND {bind(high)})"
+        label = f"{column.name} between {_label_value(low)} and {_label_value(high)}"
     elif op == "contains":
         position = "strpos" if dialect == "postgresql" else "instr"
         sql = f"({position}({col}, {binder.bind(value)}) > 0)"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,26 @@ NUMERIC_TYPES = ("int", "bigint", "double")
 TEMPORAL_TYPES = ("date", "timestamp")
 SCALAR_TYPES = (*NUMERIC_TYPES, *TEMPORAL_TYPES, "string", "boolean")
 
+# Size limits, checked before anything walks the rule recursively (the JSON Schema validator, the semantic
+# checks, the compiler) or hands it to a database. A rule is typed by any marketer, so its cost must be bounded
+# by what every engine compiles: SQLite refuses expressions deeper than 1000 and caps parser nesting, statements
+# at 32766 bound parameters; PostgreSQL plans each leaf and each event subquery separately. The compiler keeps
+# SQL depth logarithmic in the width of an all/any (see compiler._compose), so these limits, not the engines,
+# decide what is accepted; tests/segments/test_rule_limits.py runs rules at every limit on every engine.
+MAX_RULE_BYTES = 64 * 1024  # compact UTF-8 JSON of the whole rule
+MAX_RULE_DEPTH = 20  # levels of nodes: a leaf alone is 1, {"not": leaf} is 2
+MAX_RULE_LEAVES = 500  # attr, tag and event conditions
+MAX_RULE_VALUES = 10_000  # scalar values in the rule (each is a bound parameter)
+MAX_STRING_LENGTH = 1_000  # characters of one string value
+# Plain JSON nesting (a value that is a list of lists ...) beside the node levels: a node level is at most
+# two containers (a node object and its all/any list), a leaf adds its value list and a relative date object.
+_MAX_JSON_DEPTH = 2 * MAX_RULE_DEPTH + 3
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Dates and timestamps exactly as documented (schemas/segments/README.md): YYYY-MM-DD, and for timestamps
+# optionally THH:MM:SS with up to 6 fraction digits and a zone (Z or +HH:MM; read as UTC when absent).
+DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})?)?")
+
 
 @dataclass(frozen=True)
 class RuleProblem:
@@ -51,7 +72,12 @@ class RuleProblem:
 
     def __str__(self) -> str:
         where = f"{self.source}#{self.path}" if self.source else self.path or "/"
-        return f"{where}: {self.reason}"
+        return _printable(f"{where}: {self.reason}")
+
+
+def _printable(text: str) -> str:
+    """A message that every terminal, log and JSON encoder accepts, whatever the rule held (NUL, lone surrogates)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 class RuleError(MoError):
@@ -108,15 +134,22 @@ def profile_columns(path: str = str(PROFILE_CONTRACT_PATH)) -> dict[str, Profile
 
 @cache
 def known_event_types() -> frozenset[str]:
-    """Event types a rule may count: the stream events (schemas/events) and the timeline types that
-    fct_customer_events derives from silver, listed in its contract's event_type description."""
-    types = {schema.get("title", name) for name, schema in load_event_schemas().items()}
+    """Event types a rule may count: the ``event_type`` enum of the timeline contract
+    (schemas/marts/fct_customer_events.yaml), which dbt enforces on fct_customer_events with accepted_values and
+    which covers every stream event contract (schemas/events) and every type derived from silver."""
     raw = yaml.safe_load(TIMELINE_CONTRACT_PATH.read_text(encoding="utf-8"))
-    for column in raw["columns"]:
-        if column["name"] == "event_type":
-            listed = str(column.get("description", "")).removeprefix("e.g.")
-            types.update(t.strip() for t in listed.split(",") if re.fullmatch(r"[a-z][a-z0-9_]*", t.strip()))
-    return frozenset(types)
+    column = next(c for c in raw["columns"] if c["name"] == "event_type")
+    return frozenset(str(t) for t in column["enum"])
+
+
+@cache
+def event_retention_days() -> int:
+    """How many days of customer_event_daily the serving store keeps (``event_retention_days`` in
+    schemas/serving/serving.yaml): the longest event window a rule may ask for, so a preview never counts a
+    window whose early days it does not hold."""
+    from mo.serving_store.contract import load_serving_contract
+
+    return load_serving_contract().event_retention_days
 
 
 def known_custom_tags(path: Path = TAG_REGISTRY_PATH) -> dict[str, tuple[str, ...] | None] | None:
@@ -178,6 +211,8 @@ def parse_temporal(value: Any, column_type: str) -> dt.date | dt.datetime | None
     """ISO text of a date / timestamp value, or None when it is not one (relative dates are handled apart)."""
     if not isinstance(value, str):
         return None
+    if not (DATE_TEXT if column_type == "date" else TIMESTAMP_TEXT).fullmatch(value):
+        return None
     try:
         if column_type == "date":
             return dt.date.fromisoformat(value)
@@ -191,6 +226,12 @@ def parse_temporal(value: Any, column_type: str) -> dt.date | dt.datetime | None
 
 def is_relative_date(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"days_from_as_of"}
+
+
+def is_whole_day(value: Any) -> bool:
+    """A bound that names a day rather than an instant (a relative date or ``YYYY-MM-DD``): on a timestamp
+    column it compares on the date, so ``lte`` that day includes the whole day."""
+    return is_relative_date(value) or (isinstance(value, str) and DATE_TEXT.fullmatch(value) is not None)
 
 
 def _value_problem(column: ProfileColumn, value: Any, op: str) -> str | None:
@@ -211,7 +252,7 @@ def _value_problem(column: ProfileColumn, value: Any, op: str) -> str | None:
             return f"{value!r} is not true or false ({column.name} is boolean)"
     elif t in TEMPORAL_TYPES:
         if parse_temporal(value, t) is None:
-            shape = "YYYY-MM-DD" if t == "date" else "YYYY-MM-DD[THH:MM:SS]"
+            shape = "YYYY-MM-DD" if t == "date" else "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[.ffffff][Z|+HH:MM]"
             return f"{value!r} is not a {t} ({shape}) nor {{days_from_as_of: N}} ({column.name} is {t})"
     elif t == "string":
         if not isinstance(value, str):
@@ -311,6 +352,120 @@ def _semantic_problems(
         if isinstance(event, str) and event not in known_event_types():
             known = ", ".join(sorted(known_event_types()))
             yield RuleProblem(f"{path}/event", f"{event!r} is not a known event type ({known})")
+        days, kept = node.get("within_days"), event_retention_days()
+        if isinstance(days, int) and not isinstance(days, bool) and days > kept:
+            yield RuleProblem(
+                f"{path}/within_days",
+                f"{days} days is longer than the {kept} days of events the serving store keeps "
+                "(event_retention_days in schemas/serving/serving.yaml)",
+            )
+
+
+def _scalar_problem(value: Any) -> str | None:
+    """Why a JSON scalar cannot travel to every engine unchanged (None when it can)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            return f"the integer is outside the 64-bit range ({INT64_MIN} to {INT64_MAX})"
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "NaN and Infinity are not numbers a rule can compare"
+    if isinstance(value, str):
+        if len(value) > MAX_STRING_LENGTH:
+            return f"a string of {len(value)} characters is longer than {MAX_STRING_LENGTH} (MAX_STRING_LENGTH)"
+        if "\x00" in value:
+            return "a string contains a NUL character"
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            return "a string contains a lone surrogate (not valid Unicode text)"
+    return None
+
+
+def _json_size(value: Any) -> int:
+    """Bytes of a scalar in compact UTF-8 JSON."""
+    if isinstance(value, bool) or value is None:
+        return 5 if value is False else 4
+    if isinstance(value, int):
+        return value.bit_length() * 3 // 10 + 2
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass")) + 2 + value.count('"') + value.count("\\")
+    return len(str(value))
+
+
+def _items(values: Any, path: str, level: int, depth: int, in_value: bool) -> Iterator[tuple[Any, str, int, int, bool]]:
+    for i, item in enumerate(values):
+        yield item, f"{path}/{i}", level, depth, in_value
+
+
+def limit_problems(rule: Any) -> tuple[list[RuleProblem], list[RuleProblem]]:
+    """(size problems, value problems) of ``rule``, by one iterative walk that stops as soon as the rule is larger
+    than MAX_RULE_BYTES: no recursion, so a rule nested 100,000 deep or holding 100,000 leaves costs as little as
+    one at the limit. Size problems (bytes, depth, leaves, values) stop validation there; value problems (numbers
+    outside 64-bit or not finite, strings with NUL, lone surrogates or too long) are reported with the rest."""
+    size_problems: list[RuleProblem] = []
+    value_problems: list[RuleProblem] = []
+    reported: set[str] = set()  # each size limit once, at the first node past it
+    size = leaves = values = 0
+
+    def over(kind: str, path: str, reason: str) -> None:
+        if kind not in reported:
+            reported.add(kind)
+            size_problems.append(RuleProblem(path, reason))
+
+    # Each entry: (value, pointer, node level or 0 when not in a node position, JSON depth, inside a value).
+    stack: list[Iterator[tuple[Any, str, int, int, bool]]] = [iter([(rule, "", 1, 1, False)])]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+            continue
+        value, path, level, depth, in_value = item
+        if level > MAX_RULE_DEPTH:
+            over("depth", path, f"nested deeper than {MAX_RULE_DEPTH} levels of all/any/not (MAX_RULE_DEPTH)")
+            continue
+        if depth > _MAX_JSON_DEPTH:
+            over("json depth", path, f"nested deeper than {_MAX_JSON_DEPTH} levels of lists and objects")
+            continue
+        if isinstance(value, dict):
+            size += 1 + 2 * len(value)  # braces, a colon and a comma (or brace) per key
+            group = level and any(k in value for k in ("all", "any", "not"))
+            if level and not group:
+                leaves += 1
+                if leaves > MAX_RULE_LEAVES:
+                    over("leaves", path, f"more than {MAX_RULE_LEAVES} conditions (MAX_RULE_LEAVES)")
+            children = []
+            for key, child in value.items():
+                key_text = str(key)
+                size += _json_size(key_text)
+                child_path = f"{path}/{key_text.replace('~', '~0').replace('/', '~1')}"
+                reason = _scalar_problem(key_text)
+                if reason:
+                    value_problems.append(RuleProblem(child_path, f"key: {reason}"))
+                child_level = level + 1 if group and key == "not" else 0
+                children.append((child, child_path, child_level, depth + 1, in_value or key == "value"))
+                if group and key in ("all", "any") and isinstance(child, list):
+                    children[-1] = (child, child_path, -(level + 1), depth + 1, False)
+            stack.append(iter(children))
+        elif isinstance(value, list | tuple):
+            size += 1 + max(len(value), 1)
+            # A negative level marks the list of an all/any: its items are nodes one level down.
+            item_level = -level if level < 0 else 0
+            stack.append(_items(value, path, item_level, depth + 1, in_value))
+        else:
+            size += _json_size(value)
+            if in_value and not isinstance(value, bool):
+                values += 1
+                if values > MAX_RULE_VALUES:
+                    over("values", path, f"more than {MAX_RULE_VALUES} values (MAX_RULE_VALUES)")
+            reason = _scalar_problem(value)
+            if reason:
+                value_problems.append(RuleProblem(path, reason))
+        if size > MAX_RULE_BYTES:
+            size_problems.append(
+                RuleProblem("", f"the rule is larger than {MAX_RULE_BYTES} bytes of JSON (MAX_RULE_BYTES)")
+            )
+            break
+    return size_problems, value_problems
 
 
 def rule_problems(
@@ -320,14 +475,19 @@ def rule_problems(
 
     ``custom_tags``: True reads the tag registry; a mapping is used as the registry; None accepts any tag name.
     """
+    oversized, bad_values = limit_problems(rule)
+    if oversized:
+        return oversized
     registry = known_custom_tags() if custom_tags is True else (custom_tags or None)
-    structural = _schema_problems(rule)
+    # A bad scalar is reported once, by what is wrong with it, not by what the schema or the column expected.
+    bad = {p.path for p in bad_values}
+    structural = [p for p in _schema_problems(rule) if p.path not in bad]
     # Semantic checks are defensive about shape; a key with a structural error is reported once.
-    broken = {p.path for p in structural}
+    broken = {p.path for p in structural} | bad
     semantic = [p for p in _semantic_problems(rule, "", registry, broken) if p.path not in broken]
     seen: set[tuple[str, str]] = set()
     problems = []
-    for problem in [*structural, *semantic]:
+    for problem in [*bad_values, *structural, *semantic]:
         if (problem.path, problem.reason) not in seen:
             seen.add((problem.path, problem.reason))
             problems.append(problem)

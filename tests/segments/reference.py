@@ -18,6 +18,21 @@ _CMP = {
 }
 
 
+def _is_day(value: Any) -> bool:
+    return isinstance(value, dict) or (isinstance(value, str) and len(value) == 10)
+
+
+def _day(value: Any, as_of: dt.date) -> dt.date:
+    return as_of + dt.timedelta(days=value["days_from_as_of"]) if isinstance(value, dict) else dt.date.fromisoformat(value)
+
+
+def _on_timestamp(op: str, actual: dt.datetime, value: Any, as_of: dt.date) -> bool:
+    """A day compared with a timestamp compares on the timestamp's date; an instant compares as an instant."""
+    if _is_day(value):
+        return _CMP[op](actual.date(), _day(value, as_of))
+    return _CMP[op](actual, _value(value, "timestamp", as_of))
+
+
 def _value(value: Any, column_type: str, as_of: dt.date) -> Any:
     if isinstance(value, dict):
         day = as_of + dt.timedelta(days=value["days_from_as_of"])
@@ -25,8 +40,8 @@ def _value(value: Any, column_type: str, as_of: dt.date) -> Any:
     if column_type == "date":
         return dt.date.fromisoformat(value)
     if column_type == "timestamp":
-        parsed = dt.datetime.fromisoformat(value)
-        return parsed if len(value) > 10 else dt.datetime.combine(parsed.date(), dt.time())
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed.astimezone(dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
     return value
 
 
@@ -55,6 +70,13 @@ def holds(rule: dict, profile: dict, events: dict[tuple[int, str], list[tuple[dt
         return actual is not None
     if actual is None:
         return False
+    if column_type == "timestamp":
+        if op in ("in", "not_in"):
+            found = any(_on_timestamp("eq", actual, v, as_of) for v in value)
+            return found if op == "in" else not found
+        if op == "between":
+            return _on_timestamp("gte", actual, value[0], as_of) and _on_timestamp("lte", actual, value[1], as_of)
+        return _on_timestamp(op, actual, value, as_of)
     if op == "in":
         return actual in value
     if op == "not_in":
