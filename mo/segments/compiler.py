@@ -134,6 +134,11 @@ def _leaves(node: dict, path: str = "", negated: bool = False):
         yield path, node, negated
 
 
+def rule_leaves(rule: dict):
+    """(JSON pointer, leaf node, negated) of every leaf of a validated rule, in document order."""
+    return _leaves(rule)
+
+
 class _Binder:
     """Names parameters p0, p1 ... and converts values to what each dialect's driver binds correctly."""
 

@@ -25,7 +25,14 @@ import yaml
 
 from mo.config import SCHEMAS_DIR, Settings
 from mo.errors import MoError
-from mo.segments.rules import RULE_SCHEMA_PATH, RuleError, RuleProblem, rule_problems, rule_schema
+from mo.segments.rules import (
+    RULE_SCHEMA_PATH,
+    RuleError,
+    RuleProblem,
+    limit_problems,
+    rule_problems,
+    rule_schema,
+)
 
 SEGMENT_SCHEMA_PATH = SCHEMAS_DIR / "segments" / "segment.schema.json"
 EXAMPLES_DIR = SCHEMAS_DIR / "segments" / "examples"
@@ -114,6 +121,13 @@ def definition_problems(data: Any) -> list[RuleProblem]:
     from mo.segments.rules import _pointer
 
     problems = []
+    oversized: list[RuleProblem] = []
+    # The rule's size limits come first: the definition schema embeds the rule schema, whose validator recurses.
+    if isinstance(data, dict) and "rule" in data:
+        oversized, _ = limit_problems(data["rule"])
+        if oversized:
+            problems += [RuleProblem("/rule" + p.path, p.reason) for p in oversized]
+            data = {**data, "rule": {}}
     kind = data.get("kind") if isinstance(data, dict) else None
     is_dynamic = kind == "dynamic"
     own_key = {"dynamic": "rule", "static": "static", "smart": "smart"}.get(str(kind))
@@ -132,7 +146,7 @@ def definition_problems(data: Any) -> list[RuleProblem]:
         elif error.validator == "oneOf" and path == "/smart":
             message = "give exactly one of threshold or top_n"
         problems.append(RuleProblem(path, message))
-    if is_dynamic and "rule" in data:
+    if is_dynamic and "rule" in data and not oversized:
         problems += [RuleProblem("/rule" + p.path, p.reason) for p in rule_problems(data["rule"])]
     return problems
 

@@ -54,7 +54,15 @@ from sqlalchemy.engine import make_url
 from mo.segments.compiler import CompiledRule, compile_rule
 from mo.segments.rules import TAG_REGISTRY_PATH, known_custom_tags
 from mo.serving_store.contract import ServingContract, ServingTable
-from mo.serving_store.preview import DISTRIBUTION_COLUMNS, Preview, SqlPreviewBackend, preview_from_groups
+from mo.serving_store.preview import (
+    DISTRIBUTION_COLUMNS,
+    PREVIEW_TIMEOUT_SECONDS,
+    Preview,
+    PreviewTimeout,
+    SqlPreviewBackend,
+    check_event_windows,
+    preview_from_groups,
+)
 from mo.serving_store.store import REFRESH_ID, NothingPublished, RefreshInfo, ServingStoreError, SqlServingStore
 
 log = logging.getLogger(__name__)
@@ -376,7 +384,8 @@ class ColumnarPreviewStore:
     uses its own DuckDB cursor on a per-refresh read-only connection that is opened once and closed when
     a newer refresh has replaced it and no call uses it any more. With ``fallback`` (the default) a
     refresh published without a columnar copy is previewed by the SQL store instead (logged); without it
-    that raises :class:`ColumnarCopyMissing`."""
+    that raises :class:`ColumnarCopyMissing`. Every query runs under ``timeout`` seconds (a timer interrupts
+    the DuckDB cursor; :class:`~mo.serving_store.preview.PreviewTimeout`)."""
 
     def __init__(
         self,
@@ -386,7 +395,11 @@ class ColumnarPreviewStore:
         home: Any = None,
         fallback: bool = True,
         threads: int | None = None,
+        timeout: float = PREVIEW_TIMEOUT_SECONDS,
     ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.timeout = timeout
         self.store = store
         self.directory = directory or columnar_directory(store, home)
         self.fallback = fallback
@@ -401,7 +414,7 @@ class ColumnarPreviewStore:
             refresh = self._current_refresh()
             try:
                 with self._cursor(refresh.refresh_id) as cursor:
-                    return self._preview(cursor, rule, refresh.refresh_id, as_of or refresh.as_of_date, sample_size)
+                    return self._preview(cursor, rule, refresh, as_of or refresh.as_of_date, sample_size)
             except ColumnarCopyMissing:
                 # A publish between the lookup and the open removed the file: look the refresh up again.
                 if attempt == 1 and self.store.current_refresh() != refresh:
@@ -409,16 +422,19 @@ class ColumnarPreviewStore:
                 if not self.fallback:
                     raise
                 log.warning("refresh %s: no columnar copy in %s; previewing in SQL", refresh.refresh_id, self.directory)
-                return SqlPreviewBackend(self.store).preview(rule, as_of=as_of, sample_size=sample_size)
+                return SqlPreviewBackend(self.store, timeout=self.timeout).preview(
+                    rule, as_of=as_of, sample_size=sample_size
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def count(self, rule: dict[str, Any], *, as_of: date | None = None) -> int:
         """Only the number of customers the rule selects (what the preview's count box shows while typing)."""
         refresh = self._current_refresh()
         compiled = self._compile(rule, as_of or refresh.as_of_date)
+        self._check_windows(rule, as_of or refresh.as_of_date, refresh)
         with self._cursor(refresh.refresh_id) as cursor:
             query = f"SELECT count(*) FROM customer_profile p WHERE {filter_sql(compiled)}"
-            return int(cursor.execute(query, compiled.params).fetchone()[0])
+            return int(self._fetch(cursor, query, compiled.params)[0][0])
 
     def close(self) -> None:
         with self._lock:
@@ -444,25 +460,62 @@ class ColumnarPreviewStore:
             custom_tags=_registry_tags(),
         )
 
-    def _preview(self, cursor: Any, rule: dict[str, Any], refresh_id: str, as_of: date, sample_size: int) -> Preview:
+    def _check_windows(self, rule: dict[str, Any], as_of: date, refresh: RefreshInfo) -> None:
+        check_event_windows(rule, as_of=as_of, refresh=refresh, retention_days=self.store.contract.event_retention_days)
+
+    def _fetch(self, cursor: Any, query: str, params: dict[str, Any]) -> list[Any]:
+        """``cursor.execute(...).fetchall()`` stopped after ``timeout`` seconds. DuckDB has no statement timeout
+        setting: a watchdog thread interrupts the cursor (that query only) once the time is up, and again every
+        few milliseconds until the query ends, since an interrupt that arrives before DuckDB has started the
+        query is dropped."""
+        duckdb = _duckdb()
+        done = threading.Event()
+        expired = threading.Event()
+
+        def watchdog() -> None:
+            if done.wait(self.timeout):
+                return
+            expired.set()
+            while not done.is_set():
+                cursor.interrupt()
+                done.wait(0.005)
+
+        guard = threading.Thread(target=watchdog, name="preview-timeout", daemon=True)
+        guard.start()
+        try:
+            return cursor.execute(query, params).fetchall()
+        except duckdb.InterruptException:
+            if expired.is_set():
+                raise PreviewTimeout(self.timeout) from None
+            raise
+        finally:
+            done.set()
+            guard.join()
+
+    def _preview(
+        self, cursor: Any, rule: dict[str, Any], refresh: RefreshInfo, as_of: date, sample_size: int
+    ) -> Preview:
+        refresh_id = refresh.refresh_id
         compiled = self._compile(rule, as_of)
+        self._check_windows(rule, as_of, refresh)
         where = filter_sql(compiled)
         params = dict(compiled.params)
         columns = ", ".join(f"p.{c}" for c in DISTRIBUTION_COLUMNS)
         # As in the SQL store: one grouped scan gives the count and every distribution.
-        grouped = cursor.execute(
-            f"SELECT {columns}, count(*) FROM customer_profile p WHERE {where} GROUP BY ALL", params
-        ).fetchall()
+        grouped = self._fetch(
+            cursor, f"SELECT {columns}, count(*) FROM customer_profile p WHERE {where} GROUP BY ALL", params
+        )
         sample_ids: list[int] = []
         if sample_size > 0:
             if "preview_sample_size" in params:
                 raise ValueError("the compiled rule uses the reserved parameter name preview_sample_size")
             params["preview_sample_size"] = sample_size
-            sample = cursor.execute(
+            sample = self._fetch(
+                cursor,
                 f"SELECT p.customer_id FROM customer_profile p WHERE {where} "
                 "ORDER BY p.customer_id LIMIT $preview_sample_size",
                 params,
-            ).fetchall()
+            )
             sample_ids = [int(r[0]) for r in sample]
         return preview_from_groups(grouped, sample_ids, as_of=as_of, refresh_id=refresh_id, compiled=compiled)
 

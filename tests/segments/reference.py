@@ -23,7 +23,9 @@ def _is_day(value: Any) -> bool:
 
 
 def _day(value: Any, as_of: dt.date) -> dt.date:
-    return as_of + dt.timedelta(days=value["days_from_as_of"]) if isinstance(value, dict) else dt.date.fromisoformat(value)
+    if isinstance(value, dict):
+        return as_of + dt.timedelta(days=value["days_from_as_of"])
+    return dt.date.fromisoformat(value)
 
 
 def _on_timestamp(op: str, actual: dt.datetime, value: Any, as_of: dt.date) -> bool:
