@@ -125,6 +125,11 @@ def test_timeline_has_every_domain_present_in_the_data(dbt_world, dbt_as_of, cus
     expected |= {STREAM_DOMAINS[t] for t in stream_types if t in STREAM_DOMAINS}
     assert expected <= domains, f"missing domains: {expected - domains}"
     assert {"app", "wechat", "form", "coupon", "message"} <= domains
+    # Every type the timeline holds is one the contract lists, hence one a segment rule may count.
+    from mo.segments.rules import known_event_types
+
+    types = {r["event_type"] for r in events.select("event_type").distinct().collect()}
+    assert types <= known_event_types(), f"not in the contract: {types - known_event_types()}"
 
     customers = spark.table(silver(settings, "customers")).count()
     assert events.where("event_type = 'customer_created'").count() == customers

@@ -264,7 +264,19 @@ def test_event_windows_are_at_most_what_the_serving_store_keeps():
 
 @pytest.fixture(scope="module")
 def world():
-    return make_world(150, seed=11)
+    profiles, events = make_world(150, seed=11)
+    # Activity at the edges of the as-of date (its first and last instant, the instant before it, the next day).
+    midnight = dt.datetime.combine(AS_OF, dt.time())
+    edges = [
+        midnight,
+        midnight + dt.timedelta(hours=9, minutes=15),
+        midnight + dt.timedelta(days=1, microseconds=-1),
+        midnight - dt.timedelta(seconds=1),
+        midnight + dt.timedelta(days=1),
+    ]
+    for profile, instant in zip(profiles, edges, strict=False):
+        profile["last_active_at"] = instant
+    return profiles, events
 
 
 @pytest.fixture(scope="module")
@@ -333,16 +345,19 @@ def test_rules_at_every_limit_answer_exactly_on_every_engine(name, world, engine
 def test_a_day_on_a_timestamp_column_means_the_whole_day_on_every_engine(world, engines):
     profiles, _ = world
     active_on = {p["customer_id"]: p["last_active_at"].date() for p in profiles if p["last_active_at"]}
-    on_as_of = {c for c, day in active_on.items() if day == AS_OF}
-    assert on_as_of, "the world must have customers active on the as-of date"
+
+    def on(test) -> set[int]:
+        return {c for c, day in active_on.items() if test(day)}
+
+    assert len(on(lambda day: day == AS_OF)) >= 3, "the world must have customers active on the as-of date"
     today = {"days_from_as_of": 0}
     cases = {
-        "lte": (today, set(active_on)),
-        "lt": (today, {c for c, day in active_on.items() if day < AS_OF}),
-        "gte": (today, on_as_of),
-        "eq": (AS_OF.isoformat(), on_as_of),
-        "gt": ({"days_from_as_of": -1}, on_as_of),
-        "ne": (today, set(active_on) - on_as_of),
+        "lte": (today, on(lambda day: day <= AS_OF)),
+        "lt": (today, on(lambda day: day < AS_OF)),
+        "gte": (today, on(lambda day: day >= AS_OF)),
+        "eq": (AS_OF.isoformat(), on(lambda day: day == AS_OF)),
+        "gt": ({"days_from_as_of": -1}, on(lambda day: day >= AS_OF)),
+        "ne": (today, on(lambda day: day != AS_OF)),
     }
     for op, (value, expected) in cases.items():
         rule = {"attr": "last_active_at", "op": op, "value": value}
