@@ -184,12 +184,16 @@ def _pointer(parts) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def _schema_problems(rule: Any) -> list[RuleProblem]:
+@cache
+def _rule_validator() -> Any:
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(rule_schema())
+    return Draft202012Validator(rule_schema())
+
+
+def _schema_problems(rule: Any) -> list[RuleProblem]:
     problems = []
-    for error in validator.iter_errors(rule):
+    for error in _rule_validator().iter_errors(rule):
         # The if/else chain in the schema selects one branch per node, so errors land on the exact node.
         message = error.message
         if "all | any | not | attr | tag | event" in message:

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from mo.segments.rules import RuleError
+from mo.segments.rules import MAX_RULE_EVENT_CONDITIONS, MAX_RULE_LEAVES, RuleError
 from mo.serving_store import preview_segment
 from mo.serving_store.columnar import ColumnarPreviewStore
 from mo.serving_store.preview import PreviewTimeout, SqlPreviewBackend, statement_timeout
 from mo.serving_store.store import SqlServingStore
 from tests.segments.profile_data import AS_OF, make_world
-from tests.segments.test_rule_limits import AT_LIMITS
 from tests.serving_store.test_columnar import _publish
 
 # Counts to a billion one row at a time: minutes in PostgreSQL and SQLite.
@@ -67,9 +66,18 @@ def test_previews_are_bounded_in_time_and_to_the_days_the_refresh_holds(store: S
     _publish(store, world, tmp_path / "columnar")
     columnar = ColumnarPreviewStore(store, tmp_path / "columnar", fallback=False)
     try:
-        # The heaviest rule validation lets through (as many conditions and event conditions as it allows; it
-        # answers exactly in every engine: tests/segments/test_rule_limits.py) is stopped by a tiny timeout.
-        heaviest = AT_LIMITS["leaves"]
+        # The heaviest rule validation lets through (as many conditions and event conditions as it allows, all
+        # true, so no engine can stop evaluating early) is stopped by a tiny timeout in each engine.
+        heaviest = {
+            "all": [
+                {"attr": "age", "op": "gte", "value": -i} for i in range(MAX_RULE_LEAVES - MAX_RULE_EVENT_CONDITIONS)
+            ]
+            + [
+                {"event": "message_open", "within_days": 1 + 9 * i, "count": {"op": "gte", "value": 0}}
+                for i in range(MAX_RULE_EVENT_CONDITIONS)
+            ]
+        }
+        assert preview_segment(heaviest, store=columnar, sample_size=0).count == len(world[0])
         tiny = 0.001
         for backend in (
             SqlPreviewBackend(store, timeout=tiny),
