@@ -57,9 +57,11 @@ def catalog_conf(settings: Settings) -> dict[str, str]:
     conf = {prefix: "org.apache.iceberg.spark.SparkCatalog", f"{prefix}.warehouse": settings.resolved_warehouse}
     if settings.catalog_type == "jdbc":
         uri = settings.resolved_catalog_uri
-        conf.update({f"{prefix}.type": "jdbc", f"{prefix}.uri": uri})
+        # Schema V1 is the one with views (dbt's staging models are views): without it every CREATE VIEW fails
+        # with "initialized without view support", whatever database holds the catalog. On start Iceberg adds
+        # V1's column to catalog tables an older set-up created at V0.
+        conf.update({f"{prefix}.type": "jdbc", f"{prefix}.uri": uri, f"{prefix}.jdbc.schema-version": "V1"})
         if uri.startswith("jdbc:sqlite:"):
-            conf[f"{prefix}.jdbc.schema-version"] = "V1"
             # the tables are made by prepare_sqlite_catalog (see there why Iceberg must not make them)
             conf[f"{prefix}.jdbc.init-catalog-tables"] = "false"
         if settings.catalog_user:

@@ -418,6 +418,17 @@ def test_postgres_init_gives_each_login_its_own_database_only() -> None:
             cursor.execute("insert into customer_profile values (2)")
         with pytest.raises(errors.InsufficientPrivilege):
             cursor.execute("create table scratch (x int)")
+        # the schema the platform's publish writes (MO_SERVING_DB_URL as serving_publisher), views included
+        publisher.cursor().execute("create schema if not exists serving")
+        publisher.cursor().execute("create table serving.customer_profile__r1 (customer_id int primary key)")
+        publisher.cursor().execute("insert into serving.customer_profile__r1 values (3)")
+        publisher.cursor().execute("create view serving.customer_profile as select * from serving.customer_profile__r1")
+        cursor.execute("select customer_id from serving.customer_profile")
+        assert cursor.fetchall() == [(3,)]
+        with pytest.raises(errors.InsufficientPrivilege):
+            cursor.execute("insert into serving.customer_profile__r1 values (4)")
+        with pytest.raises(errors.InsufficientPrivilege):
+            cursor.execute("create table serving.scratch (x int)")
         api.close()
         publisher.close()
         with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):

@@ -33,4 +33,8 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO serving_api;
 -- Tables the publisher creates later are readable by the API, and only readable.
 ALTER DEFAULT PRIVILEGES FOR ROLE serving_publisher IN SCHEMA public GRANT SELECT ON TABLES TO serving_api;
+-- The schema the platform publishes into (schemas/serving/serving.yaml): the same rules.
+CREATE SCHEMA serving AUTHORIZATION serving_publisher;
+GRANT USAGE ON SCHEMA serving TO serving_api;
+ALTER DEFAULT PRIVILEGES FOR ROLE serving_publisher IN SCHEMA serving GRANT SELECT ON TABLES TO serving_api;
 SQL

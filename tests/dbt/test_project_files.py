@@ -128,3 +128,17 @@ def test_standalone_target_opens_the_catalog_the_platform_opens(tmp_path):
     platform = session_conf(settings)
     for key in ("spark.sql.extensions", "spark.sql.session.timeZone", "spark.driver.extraJavaOptions"):
         assert params[key] == platform[key], key
+
+
+def test_standalone_target_opens_a_postgres_catalog_as_the_platform_does(tmp_path):
+    """With MO_CATALOG_URI on a server, the bare `dbt` call's catalog keys are catalog_conf's too (views
+    included, and Iceberg creating the catalog's tables, which only the embedded SQLite file must not)."""
+    from mo.config import Settings
+    from spark_jobs.session import catalog_conf
+
+    uri = "jdbc:postgresql://catalog-db:5432/iceberg_catalog?user=iceberg"
+    env = {"MO_HOME": str(tmp_path), "MO_SPARK_JARS": "a.jar", "MO_CATALOG_URI": uri}
+    params = {k: str(v) for k, v in render_target("standalone", env)["server_side_parameters"].items()}
+    expected = catalog_conf(Settings(home=tmp_path, catalog_name="lake", catalog_uri=uri))
+    expected["spark.sql.catalog.lake.jdbc.init-catalog-tables"] = "true"  # Iceberg's default, written out
+    assert {k: v for k, v in params.items() if k.startswith("spark.sql.catalog.lake")} == expected
