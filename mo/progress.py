@@ -80,10 +80,12 @@ class Progress:
             self._pending = None
 
     def line(self, text: str = "") -> None:
-        """A line of the summary: on the terminal and in the log."""
+        """A line of the summary: on the terminal (styled only where it is one) and in the log."""
+        import click
+
         self._break_pending()
-        self._write_terminal(text + "\n")
-        self._write_log(text)
+        self._write_terminal((text if self._live else click.unstyle(text)) + "\n")
+        self._write_log(click.unstyle(text))
 
     # --- steps --------------------------------------------------------------------------------------
 
@@ -128,6 +130,9 @@ class Progress:
         self.begin(name)
         try:
             yield result
+        except KeyboardInterrupt:
+            self.end(name, "interrupted", result.get("detail", ""))
+            raise
         except BaseException as exc:
             self.end(name, "failed", result.get("detail", ""), error=f"{type(exc).__name__}: {exc}")
             raise
