@@ -16,8 +16,9 @@ DEMO_PII_KEY := demo-only-key-not-for-production
 CUSTOMERS ?= 100000
 SEED ?= 42
 DAYS ?= 1
+AIRFLOW_PORT ?= 8080
 
-.PHONY: help env serving-env compose-cli jars demo test test-unit lint bench broker-start broker-stop clean
+.PHONY: help env serving-env compose-cli jars browser demo airflow test test-unit lint bench broker-start broker-stop clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -52,13 +53,21 @@ jars: ## Install the JDBC drivers Spark reads sources with (Debian packages)
 	fi
 	@command -v java >/dev/null || { echo "error: Java 17 is required for Spark (apt-get install openjdk-17-jre-headless)"; exit 1; }
 
+browser: ## Install the Chromium the browser tests drive (Debian packages; Playwright never downloads one)
+	@if [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	fi
+
 lock: | $(UV) ## Re-resolve the pinned lock file after changing pyproject.toml
 	$(UV) pip compile -q pyproject.toml --extra dev -o requirements/platform.lock --python 3.11 --generate-hashes
 
-demo: env ## Generate a demo world, run source_sync and events_ingest through Airflow, print a summary
+demo: env ## Generate a demo world, run the source_sync, events_ingest and build_profiles DAGs, print a summary (tool logs: MO_HOME/logs)
 	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(PY) -m mo.demo --customers $(CUSTOMERS) --seed $(SEED) --days $(DAYS)
 
-test: env serving-env compose-cli ## Run all tests (serving, then platform: unit, integration against the machine's services, DAG runs)
+airflow: env ## Airflow UI, scheduler and workers with the project's DAGs on http://127.0.0.1:8080 until Ctrl-C (login MO_AIRFLOW_USER / MO_AIRFLOW_PASSWORD)
+	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(MO) airflow --port $(AIRFLOW_PORT)
+
+test: env serving-env compose-cli browser ## Run all tests (serving, then platform: unit, integration against the machine's services, DAG runs, the Airflow UI in Chromium)
 	@# Serving first so the platform run's summary is the closing line; the exit code covers both.
 	cd serving && .venv/bin/python -m pytest -p no:cacheprovider -q; serving=$$?; cd ..; \
 	MO_PII_KEY=test-key $(PY) -m pytest -p no:cacheprovider --durations=25; platform=$$?; \

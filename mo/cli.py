@@ -206,6 +206,19 @@ def status(as_json: bool, check: bool) -> None:
         raise SystemExit(1)
 
 
+@cli.command("airflow")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the API server and UI listen on")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+def airflow_cmd(host: str, port: int) -> None:
+    """Run Airflow with the project's DAGs (UI, scheduler, DAG processor, triggerer) until Ctrl-C.
+
+    Login: MO_AIRFLOW_USER (default admin) and MO_AIRFLOW_PASSWORD (required).
+    """
+    from mo.airflow_local import serve
+
+    raise SystemExit(serve(get_settings(), host=host, port=port, echo=click.echo))
+
+
 @cli.group()
 def segments() -> None:
     """Segment definitions, membership per run and explanations."""

@@ -3,12 +3,14 @@ Great Expectations, and a local Kafka-protocol broker."""
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 
 import pytest
 from sqlalchemy import text
 
 from mo.airflow_local import run_dag
+from mo.progress import Progress
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark, pytest.mark.slow]
 
@@ -50,7 +52,7 @@ def test_source_sync_dag_syncs_and_then_syncs_incrementally(settings, spark, wor
     assert all(row["in_sync"] for row in status["tables"].values()), status["tables"]
 
 
-def test_source_sync_dag_stops_at_the_gate_and_publishes_nothing(settings, spark, world):
+def test_source_sync_dag_stops_at_the_gate_and_publishes_nothing(settings, spark, world, tmp_path):
     assert run_dag("source_sync")["state"] == "success"
     before = _silver_snapshot(spark, settings, "policies")
     with world.begin() as conn:
@@ -58,8 +60,11 @@ def test_source_sync_dag_stops_at_the_gate_and_publishes_nothing(settings, spark
             text("update policies set status = 'bogus', updated_at = :now where id = (select min(id) from policies)"),
             {"now": datetime(2099, 1, 1)},
         )
+    terminal = io.StringIO()
+    progress = Progress(tmp_path / "logs" / "sync.log", terminal=terminal)
 
-    result = run_dag("source_sync")
+    with progress.capture():
+        result = run_dag("source_sync", progress=progress)
 
     assert result["state"] == "failed"
     assert result["tasks"]["gate"] == "failed"
@@ -67,6 +72,12 @@ def test_source_sync_dag_stops_at_the_gate_and_publishes_nothing(settings, spark
     assert _silver_snapshot(spark, settings, "policies") == before
     statuses = {r[0] for r in spark.table(f"{settings.catalog_name}.silver.policies").select("status").collect()}
     assert "bogus" not in statuses
+    # the terminal names the failed task and shows the gate's error under it; the tasks after it say so
+    shown = terminal.getvalue().splitlines()
+    failed_at = next(i for i, line in enumerate(shown) if line.startswith("source_sync.gate ... failed ("))
+    assert "policies" in "\n".join(shown[failed_at + 1 :]) and "bogus" in "\n".join(shown[failed_at + 1 :])
+    assert "source_sync.publish ... not run (upstream failed)" in shown
+    assert "source_sync.maintain ... not run (upstream failed)" in shown
 
 
 def test_build_profiles_dag_builds_marts_segments_and_publishes(settings, spark, world):
