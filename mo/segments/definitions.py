@@ -21,8 +21,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mo.config import SCHEMAS_DIR, Settings
 from mo.errors import MoError
 from mo.segments.rules import (
@@ -30,6 +28,7 @@ from mo.segments.rules import (
     RuleError,
     RuleProblem,
     limit_problems,
+    read_document,
     rule_problems,
     rule_schema,
 )
@@ -170,12 +169,7 @@ def parse_definition(data: Any, *, source: str | Path | None = None) -> SegmentD
 
 
 def read_definition_file(path: Path) -> SegmentDefinition:
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        data = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise DefinitionError("", f"not valid {Path(path).suffix.lstrip('.').upper()}: {exc}", source=path) from None
-    return parse_definition(data, source=path)
+    return parse_definition(read_document(path, DefinitionError), source=path)
 
 
 def load_definitions(folder: Path = EXAMPLES_DIR) -> list[SegmentDefinition]:

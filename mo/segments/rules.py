@@ -54,6 +54,8 @@ MAX_RULE_LEAVES = 500  # attr, tag and event conditions
 MAX_RULE_EVENT_CONDITIONS = 20
 MAX_RULE_VALUES = 10_000  # scalar values in the rule (each is a bound parameter)
 MAX_STRING_LENGTH = 1_000  # characters of one string value
+# A rule or definition file: the rule's JSON plus a definition's text fields and YAML indentation.
+MAX_FILE_BYTES = 4 * MAX_RULE_BYTES
 # Plain JSON nesting (a value that is a list of lists ...) beside the node levels: a node level is at most
 # two containers (a node object and its all/any list), a leaf adds its value list and a relative date object.
 _MAX_JSON_DEPTH = 2 * MAX_RULE_DEPTH + 3
@@ -522,9 +524,21 @@ def validate_rule(rule: Any, *, custom_tags: Mapping[str, tuple[str, ...] | None
 
 def load_rule_file(path: Path) -> dict:
     """A rule from a .json or .yaml file (a segment definition file's ``rule`` is read by definitions.py)."""
-    text = Path(path).read_text(encoding="utf-8")
+    return read_document(path, RuleError)
+
+
+def read_document(path: Path, error: type[RuleError]) -> Any:
+    """A JSON or YAML document from a file, refusing (``error``, pointer "") a file larger than MAX_FILE_BYTES
+    or nested too deeply for the parsers, before either reads it into memory or recurses through it."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise error("", f"the file is {size} bytes, more than {MAX_FILE_BYTES} (MAX_FILE_BYTES)", source=path)
+    text = path.read_text(encoding="utf-8")
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
-        data = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+        return json.loads(text) if kind == "JSON" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise RuleError("", f"not valid JSON/YAML: {exc}", source=path) from None
-    return data
+        raise error("", f"not valid {kind}: {exc}", source=path) from None
+    except RecursionError:
+        raise error("", f"nested too deeply to read as {kind}", source=path) from None

@@ -364,3 +364,23 @@ def test_a_day_on_a_timestamp_column_means_the_whole_day_on_every_engine(world, 
         assert expected_members(rule, *world, AS_OF) == expected, op  # the reference reads it the same way
         for dialect, members in engines.items():
             assert members(rule) == expected, (op, dialect)
+
+
+def test_rule_and_definition_files_too_large_or_too_deep_to_read_are_refused(tmp_path):
+    from mo.segments.definitions import check_path
+
+    # (YAML nested as deeply fails the same way, after seconds in PyYAML's pure-Python parser.)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(RuleError, match=r"deep\.json#: nested too deeply to read as JSON"):
+        check_path(deep)
+    folder = tmp_path / "definitions"
+    folder.mkdir()
+    (folder / "deep.json").write_text(deep.read_text())
+    with pytest.raises(DefinitionError, match="nested too deeply to read"):
+        check_path(folder)
+    for suffix in (".json", ".yaml"):
+        large = tmp_path / f"large{suffix}"
+        large.write_text(json.dumps({"any": [{"attr": "city", "op": "eq", "value": f"c{i}"} for i in range(20_000)]}))
+        with pytest.raises(RuleError, match=rf"large\{suffix}#: the file is \d+ bytes, more than 262144"):
+            check_path(large)
