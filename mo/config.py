@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     # Serving store (published profiles, segments). Default: SQLite file and embedded Redis under home.
     serving_db_url: str | None = None  # postgresql://... for a server (schema `serving`)
     redis_url: str | None = None  # redis://host:6379/0 for a server
+    redis_prefix: str = Field(default="mo", pattern=r"^[A-Za-z0-9_.-]+$")  # key prefix, for a shared Redis
     serving_columnar: bool = True  # also write a DuckDB copy of each refresh for the fast segment preview
 
     # Tokenisation key for PII (ID numbers, phones, names). Secret: environment only.

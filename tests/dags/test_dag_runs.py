@@ -1,5 +1,6 @@
-"""Whole-DAG runs with dag.test() against the real pieces: a generated SQLite world, Spark + Iceberg,
-Great Expectations, and a local Kafka-protocol broker."""
+"""Whole-DAG runs with dag.test() against the real pieces on the embedded configuration: a generated SQLite
+world, Spark + Iceberg, Great Expectations. build_profiles and events_ingest run in the production-like chain
+(test_production_chain.py), which checks what these checked there."""
 
 from __future__ import annotations
 
@@ -78,57 +79,3 @@ def test_source_sync_dag_stops_at_the_gate_and_publishes_nothing(settings, spark
     assert "policies" in "\n".join(shown[failed_at + 1 :]) and "bogus" in "\n".join(shown[failed_at + 1 :])
     assert "source_sync.publish ... not run (upstream failed)" in shown
     assert "source_sync.maintain ... not run (upstream failed)" in shown
-
-
-def test_build_profiles_dag_builds_marts_segments_and_publishes(settings, spark, world):
-    from mo.generator.storage import read_clock
-    from mo.serving_store import open_store
-    from mo.status import collect_status
-
-    assert run_dag("source_sync")["state"] == "success"
-    with world.connect() as conn:
-        as_of = read_clock(conn).current_date.isoformat()
-
-    result = run_dag("build_profiles", run_conf={"as_of": as_of, "force": True})
-
-    assert result["state"] == "success", result
-    assert all(state == "success" for state in result["tasks"].values()), result["tasks"]
-    live = spark.table(f"{settings.catalog_name}.silver.customers").count()
-    current = open_store(settings).current_refresh()
-    assert current is not None and str(current.as_of_date) == as_of
-    assert current.row_counts["customer_profile"] == live
-    assert current.row_counts["segments"] >= 6  # the example definitions, empty ones included
-    status = collect_status(settings)
-    assert status["marts"]["customer_profile"] == live
-    assert status["serving"]["refresh"]["refresh_id"] == current.refresh_id
-    # the same day again: not due, nothing rebuilt
-    again = run_dag("build_profiles", run_conf={"as_of": as_of})
-    assert again["tasks"]["dbt_build"] == "skipped", again
-
-
-@pytest.mark.kafka
-def test_events_ingest_dag_lands_every_event(kafka_settings, spark):
-    from mo.events.producer import EventPublisher, publish_raw
-
-    publisher = EventPublisher(kafka_settings)
-    for i in range(1, 51):
-        publisher.publish(
-            {
-                "event_id": f"00000000-0000-4000-8000-{i:012d}",
-                "event_type": "message_open",
-                "schema_version": 1,
-                "occurred_at": "2026-01-02T08:00:00.000000Z",
-                "customer_id": i,
-                "source": "app",
-                "payload": {"message_id": f"m{i}", "channel": "app_push"},
-            }
-        )
-    publisher.close()
-    publish_raw(kafka_settings, f"{kafka_settings.kafka_topic_prefix}.behaviour", b"{not json", None)
-
-    result = run_dag("events_ingest")
-
-    assert result["state"] == "success", result
-    catalog = kafka_settings.catalog_name
-    assert spark.table(f"{catalog}.bronze.events").count() == 50
-    assert spark.table(f"{catalog}.bronze.events_dead_letter").count() == 1
