@@ -13,7 +13,8 @@ Layout inside the catalog ``settings.catalog_name``:
   of a batch then rewrites only the buckets its ids fall into instead of the whole table.
 - ``silver_restricted.<table>_pii``: the clear PII values (id, clear columns, their tokens,
   ``updated_at``), the only place they exist; ``silver_restricted.<table>_pii_staging`` holds the clear
-  values of batches not yet published (bronze never does) and is emptied on publish.
+  values of the versions in batches not yet published (bronze never does); a batch's rows leave it on
+  publish.
 - ``ops.watermarks`` and ``ops.sync_runs``: durable sync state.
 
 Column lists always come from the contract (plus the PII transforms in :mod:`spark_jobs.pii`), never
@@ -119,7 +120,14 @@ def restricted_columns(contract: TableContract) -> list[tuple[str, str]]:
 
 
 def restricted_staging_columns(contract: TableContract) -> list[tuple[str, str]]:
-    return [*restricted_columns(contract), ("_operation", "string"), ("_batch_id", "string")]
+    """The restricted columns of a version plus its batch, and the ``_extracted_at`` of the run that wrote
+    it, which it shares with the version's bronze row: (id, updated_at, _extracted_at) pairs them."""
+    return [
+        *restricted_columns(contract),
+        ("_operation", "string"),
+        ("_batch_id", "string"),
+        ("_extracted_at", "timestamp"),
+    ]
 
 
 def _ddl(columns: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> str:

@@ -10,15 +10,20 @@ them, :func:`run_sync` runs them in a row.
    the watermark so a row committed late with an older ``updated_at`` is not lost; versions already in
    bronze from earlier batches (same id and updated_at) are dropped, so re-reads never duplicate
    history. PII becomes tokens and masks (:mod:`spark_jobs.pii`) before anything is written; clear
-   values go only to the restricted staging table. The batch id is a hash of (table, watermark the run
-   started from), and a batch is written with an atomic overwrite of its own ``_batch_id``: a crashed
-   or failed run that is run again replaces its batch instead of appending it twice. The source's live
-   row count (``deleted_at is null``) is read at the same time, for reconciliation in the gate.
+   values go only to the restricted staging table. Each table has one *open batch*, named after the
+   run that last published the table (:func:`batch_id_for`): every run until the next publish appends
+   to it only the versions bronze does not hold, so a crashed or failed run that is run again adds what
+   changed since and never a version twice, and nothing in bronze is ever replaced or deleted. Batches
+   are read back by their rows (``_batch_id = X``), so compaction or any other file layout changes
+   nothing. The source's live row count (``deleted_at is null``) is read at the same time, for
+   reconciliation in the gate.
    A *full refresh* of a table (``mo sync --full-refresh``) reads it whole instead and writes what bronze
    lacks: rows that differ from bronze's latest version of their id, delete versions for ids the source
-   no longer holds (:func:`_refresh_versions`); the other steps are the same.
+   no longer holds (:func:`_refresh_versions`), appended to the same open batch; the other steps are
+   the same.
 2. :func:`merge_to_audit`. On a fresh branch ``audit_<run_id>`` of each changed silver table (and its
-   restricted PII table), MERGE the latest version per id of the batch: update only when the batch's
+   restricted PII table, with the clear values of the same versions: :func:`_restricted_batch`), MERGE
+   the latest version per id of the batch: update only when the batch's
    ``updated_at`` >= silver's, delete soft-deleted rows, never insert a deleted row. ``spark.wap.branch``
    is set only around each MERGE and always unset afterwards.
 3. :func:`check_gate`. The quality gate (``quality.gates.run_silver_gate``) sees the candidate state of
@@ -64,7 +69,6 @@ from spark_jobs.extract import (
     ExtractWindow,
     format_ts,
     jdbc_source,
-    parse_ts,
     plan_window,
     read_ids,
     read_view,
@@ -77,6 +81,7 @@ from spark_jobs.lake import (
     catalog_relative,
     ensure_layer_tables,
     ensure_ops_tables,
+    ops_table,
     quote,
     restricted_staging_columns,
     restricted_staging_table,
@@ -89,6 +94,7 @@ from spark_jobs.schema_drift import check_source_schema
 from spark_jobs.session import register_catalog, sql_over_frames, temporary_conf
 from spark_jobs.watermarks import (
     advance_watermarks,
+    last_publishers,
     read_runs,
     read_watermarks,
     record_runs,
@@ -104,16 +110,16 @@ log = logging.getLogger(__name__)
 # --- helpers -----------------------------------------------------------------------------------------
 
 
-def batch_id_for(table: str, watermark_from: datetime | None, *, full_refresh: bool = False) -> str:
-    """Deterministic batch id: the same table, starting watermark and kind always give the same batch.
+def batch_id_for(table: str, published_by: str | None) -> str:
+    """The id of a table's *open batch*: every version extracted for it since the run that last published it.
 
-    16 hex characters so Iceberg's column metrics (strings truncated at 16) hold it exactly, which lets a
-    batch be replaced with a metadata-only overwrite of the files carrying it. A full refresh from a
-    watermark is a batch of its own, not the incremental batch from that watermark.
+    Every run until the table's next publish (a retry after a crash or a failed gate, a run over a lost
+    manifest, a full refresh) appends to this one batch, so the bronze versions that silver does not hold
+    yet are always exactly the open batch, and the merge reads it whole. ``published_by`` is the run
+    recorded with the table's watermark (None before the first publish).
     """
-    start = format_ts(watermark_from) if watermark_from else "initial"
-    kind = "refresh|" if full_refresh else ""
-    return hashlib.sha256(f"{table}|{kind}{start}".encode()).hexdigest()[:16]
+    after = published_by or "nothing"
+    return hashlib.sha256(f"{table}|after|{after}".encode()).hexdigest()[:16]
 
 
 def new_run_id() -> str:
@@ -173,12 +179,15 @@ def _run_row(manifest: dict[str, Any], table: str, status: str, detail: str | No
     }
 
 
+REFRESH_DETAIL = "full refresh:"
+
+
 def _refresh_detail(entry: dict[str, Any]) -> str | None:
     """What a full refresh found, for the run record (None for other batches)."""
     if "rows_gone" not in entry:
         return None
     gone = entry["rows_gone"]
-    return f"full refresh: {entry['rows_bronze'] - gone} new versions, {gone} ids gone from the source"
+    return f"{REFRESH_DETAIL} {entry['rows_bronze'] - gone} new versions, {gone} ids gone from the source"
 
 
 def _record(spark, settings: Settings, manifest: dict[str, Any], status: str, detail: str | None = None) -> None:
@@ -208,7 +217,7 @@ def _refresh_versions(changes, held, seen, contract: TableContract, key: bytes):
 
     ``changes`` is the whole source table up to the run's bound, ``held`` every id the source holds
     (:func:`spark_jobs.extract.read_ids`: a row changed while the refresh reads is past the bound but not
-    gone), ``seen`` bronze without this batch. A source row is a new
+    gone), ``seen`` bronze (the open batch included). A source row is a new
     version when bronze's latest version of its id differs in any column (null-safe), which also catches
     a change written without moving ``updated_at``; it keeps the source's ``updated_at``, so the silver
     MERGE (newer or equal wins) applies it. An id whose latest bronze version is live but which the source
@@ -248,18 +257,28 @@ def _write_batch(
     key: bytes,
     *,
     full_refresh: bool = False,
-) -> tuple[int, int]:
-    """Write the window's new versions as bronze batch ``batch_id``; returns (rows in the batch, ids gone)."""
+) -> tuple[int, int, bool]:
+    """Append the window's versions that bronze lacks to the open batch ``batch_id``.
+
+    Returns (rows in the batch, ids gone from the source, whether an earlier attempt had written to the
+    batch). Bronze is append-only history keyed by (id, updated_at): a version it holds already, from an
+    earlier batch (the look-back re-reads them) or from an earlier attempt at this batch (a run that
+    crashed or failed before publishing), is not appended again. Nothing is ever replaced or deleted, so
+    no write depends on which data files hold which rows (compaction, rewrites, another writer).
+    """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     pk, wm = contract.primary_key, contract.watermark
     bronze = bronze_table(settings, contract.table)
+    staging = restricted_staging_table(settings, contract.table) if contract.pii_columns else None
     changes = transform_operation(read_window(spark, settings, source, contract, window), contract)
-    # Versions an earlier batch already recorded (the look-back re-reads them) are not history twice.
-    seen = spark.table(bronze).where(F.col("_batch_id") != batch_id)
+    seen = spark.table(bronze)
     if window.lower is not None:
         seen = seen.where(F.col(wm) > F.lit(format_ts(window.lower)).cast("timestamp"))
+    resumed = any(
+        _any_rows(spark.table(t).where(F.col("_batch_id") == batch_id)) for t in (bronze, staging) if t is not None
+    )
     meta = {
         "_batch_id": F.lit(batch_id),
         "_source": F.lit(source.label),
@@ -280,28 +299,25 @@ def _write_batch(
     bronze_cols = [quote(n) for n, _ in bronze_columns(contract)]
     staging_cols = [quote(n) for n, _ in restricted_staging_columns(contract)]
     with temporary_conf(spark, UNCOMPRESSED_CACHE):
-        if contract.pii_columns:  # read once from the source, tokenised once, written twice
+        if staging:  # read once from the source, tokenised once, written twice
             prepared = prepared.persist(StorageLevel.MEMORY_AND_DISK)
         try:
+            # What to append is decided from bronze as it is before this attempt writes anything.
+            gone_count = gone.count() if gone is not None else 0
+            if staging:
+                # Clear values first: a crash between the two appends leaves clear values whose version
+                # bronze lacks (never read, emptied on publish), never a version without its clear values.
+                # The restricted side of a delete needs none (see _restricted_batch).
+                prepared.select(*staging_cols).writeTo(staging).append()
             rows = prepared.select(*bronze_cols)
             if gone is not None:
                 rows = rows.unionByName(gone.select(*bronze_cols))
-            rows.writeTo(bronze).overwrite(F.col("_batch_id") == batch_id)
-            if contract.pii_columns:
-                staging = restricted_staging_table(settings, contract.table)
-                clear = prepared.select(*staging_cols)
-                if gone is not None:
-                    # the clear values of a gone id come from the restricted table, to be deleted with it
-                    restricted = spark.table(restricted_table(settings, contract.table))
-                    held = restricted.join(gone.select(pk), pk, "left_semi").withColumns(meta)
-                    clear = clear.unionByName(held.withColumn("_operation", F.lit("delete")).select(*staging_cols))
-                clear.writeTo(staging).overwrite(F.col("_batch_id") == batch_id)
-            gone_count = gone.count() if gone is not None else 0
+            rows.writeTo(bronze).append()
         finally:
             prepared.unpersist()
             if gone is not None:
                 gone.unpersist()
-    return spark.table(bronze).where(F.col("_batch_id") == batch_id).count(), gone_count
+    return spark.table(bronze).where(F.col("_batch_id") == batch_id).count(), gone_count, resumed
 
 
 def extract_to_bronze(
@@ -340,6 +356,7 @@ def extract_to_bronze(
         register_catalog(spark, settings)
         ensure_ops_tables(spark, settings)
         watermarks = read_watermarks(spark, settings)
+        publishers = last_publishers(spark, settings)
         run_id = new_run_id()
         started = utcnow()
         manifest: dict[str, Any] = {
@@ -357,9 +374,9 @@ def extract_to_bronze(
             wm_from = watermarks.get(name)
             refresh = name in full_refresh and wm_from is not None  # a first load reads everything anyway
             window = plan_window(engine, contract, wm_from - lookback if wm_from and not refresh else None)
-            batch_id = batch_id_for(name, wm_from, full_refresh=refresh)
+            batch_id = batch_id_for(name, publishers.get(name))
             table_started = time.perf_counter()
-            rows_bronze, gone = _write_batch(
+            rows_bronze, gone, resumed = _write_batch(
                 spark, settings, source, contract, window, batch_id, started, key, full_refresh=refresh
             )
             log.info("%s: %d rows to bronze (%.1fs)", name, rows_bronze, time.perf_counter() - table_started)
@@ -375,6 +392,7 @@ def extract_to_bronze(
                 "pending_ids": view.pending_ids,
                 "has_pii": bool(contract.pii_columns),
                 "columns_added": added,
+                "resumed": resumed,
             }
             if refresh:
                 manifest["tables"][name].update(full_refresh=True, rows_gone=gone)
@@ -412,8 +430,29 @@ def _latest_per_id(batch, pk: str, wm: str):
     return ranked.where(F.col("_rank") == 1).drop("_rank")
 
 
+def _restricted_batch(spark, settings: Settings, contract: TableContract, batch_id: str, latest):
+    """The restricted table's side of a batch: for each id, the clear values of exactly the version silver
+    gets (``latest``, bronze's latest version per id in the batch).
+
+    Staging rows pair with bronze rows by (id, updated_at, ``_extracted_at``): the attempt that appended a
+    version wrote its clear values with the same ``_extracted_at`` just before. Clear values of versions
+    bronze does not hold (an attempt that died between the two appends) are not read. A delete needs no
+    clear values: it removes the id's row whatever staging holds.
+    """
+    from pyspark.sql import functions as F
+
+    pk, wm = contract.primary_key, contract.watermark
+    staging = spark.table(restricted_staging_table(settings, contract.table)).where(F.col("_batch_id") == batch_id)
+    clear = staging.drop("_operation", "_batch_id").withColumn("_clear", F.lit(True))
+    versions = latest.select(pk, wm, "_extracted_at", "_operation").join(clear, [pk, wm, "_extracted_at"], "left")
+    return versions.where((F.col("_operation") == "delete") | F.col("_clear").isNotNull())
+
+
 def merge_to_audit(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, Any]:
-    """MERGE each table's bronze batch into silver on the run's audit branch (main is not touched)."""
+    """MERGE each table's bronze batch into silver on the run's audit branch (main is not touched).
+
+    The batch is read by its rows (``_batch_id = X``), never by which files hold it.
+    """
     from pyspark.sql import functions as F
 
     register_catalog(spark, settings)
@@ -423,12 +462,23 @@ def merge_to_audit(spark, settings: Settings, manifest: dict[str, Any]) -> dict[
         entry["audit_snapshots"] = {}
         if not entry["rows_bronze"]:
             continue
-        pk, wm = contracts[name].primary_key, contracts[name].watermark
+        contract = contracts[name]
+        pk, wm = contract.primary_key, contract.watermark
+        batch = spark.table(bronze_table(settings, name)).where(F.col("_batch_id") == entry["batch_id"])
+        # Written by one attempt from the first watermark, a batch holds one version per id (the source's
+        # key); a batch earlier attempts wrote to too (or one of a rebuilt manifest) may hold several.
+        single = entry["watermark_from"] is None and entry.get("resumed") is False
+        latest = batch if single else _latest_per_id(batch, pk, wm)
         for target, batch_table in _audit_targets(settings, name, entry["has_pii"]):
             # a rerun starts again from main, so merging twice gives the same branch
             _drop_branch(spark, target, branch)
             spark.sql(f"ALTER TABLE {target} CREATE BRANCH {quote(branch)}")
-            batch = spark.table(batch_table).where(F.col("_batch_id") == entry["batch_id"])
+            if batch_table == bronze_table(settings, name):
+                rows = latest
+            elif single:
+                rows = spark.table(batch_table).where(F.col("_batch_id") == entry["batch_id"])
+            else:
+                rows = _restricted_batch(spark, settings, contract, entry["batch_id"], latest)
             columns = spark.table(target).columns
             started = time.perf_counter()
             first_load = _main_snapshot(spark, target) is None
@@ -436,15 +486,13 @@ def merge_to_audit(spark, settings: Settings, manifest: dict[str, Any]) -> dict[
             try:
                 if first_load:
                     # Nothing published yet: the live rows are appended, no MERGE join against silver.
-                    # A batch read from the first watermark holds one version per id (the source's key).
-                    rows = batch if entry["watermark_from"] is None else _latest_per_id(batch, pk, wm)
-                    rows = rows.where(F.col("_operation") != "delete").select(*[quote(c) for c in columns])
                     # Each read task writes its own rows into the buckets (fanout) instead of shuffling
                     # the whole table by bucket first; compaction evens the files out later.
+                    rows = rows.where(F.col("_operation") != "delete").select(*[quote(c) for c in columns])
                     rows.writeTo(target).option("distribution-mode", "none").option("fanout-enabled", "true").append()
                 else:
                     view = f"mo_batch_{name}"
-                    _latest_per_id(batch, pk, wm).createOrReplaceTempView(view)
+                    rows.createOrReplaceTempView(view)
                     spark.sql(_merge_sql(target, view, columns, pk, wm))
             finally:
                 spark.conf.unset("spark.wap.branch")
@@ -720,11 +768,19 @@ def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> 
         raise MoError(f"no sync {which} recorded in {settings.catalog_name}.ops.sync_runs")
     run_id = rows[0]["run_id"]
     contracts = load_source_contracts()
+    # a full refresh says so in the detail of the run's records (its 'extracted' one at least)
+    runs = ops_table(settings, "sync_runs")
+    refreshed = {
+        r["table"]
+        for r in spark.sql(
+            f"SELECT DISTINCT `table` FROM {runs} WHERE run_id = :run_id AND detail LIKE '{REFRESH_DETAIL}%'",
+            args={"run_id": run_id},
+        ).collect()
+    }
     tables = {}
     for r in rows:
         contract = contracts.get(r["table"])
-        start = parse_ts(r["watermark_from"])
-        refresh = start is not None and r["batch_id"] == batch_id_for(r["table"], start, full_refresh=True)
+        refresh = r["table"] in refreshed
         tables[r["table"]] = {
             "batch_id": r["batch_id"],
             "watermark_from": r["watermark_from"],

@@ -55,6 +55,13 @@ def read_watermarks(spark, settings: Settings) -> dict[str, datetime]:
     return {table: mark for table, mark in marks.items() if mark is not None}
 
 
+def last_publishers(spark, settings: Settings) -> dict[str, str]:
+    """Per table, the run that last published it (``last_run_id``): what names the table's open batch."""
+    ensure_ops_tables(spark, settings)
+    rows = spark.sql(f"SELECT `table`, last_run_id FROM {ops_table(settings, 'watermarks')}").collect()
+    return {r["table"]: r["last_run_id"] for r in rows if r["last_run_id"]}
+
+
 def advance_watermarks(spark, settings: Settings, run_id: str, marks: dict[str, datetime | str | None]) -> None:
     """Set each table's published watermark (one commit for all tables of the run)."""
     marks = {t: m for t, m in marks.items() if m is not None}

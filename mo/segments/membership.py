@@ -399,14 +399,33 @@ def refresh_segments(
         members = counts.get(definition.id, 0)
         report.segments.append(SegmentResult(definition.id, version, definition.kind, members, note))
         run_rows.append((run_id, as_of, definition.id, version, definition.kind, members, computed_at))
-    runs = spark.createDataFrame(
+    record_runs(spark, settings, run_id, run_rows)
+    report.segments.sort(key=lambda s: s.segment_id)
+    return report
+
+
+def record_runs(spark, settings: Settings, run_id: str, run_rows: list[tuple]) -> None:
+    """Replace the rows of ``run_id`` in ``segments.runs`` by ``run_rows``, in one commit.
+
+    A MERGE works row by row: an overwrite by ``run_id`` would only work while no data file holds rows of
+    several runs, which any compaction of the table undoes.
+    """
+    if not RUN_ID.match(run_id):
+        raise MoError(f"run id {run_id!r} must be 1-200 letters, digits or _ . : + -")
+    spark.createDataFrame(
         run_rows,
         "run_id string, as_of_date date, segment_id string, segment_version int, kind string, "
         "member_count bigint, computed_at timestamp",
+    ).createOrReplaceTempView("mo_segment_runs")
+    spark.sql(
+        f"""
+        MERGE INTO {_table(settings, "runs")} t USING mo_segment_runs s
+        ON t.run_id = s.run_id AND t.segment_id = s.segment_id
+        WHEN MATCHED THEN UPDATE SET *
+        WHEN NOT MATCHED THEN INSERT *
+        WHEN NOT MATCHED BY SOURCE AND t.run_id = '{run_id}' THEN DELETE
+        """
     )
-    runs.writeTo(_table(settings, "runs")).overwrite(F.col("run_id") == F.lit(run_id))
-    report.segments.sort(key=lambda s: s.segment_id)
-    return report
 
 
 def refresh_from_folder(
