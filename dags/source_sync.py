@@ -20,7 +20,11 @@ customers, consents, complaints, and their reference tables) into the Iceberg la
    delete version, rows changed without a new `updated_at` a new version (the gate validates them whole);
 4. **publish**: fast-forward silver to the audited state, advance watermarks, emit the `silver` asset
    that downstream DAGs (profiles, segments) are scheduled on;
-5. **maintain**: once a day (`MO_MAINTENANCE_INTERVAL_HOURS`), compact the lake tables, apply
+5. **reconcile**: once a day (`MO_RECONCILE_INTERVAL_HOURS`), compare silver with the source by
+   content (row hashes over id ranges, bisecting only ranges that differ) and re-sync exactly the
+   differing ids through the gated full-refresh path (`mo reconcile --repair`); results in
+   `ops.reconcile_runs` and `mo status`;
+6. **maintain**: once a day (`MO_MAINTENANCE_INTERVAL_HOURS`), compact the lake tables, apply
    merge-on-read deletes and expire old snapshots. It runs after publish inside the same run, so it
    never races an open audit branch.
 
@@ -87,12 +91,18 @@ def source_sync():
         return sync_publish(manifest)
 
     @task
-    def maintain(_published: dict) -> dict:
+    def reconcile(_published: dict) -> dict:
+        from mo.pipelines import source_reconcile
+
+        return source_reconcile()
+
+    @task
+    def maintain(_reconciled: dict) -> dict:
         from mo.pipelines import lake_maintenance
 
         return lake_maintenance()
 
-    maintain(publish(gate(merge(extract()))))
+    maintain(reconcile(publish(gate(merge(extract())))))
 
 
 source_sync()

@@ -143,6 +143,26 @@ def sync(tables: tuple[str, ...], full_gate: bool, full_refresh: bool) -> None:
 
 
 @cli.command()
+@click.option("--table", "tables", multiple=True, help="Reconcile only these tables (default: all contracts)")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Re-sync the differing ids through the gated full-refresh path (bronze, merge, gate, publish)",
+)
+def reconcile(tables: tuple[str, ...], repair: bool) -> None:
+    """Compare silver with the source by content (row hashes over id ranges); list or repair what differs."""
+    from spark_jobs.reconcile import reconcile as run_reconcile
+    from spark_jobs.session import get_spark
+    from spark_jobs.sync import _contracts
+
+    settings = get_settings()
+    _contracts(list(tables) or None, None)  # an unknown table is one line, before Spark starts
+    if repair:
+        settings.require_pii_key()
+    _echo_json(run_reconcile(get_spark(settings), settings, list(tables) or None, repair=repair))
+
+
+@cli.command()
 @click.option("--table", "tables", multiple=True, help="Maintain only these tables (default: all contracts)")
 @click.option("--force", is_flag=True, help="Run even if the last maintenance is recent")
 def maintain(tables: tuple[str, ...], force: bool) -> None:

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     # (0: always whole)
     gate_full_interval_hours: int = 24
 
+    # Content reconciliation (`mo reconcile`, daily in source_sync): the id space is cut into this many
+    # ranges per level, a differing range is cut again until it holds at most leaf_rows rows, then its rows
+    # are compared one by one
+    reconcile_parts: int = Field(default=64, ge=2)
+    reconcile_leaf_rows: int = Field(default=2000, ge=1)
+    reconcile_interval_hours: float = Field(default=24.0, ge=0)
+
     # Lake maintenance (compaction, snapshot expiry): at most once per interval, at the end of a sync
     maintenance_interval_hours: int = 24
     snapshot_retention_hours: int = 7 * 24  # how far back time travel on lake tables reaches

@@ -57,6 +57,19 @@ def sync_publish(manifest: dict[str, Any]) -> dict[str, Any]:
     return publish(spark, settings, manifest)
 
 
+def source_reconcile(*, force: bool = False) -> dict[str, Any]:
+    """Compare silver with the source by content and repair the differing ids (gated), once a day.
+
+    Skipped (``{"skipped": ...}``) while every table was reconciled within ``MO_RECONCILE_INTERVAL_HOURS``.
+    """
+    from spark_jobs.reconcile import reconcile, reconcile_due
+
+    spark, settings = _spark_and_settings()
+    if not force and not reconcile_due(spark, settings):
+        return {"skipped": f"reconciled within the last {settings.reconcile_interval_hours:g} h"}
+    return reconcile(spark, settings, repair=True)
+
+
 def lake_maintenance() -> dict[str, Any]:
     """Compact and expire snapshots of the lake tables if the last maintenance is older than the interval."""
     from spark_jobs.maintenance import maintain_lake

@@ -145,6 +145,28 @@ def health_problems(report: dict[str, Any], *, now: datetime, max_sync_age_hours
     return problems
 
 
+def reconcile_report(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per table, its latest content reconciliation (``ops.reconcile_runs``; empty before the first)."""
+    from spark_jobs.reconcile import reconcile_history
+    from spark_jobs.session import get_spark
+
+    return reconcile_history(get_spark(settings), settings)
+
+
+def reconcile_problems(report: dict[str, Any]) -> list[str]:
+    """A table whose latest reconciliation found rows differing from the source and did not repair them."""
+    problems = []
+    for name, row in (report.get("tables") or {}).items():
+        last = row.get("reconcile") or {}
+        if last.get("status") in ("differs", "repair_failed"):
+            how = f"repair failed: {last.get('detail') or '-'}" if last["status"] == "repair_failed" else "not repaired"
+            problems.append(
+                f"{name}: {last['rows_differing']} rows differ from the source by content (reconciled "
+                f"{last['reconciled_at']} UTC, {how}); run mo reconcile --table {name} --repair"
+            )
+    return problems
+
+
 def collect_status(settings: Settings) -> dict[str, Any]:
     source = source_live_counts(settings)
     lake, events, marts = _lake_counts(settings)
@@ -159,6 +181,9 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         }
         for name in load_source_contracts()
     }
+    for name, last in reconcile_report(settings).items():
+        if name in tables:
+            tables[name]["reconcile"] = last
     now = datetime.now(UTC)
     report = {
         "generated_at": now.replace(tzinfo=None).isoformat(timespec="seconds") + "Z",
@@ -173,6 +198,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     report["problems"] = health_problems(
         report, now=now, max_sync_age_hours=settings.sync_max_age_hours, max_waiting=settings.events_max_waiting
     )
+    report["problems"] = [*report["problems"], *reconcile_problems(report)]
     return report
 
 
@@ -187,6 +213,15 @@ def format_status(report: dict[str, Any]) -> str:
         cells = [("-" if row[k] is None else str(row[k])) for k in ("source", "bronze", "silver")]
         mark = "" if row["in_sync"] else "  (out of sync)"
         lines.append(f"{name:<18}{cells[0]:>10}{cells[1]:>10}{cells[2]:>10}  {row['last_sync_at'] or '-':<22}{mark}")
+    reconciled = {name: row["reconcile"] for name, row in report["tables"].items() if row.get("reconcile")}
+    if reconciled:
+        lines.append("")
+        lines.append(f"{'content':<18}{'differing':>10}{'pending':>10}  {'last reconciled (UTC)':<22}  status")
+        for name, last in reconciled.items():
+            lines.append(
+                f"{name:<18}{last['rows_differing']:>10}{last['rows_pending']:>10}  {last['reconciled_at']:<22}"
+                f"  {last['status']}"
+            )
     events = report.get("events") or {}
     lines.append("")
     lines.append(f"events   bronze {events.get('events', '-')}   dead-lettered {events.get('dead_letter', '-')}")

@@ -119,6 +119,7 @@ class ExtractWindow:
     rows: int
     min_id: int | None
     max_id: int | None
+    ids: tuple[int, ...] | None = None  # a repair reads only these ids (see spark_jobs.reconcile)
 
 
 def window_filter(contract: TableContract, window: ExtractWindow) -> str:
@@ -128,22 +129,36 @@ def window_filter(contract: TableContract, window: ExtractWindow) -> str:
         conds.append(f"{wm} > '{format_ts(window.lower)}'")
     if window.upper is not None:
         conds.append(f"{wm} <= '{format_ts(window.upper)}'")
+    if window.ids is not None:
+        conds.append(ids_filter(contract, window.ids))
     return " AND ".join(conds) or "1 = 1"
 
 
-def plan_window(engine: Engine, contract: TableContract, lower: datetime | None) -> ExtractWindow:
-    """Bounds and size of the window, read in one transaction just before the extraction."""
+def ids_filter(contract: TableContract, ids: tuple[int, ...]) -> str:
+    return f"{contract.primary_key} IN ({', '.join(str(int(i)) for i in ids) or 'NULL'})"
+
+
+def plan_window(
+    engine: Engine, contract: TableContract, lower: datetime | None, *, ids: tuple[int, ...] | None = None
+) -> ExtractWindow:
+    """Bounds and size of the window, read in one transaction just before the extraction.
+
+    ``ids``: only those rows, whatever their watermark (a repair of ids found by ``mo reconcile``).
+    """
     wm, pk, table = contract.watermark, contract.primary_key, contract.table
-    where = f"WHERE {wm} > '{format_ts(lower)}'" if lower else ""
+    conds = ([f"{wm} > '{format_ts(lower)}'"] if lower else []) + (
+        [ids_filter(contract, ids)] if ids is not None else []
+    )
+    where = f"WHERE {' AND '.join(conds)}" if conds else ""
     with engine.connect() as conn:
         upper = parse_ts(conn.execute(text(f"SELECT max({wm}) FROM {table} {where}")).scalar())
-        window = ExtractWindow(lower, upper, 0, None, None)
+        window = ExtractWindow(lower, upper, 0, None, None, ids)
         rows, min_id, max_id = 0, None, None
         if upper is not None:
             rows, min_id, max_id = conn.execute(
                 text(f"SELECT count(*), min({pk}), max({pk}) FROM {table} WHERE {window_filter(contract, window)}")
             ).one()
-    return ExtractWindow(lower, upper, int(rows or 0), min_id, max_id)
+    return ExtractWindow(lower, upper, int(rows or 0), min_id, max_id, ids)
 
 
 @dataclass(frozen=True)
@@ -222,8 +237,11 @@ def read_window(spark, settings: Settings, source: JdbcSource, contract: TableCo
     return transform_contract_types(raw, contract)
 
 
-def read_ids(spark, settings: Settings, source: JdbcSource, contract: TableContract):
-    """Every id the source holds, whatever its watermark: what a full refresh takes as not deleted.
+def read_ids(
+    spark, settings: Settings, source: JdbcSource, contract: TableContract, ids: tuple[int, ...] | None = None
+):
+    """Every id the source holds (of ``ids``, if given), whatever its watermark: what a full refresh takes
+    as not deleted.
 
     The refresh's window ends at its bound, so a row changed while the refresh reads is outside it;
     only an id missing from this read is gone from the source.
@@ -231,7 +249,8 @@ def read_ids(spark, settings: Settings, source: JdbcSource, contract: TableContr
     from pyspark.sql import functions as F
 
     pk = contract.primary_key
-    reader = _jdbc_reader(spark, settings, source, f"(SELECT {pk} FROM {contract.table}) ids")
+    where = f" WHERE {ids_filter(contract, ids)}" if ids is not None else ""
+    reader = _jdbc_reader(spark, settings, source, f"(SELECT {pk} FROM {contract.table}{where}) ids")
     if source.dialect == "sqlite":
         reader = reader.option("customSchema", f"{pk} BIGINT")
     return reader.load().select(F.col(pk).cast("bigint").alias(pk))

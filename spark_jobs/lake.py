@@ -244,3 +244,13 @@ def ensure_layer_tables(spark, settings: Settings, contract: TableContract) -> l
             spark.sql(f"ALTER TABLE {table_name} SET TBLPROPERTIES ({settings_sql})")
         added += [n for n in _add_missing_columns(spark, table_name, columns) if n not in added]
     return added
+
+
+def ensure_ops_table(spark, settings: Settings, name: str, columns: tuple[tuple[str, str], ...]) -> None:
+    """Create ``ops.<name>`` with ``columns`` if missing, or add the columns it lacks."""
+    ensure_namespaces(spark, settings)
+    table_name = ops_table(settings, name)
+    if not spark.catalog.tableExists(table_name):
+        _create(spark, table_name, columns, None, {"format-version": "2"})
+    else:
+        _add_missing_columns(spark, table_name, columns)

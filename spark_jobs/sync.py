@@ -57,7 +57,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -212,7 +212,7 @@ def _audit_targets(settings: Settings, table: str, has_pii: bool) -> list[tuple[
 UNCOMPRESSED_CACHE = {"spark.sql.inMemoryColumnarStorage.compressed": "false"}
 
 
-def _refresh_versions(changes, held, seen, contract: TableContract, key: bytes):
+def _refresh_versions(changes, held, seen, contract: TableContract, key: bytes, *, force: bool = False):
     """A full refresh's new history: (source rows bronze does not hold as they are, ids gone from the source).
 
     ``changes`` is the whole source table up to the run's bound, ``held`` every id the source holds
@@ -222,7 +222,8 @@ def _refresh_versions(changes, held, seen, contract: TableContract, key: bytes):
     a change written without moving ``updated_at``; it keeps the source's ``updated_at``, so the silver
     MERGE (newer or equal wins) applies it. An id whose latest bronze version is live but which the source
     no longer holds (deleted outside the soft delete) gets a delete version: its latest bronze version
-    with ``_operation = 'delete'``.
+    with ``_operation = 'delete'``. ``force`` (a repair of ids known to differ from silver) makes every
+    source row a new version, even one bronze already holds as it is.
     """
     from functools import reduce
 
@@ -238,7 +239,7 @@ def _refresh_versions(changes, held, seen, contract: TableContract, key: bytes):
     operation = F.when(F.col("_operation") == "delete", "delete").when(known, "update").otherwise("insert")
     fresh = (
         current.join(previous, pk, "left")
-        .where(F.col("_known").isNull() | differs)
+        .where(F.lit(force) | F.col("_known").isNull() | differs)
         .withColumn("_operation", operation)
         .select(*[quote(c) for c in current.columns])
     )
@@ -274,6 +275,8 @@ def _write_batch(
     staging = restricted_staging_table(settings, contract.table) if contract.pii_columns else None
     changes = transform_operation(read_window(spark, settings, source, contract, window), contract)
     seen = spark.table(bronze)
+    if window.ids is not None:  # a repair of some ids compares with their versions only
+        seen = seen.where(F.col(pk).isin(list(window.ids)))
     if window.lower is not None:
         seen = seen.where(F.col(wm) > F.lit(format_ts(window.lower)).cast("timestamp"))
     resumed = any(
@@ -289,8 +292,8 @@ def _write_batch(
     if not _any_rows(seen):
         prepared = with_pii_outputs(changes, contract, key).withColumns(meta)
     elif full_refresh:
-        held = read_ids(spark, settings, source, contract)
-        fresh, gone = _refresh_versions(changes, held, seen, contract, key)
+        held = read_ids(spark, settings, source, contract, window.ids)
+        fresh, gone = _refresh_versions(changes, held, seen, contract, key, force=window.ids is not None)
         prepared = fresh.withColumns(meta)
         gone = gone.withColumns(meta).persist(StorageLevel.MEMORY_AND_DISK)
     else:
@@ -328,6 +331,7 @@ def extract_to_bronze(
     contracts_dir: Path | str | None = None,
     full_gate: bool = False,
     full_refresh: Collection[str] = (),
+    repair_ids: Mapping[str, Collection[int]] | None = None,
 ) -> dict[str, Any]:
     """Extract each table's changed rows into bronze; returns the run manifest (JSON-serialisable).
 
@@ -335,6 +339,8 @@ def extract_to_bronze(
     ``full_refresh`` names tables read whole instead of from their watermark, to reconcile silver with a
     source that changed behind the watermark's back: rows deleted outside the soft delete, rows changed
     without moving ``updated_at`` (see :func:`_refresh_versions`). Their gate validates them whole.
+    ``repair_ids`` restricts the full refresh of a table to those ids (what ``mo reconcile --repair``
+    found differing); its watermark does not move.
 
     Configuration, the source connection and schema drift are checked with SQLAlchemy before Spark
     is touched, so those errors come back as one line without a JVM stack.
@@ -373,14 +379,16 @@ def extract_to_bronze(
             added = ensure_layer_tables(spark, settings, contract)
             wm_from = watermarks.get(name)
             refresh = name in full_refresh and wm_from is not None  # a first load reads everything anyway
-            window = plan_window(engine, contract, wm_from - lookback if wm_from and not refresh else None)
+            ids = tuple(sorted(repair_ids[name])) if refresh and repair_ids and name in repair_ids else None
+            window = plan_window(engine, contract, wm_from - lookback if wm_from and not refresh else None, ids=ids)
             batch_id = batch_id_for(name, publishers.get(name))
             table_started = time.perf_counter()
             rows_bronze, gone, resumed = _write_batch(
                 spark, settings, source, contract, window, batch_id, started, key, full_refresh=refresh
             )
             log.info("%s: %d rows to bronze (%.1fs)", name, rows_bronze, time.perf_counter() - table_started)
-            wm_to = max(filter(None, (wm_from, window.upper)), default=None)
+            # a repair reads some ids, not everything up to a bound: the watermark stays
+            wm_to = wm_from if ids is not None else max(filter(None, (wm_from, window.upper)), default=None)
             view = read_view(engine, contract, wm_to)
             manifest["tables"][name] = {
                 "batch_id": batch_id,
@@ -731,6 +739,7 @@ def run_sync(
     gate: Gate | None = None,
     full_gate: bool = False,
     full_refresh: Collection[str] = (),
+    repair_ids: Mapping[str, Collection[int]] | None = None,
 ) -> dict[str, Any]:
     """Extract, merge on audit branches, gate, publish. Returns the published manifest.
 
@@ -739,7 +748,13 @@ def run_sync(
     """
     gate = gate or _default_gate()  # fail before extracting if the gate cannot run at all
     manifest = extract_to_bronze(
-        spark, settings, tables, contracts_dir=contracts_dir, full_gate=full_gate, full_refresh=full_refresh
+        spark,
+        settings,
+        tables,
+        contracts_dir=contracts_dir,
+        full_gate=full_gate,
+        full_refresh=full_refresh,
+        repair_ids=repair_ids,
     )
     try:
         manifest = merge_to_audit(spark, settings, manifest)

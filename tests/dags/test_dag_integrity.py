@@ -35,11 +35,12 @@ def test_no_catchup_and_documented(dagbag):
         assert dag.doc_md and len(dag.doc_md) > 100, f"{dag_id} needs its module docstring as DAG docs"
 
 
-def test_source_sync_is_extract_merge_gate_publish_maintain(dagbag):
+def test_source_sync_is_extract_merge_gate_publish_reconcile_maintain(dagbag):
     dag = dagbag["source_sync"]
     order = [t.task_id for t in dag.topological_sort()] if hasattr(dag, "topological_sort") else None
-    assert set(dag.task_ids) == {"extract", "merge", "gate", "publish", "maintain"}
-    assert dag.get_task("maintain").upstream_task_ids == {"publish"}
+    assert set(dag.task_ids) == {"extract", "merge", "gate", "publish", "reconcile", "maintain"}
+    assert dag.get_task("maintain").upstream_task_ids == {"reconcile"}
+    assert dag.get_task("reconcile").upstream_task_ids == {"publish"}
     assert dag.get_task("publish").upstream_task_ids == {"gate"}
     assert dag.get_task("gate").upstream_task_ids == {"merge"}
     assert dag.get_task("merge").upstream_task_ids == {"extract"}

@@ -238,8 +238,8 @@ def writes_while_extracting(table: str, write: Callable[[], None]) -> Iterator[N
 
     planned = sync.plan_window
 
-    def plan_then_write(engine, contract, lower):
-        window = planned(engine, contract, lower)
+    def plan_then_write(engine, contract, lower, **kwargs):
+        window = planned(engine, contract, lower, **kwargs)
         if contract.table == table:
             write()
         return window

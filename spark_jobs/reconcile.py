@@ -1,0 +1,608 @@
+"""`mo reconcile`: compare silver with the source by content, find the rows that differ, repair exactly those.
+
+The sync's gate compares counts; a row changed in the source without a new ``updated_at``, inserted with
+one older than the look-back, or deleted outside the soft delete keeps the counts equal (or is missed by
+the watermark altogether) and silver silently differs. This module compares content, the way data-diff
+tools do, cheaply enough to run daily on the largest tables:
+
+1. **Row hashes on both sides.** Each live row (``deleted_at`` null, ``updated_at`` up to the table's
+   published watermark: a row changed after it is the next sync's business) is encoded canonically as text
+   (:func:`field_sql` in the source's SQL, :func:`field_col` in Spark) and hashed with MD5; the first 16 hex
+   digits make two 32-bit numbers ``h1`` and ``h2``. The source computes them in SQL (SQLite, which has no
+   MD5, through a function registered on the Python connection), so only aggregates cross the wire.
+2. **Ranges.** The id space ``[lo, hi)`` is cut into ``MO_RECONCILE_PARTS`` ranges; per range each side
+   returns ``count(*)``, ``sum(h1)``, ``sum(h2)`` (sums fit a bigint up to 2^31 rows). Equal triples: the
+   range agrees. A range that differs is cut again, until it holds at most ``MO_RECONCILE_LEAF_ROWS`` rows
+   on either side; then both sides list (id, h1, h2) for it and the ids are compared one by one. A
+   difference costs one query per level (all differing ranges of a level in one ``UNION ALL``).
+3. **Pending, not different.** A differing id whose source row has ``updated_at`` after the watermark
+   was changed in the source since the last sync: the next sync takes it, so it is reported as pending.
+4. **Repair** (``--repair``): the differing ids of each table go through the sync's gated full-refresh
+   path restricted to those ids (:func:`spark_jobs.sync.run_sync` with ``repair_ids``): read from the
+   source, compared with bronze, written as a bronze batch, merged on audit branches, gated, published.
+   There is no second write path.
+
+Canonical encoding (identical in the three SQL dialects and Spark): a NULL is ``N``; any other value is
+``<characters>:<text>``, so NULL, the empty string and the text ``N`` all differ and no separator can be
+forged. Text per type: strings as they are; integers in decimal; booleans ``1``/``0``; decimals with
+exactly the contract's scale (``12.50``); dates ``YYYY-MM-DD``; timestamps ``YYYY-MM-DD HH:MM:SS.ffffff``
+(UTC, as the sync stores them). The row's text is its columns' encodings in contract order.
+
+PII: silver holds tokens and masks, the source clear values. The source cannot compute the tokens (the
+HMAC key must not be sent to the source database, where statement logs would keep it, and SQLite has no
+HMAC), and re-tokenising in Spark would mean reading every clear value from the source, which is the full
+refresh this replaces. So the Spark side hashes silver joined with ``silver_restricted.<table>_pii``'s clear
+values on id: both sides hash the same clear text. Tokens and masks are not compared with the source; they
+are derived from the restricted clear values in the same step that writes both, and a repair rewrites both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+
+from mo.config import Settings
+from mo.contracts import ColumnContract, TableContract, load_source_contracts
+from mo.errors import ConfigError, MoError
+from spark_jobs.extract import format_ts, jdbc_source
+from spark_jobs.lake import ensure_ops_table, ops_table, quote, restricted_table, silver_table
+from spark_jobs.watermarks import _frame, read_watermarks, utcnow
+
+log = logging.getLogger(__name__)
+
+RECONCILE_RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "string"),
+    ("table", "string"),
+    ("reconciled_at", "timestamp"),
+    ("status", "string"),  # in_sync | differs | repaired | repair_failed | skipped
+    ("watermark", "timestamp"),  # rows up to this updated_at were compared
+    ("source_rows", "bigint"),
+    ("silver_rows", "bigint"),
+    ("rows_differing", "bigint"),  # ids whose content differs (pending ones left out)
+    ("differing_ids", "array<bigint>"),  # the first MAX_RECORDED_IDS of them
+    ("rows_pending", "bigint"),  # differing ids the source changed after the watermark (next sync's)
+    ("ids_repaired", "bigint"),
+    ("ranges_compared", "bigint"),
+    ("seconds", "double"),
+    ("repair_run_id", "string"),
+    ("detail", "string"),
+)
+MAX_RECORDED_IDS = 1000
+# A statement never carries more than this many ranges (UNION ALL branches) or ids (IN lists).
+MAX_RANGES_PER_QUERY = 200
+
+Gate = Callable[..., Any]
+
+
+# --- canonical encoding: SQL side ------------------------------------------------------------------
+
+
+def _concat(dialect: str, parts: Sequence[str]) -> str:
+    if dialect == "mysql":
+        return f"CONCAT({', '.join(parts)})"
+    return "(" + " || ".join(parts) + ")"
+
+
+def _value_text_sql(column: ColumnContract, dialect: str) -> str:
+    """The canonical text of a non-null value of ``column`` as a SQL expression."""
+    c, kind = column.name, column.type
+    if kind == "string":
+        return f"CAST({c} AS TEXT)" if dialect == "sqlite" else c
+    if kind in ("int", "bigint"):
+        return {
+            "postgresql": f"CAST({c} AS TEXT)",
+            "mysql": f"CAST({c} AS CHAR)",
+            "sqlite": f"CAST(CAST({c} AS INTEGER) AS TEXT)",
+        }[dialect]
+    if kind == "boolean":
+        truth = c if dialect == "postgresql" else f"{c} <> 0"
+        return f"CASE WHEN {truth} THEN '1' ELSE '0' END"
+    if kind.startswith("decimal("):
+        precision, scale = (int(x) for x in kind[len("decimal(") : -1].split(","))
+        return {
+            "postgresql": f"CAST(round(CAST({c} AS NUMERIC), {scale}) AS TEXT)",
+            "mysql": f"CAST(CAST({c} AS DECIMAL({precision},{scale})) AS CHAR)",
+            # SQLite keeps NUMERIC as REAL or INTEGER: printed with the scale, as Spark prints the decimal
+            "sqlite": f"printf('%.{scale}f', {c})",
+        }[dialect]
+    if kind == "date":
+        return {
+            "postgresql": f"to_char({c}, 'YYYY-MM-DD')",
+            "mysql": f"DATE_FORMAT({c}, '%Y-%m-%d')",
+            "sqlite": f"substr(CAST({c} AS TEXT), 1, 10)",
+        }[dialect]
+    if kind == "timestamp":
+        if dialect == "postgresql":
+            return f"to_char({c}, 'YYYY-MM-DD HH24:MI:SS.US')"
+        if dialect == "mysql":
+            return f"DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s.%f')"
+        # SQLAlchemy writes 'YYYY-MM-DD HH:MM:SS.ffffff'; other writers may leave out the fraction or the T
+        t = f"replace(CAST({c} AS TEXT), 'T', ' ')"
+        return f"CASE WHEN length({t}) = 19 THEN {t} || '.000000' ELSE substr({t} || '000000', 1, 26) END"
+    raise ConfigError(f"no canonical encoding for {column.name} of type {kind}: reconcile cannot compare it")
+
+
+def field_sql(column: ColumnContract, dialect: str) -> str:
+    """``N`` for NULL, else ``<characters>:<text>`` (see the module doc), as a SQL expression."""
+    value = _value_text_sql(column, dialect)
+    length = {"postgresql": f"CAST(length({value}) AS TEXT)", "mysql": f"CHAR_LENGTH({value})"}.get(
+        dialect, f"length({value})"
+    )
+    encoded = _concat(dialect, [length, "':'", value])
+    return f"CASE WHEN {column.name} IS NULL THEN 'N' ELSE {encoded} END"
+
+
+def row_text_sql(contract: TableContract, dialect: str) -> str:
+    return _concat(dialect, [field_sql(c, dialect) for c in contract.columns])
+
+
+def _md5_sql(expr: str, dialect: str) -> str:
+    return f"mo_md5({expr})" if dialect == "sqlite" else f"md5({expr})"
+
+
+def _hex32_sql(expr: str, dialect: str) -> str:
+    """An 8-hex-digit text as a non-negative integer."""
+    if dialect == "postgresql":
+        return f"CAST(CAST('x' || {expr} AS BIT(32)) AS BIGINT) & 4294967295"
+    if dialect == "mysql":
+        return f"CAST(CONV({expr}, 16, 10) AS UNSIGNED)"
+    return f"mo_hex32({expr})"
+
+
+def live_filter_sql(contract: TableContract, bound: datetime) -> str:
+    """Rows silver should hold after a sync up to ``bound``: not soft-deleted, updated up to it."""
+    return f"{contract.soft_delete} IS NULL AND {contract.watermark} <= '{format_ts(bound)}'"
+
+
+def hashed_rows_sql(contract: TableContract, dialect: str, where: str) -> str:
+    """SELECT id, h1, h2 of the rows matching ``where`` (the MD5 is computed once per row)."""
+    pk = contract.primary_key
+    inner = (
+        f"SELECT {pk} AS id, {_md5_sql(row_text_sql(contract, dialect), dialect)} AS m "
+        f"FROM {contract.table} WHERE {where}"
+    )
+    h1, h2 = _hex32_sql("substr(m, 1, 8)", dialect), _hex32_sql("substr(m, 9, 8)", dialect)
+    return f"SELECT id, {h1} AS h1, {h2} AS h2 FROM ({inner}) hashed"
+
+
+def _int_div(dialect: str) -> str:
+    return "DIV" if dialect == "mysql" else "/"
+
+
+def digests_sql(contract: TableContract, dialect: str, bound: datetime, ranges: Sequence[Range], parts: int) -> str:
+    """Per range (its index ``r``) and part of it: rows, sum(h1), sum(h2). One UNION ALL branch per range."""
+    branches = []
+    for index, r in enumerate(ranges):
+        pk = contract.primary_key
+        where = f"{live_filter_sql(contract, bound)} AND {pk} >= {r.lo} AND {pk} < {r.hi}"
+        part = f"(id - {r.lo}) * {parts} {_int_div(dialect)} {r.width}"
+        branches.append(
+            f"SELECT {index} AS r, part, count(*) AS n, sum(h1) AS s1, sum(h2) AS s2 FROM "
+            f"(SELECT {part} AS part, h1, h2 FROM ({hashed_rows_sql(contract, dialect, where)}) h{index}) p{index} "
+            "GROUP BY part"
+        )
+    return " UNION ALL ".join(branches)
+
+
+def leaf_rows_sql(contract: TableContract, dialect: str, bound: datetime, ranges: Sequence[Range]) -> str:
+    pk = contract.primary_key
+    spans = " OR ".join(f"({pk} >= {r.lo} AND {pk} < {r.hi})" for r in ranges)
+    return hashed_rows_sql(contract, dialect, f"{live_filter_sql(contract, bound)} AND ({spans})")
+
+
+def source_engine(url: str) -> Engine:
+    """An engine on the source whose connections can hash rows: SQLite has no MD5 and no hex parsing,
+    so its connections get both from Python (deterministic functions)."""
+    from mo.oltp.db import make_engine
+
+    engine = make_engine(url)
+    if jdbc_source(url).dialect != "sqlite":
+        return engine
+
+    def md5(value):
+        return None if value is None else hashlib.md5(str(value).encode("utf-8")).hexdigest()  # noqa: S324 - not security
+
+    def hex32(value):
+        return None if value is None else int(value, 16)
+
+    @event.listens_for(engine, "connect")
+    def _functions(dbapi_conn, _record):
+        dbapi_conn.create_function("mo_md5", 1, md5, deterministic=True)
+        dbapi_conn.create_function("mo_hex32", 1, hex32, deterministic=True)
+
+    return engine
+
+
+# --- canonical encoding: Spark side ----------------------------------------------------------------
+
+
+def _value_text_col(column: ColumnContract, col):
+    from pyspark.sql import functions as F
+
+    kind = column.type
+    if kind == "string":
+        return col.cast("string")
+    if kind in ("int", "bigint"):
+        return col.cast("bigint").cast("string")
+    if kind == "boolean":
+        return F.when(col, F.lit("1")).otherwise(F.lit("0"))
+    if kind.startswith("decimal("):
+        return col.cast(kind).cast("string")
+    if kind == "date":
+        return F.date_format(col, "yyyy-MM-dd")
+    if kind == "timestamp":
+        return F.date_format(col, "yyyy-MM-dd HH:mm:ss.SSSSSS")  # the session time zone is UTC
+    raise ConfigError(f"no canonical encoding for {column.name} of type {kind}: reconcile cannot compare it")
+
+
+def field_col(column: ColumnContract, col):
+    """Spark twin of :func:`field_sql`."""
+    from pyspark.sql import functions as F
+
+    value = _value_text_col(column, col)
+    return F.when(col.isNull(), F.lit("N")).otherwise(F.concat(F.length(value).cast("string"), F.lit(":"), value))
+
+
+def transform_row_hashes(rows, contract: TableContract):
+    """(id, h1, h2) per row of a frame holding the contract's columns with clear values."""
+    from pyspark.sql import functions as F
+
+    text_col = F.concat(*[field_col(c, F.col(quote(c.name))) for c in contract.columns])
+    digest = F.md5(text_col)
+
+    def hex32(start: int):
+        return F.conv(F.substring(digest, start, 8), 16, 10).cast("bigint")
+
+    return rows.select(
+        F.col(quote(contract.primary_key)).cast("bigint").alias("id"), hex32(1).alias("h1"), hex32(9).alias("h2")
+    )
+
+
+def transform_clear_silver(silver, restricted, contract: TableContract):
+    """Silver with its PII columns taken back in clear from the restricted table (joined on id)."""
+    from pyspark.sql import functions as F
+
+    pk = contract.primary_key
+    if not contract.pii_columns:
+        return silver.select(*[F.col(quote(c)) for c in contract.column_names])
+    clear = restricted.select(F.col(quote(pk)), *[F.col(quote(c.name)) for c in contract.pii_columns])
+    plain = [c.name for c in contract.columns if not c.pii]
+    joined = silver.select(*[F.col(quote(c)) for c in plain]).join(clear, pk, "left")
+    return joined.select(*[F.col(quote(c)) for c in contract.column_names])
+
+
+def transform_range_digests(hashes, ranges: Sequence[Range], parts: int):
+    """Spark twin of :func:`digests_sql` over a frame of (id, h1, h2): columns r, part, n, s1, s2."""
+    from pyspark.sql import functions as F
+
+    bounds = hashes.sparkSession.createDataFrame(
+        [(i, r.lo, r.hi) for i, r in enumerate(ranges)], "r int, lo bigint, hi bigint"
+    )
+    joined = hashes.join(F.broadcast(bounds), (F.col("id") >= F.col("lo")) & (F.col("id") < F.col("hi")))
+    part = F.expr(f"(id - lo) * {parts} div (hi - lo)")
+    return joined.groupBy("r", part.alias("part")).agg(
+        F.count(F.lit(1)).alias("n"), F.sum("h1").alias("s1"), F.sum("h2").alias("s2")
+    )
+
+
+# --- bisection (pure) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Range:
+    """Ids ``lo <= id < hi``."""
+
+    lo: int
+    hi: int
+
+    @property
+    def width(self) -> int:
+        return self.hi - self.lo
+
+    def split(self, parts: int) -> list[Range]:
+        """The sub-ranges whose ids have part index k = (id - lo) * parts div width, k = 0..parts-1.
+
+        Part k starts at the first id with (id - lo) * parts >= k * width, i.e. lo + ceil(k * width / parts);
+        parts that hold no id (a range narrower than ``parts``) are left out.
+        """
+        starts = [self.lo + -(-k * self.width // parts) for k in range(parts + 1)]
+        return [Range(a, b) for a, b in zip(starts, starts[1:], strict=False) if b > a]
+
+    def part(self, parts: int, k: int) -> Range:
+        start = self.lo + -(-k * self.width // parts)
+        end = self.lo + -(-(k + 1) * self.width // parts)
+        return Range(start, end)
+
+
+Digest = tuple[int, int, int]  # rows, sum(h1), sum(h2)
+
+
+def differing_parts(
+    source: dict[tuple[int, int], Digest], silver: dict[tuple[int, int], Digest]
+) -> list[tuple[int, int, int]]:
+    """(range index, part, larger row count) of every part whose digests differ (a part missing on one side
+    has no rows there)."""
+    empty: Digest = (0, 0, 0)
+    out = []
+    for key in sorted(set(source) | set(silver)):
+        a, b = source.get(key, empty), silver.get(key, empty)
+        if a != b:
+            out.append((key[0], key[1], max(a[0], b[0])))
+    return out
+
+
+def differing_ids(source: dict[int, tuple[int, int]], silver: dict[int, tuple[int, int]]) -> list[int]:
+    return sorted(i for i in set(source) | set(silver) if source.get(i) != silver.get(i))
+
+
+# --- one table -------------------------------------------------------------------------------------
+
+
+@dataclass
+class TableReconciliation:
+    table: str
+    status: str
+    watermark: datetime | None = None
+    source_rows: int = 0
+    silver_rows: int = 0
+    differing: list[int] = field(default_factory=list)
+    pending: list[int] = field(default_factory=list)
+    ranges_compared: int = 0
+    seconds: float = 0.0
+    repaired: int = 0
+    repair_run_id: str | None = None
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "watermark": format_ts(self.watermark) if self.watermark else None,
+            "source_rows": self.source_rows,
+            "silver_rows": self.silver_rows,
+            "rows_differing": len(self.differing),
+            "differing_ids": self.differing[:MAX_RECORDED_IDS],
+            "rows_pending": len(self.pending),
+            "ids_repaired": self.repaired,
+            "ranges_compared": self.ranges_compared,
+            "seconds": round(self.seconds, 2),
+            "repair_run_id": self.repair_run_id,
+            "detail": self.detail,
+        }
+
+
+def _chunks(items: Sequence, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _source_digests(engine, contract, dialect, bound, ranges, parts) -> dict[tuple[int, int], Digest]:
+    out: dict[tuple[int, int], Digest] = {}
+    with engine.connect() as conn:
+        for offset, chunk in (
+            (o, ranges[o : o + MAX_RANGES_PER_QUERY]) for o in range(0, len(ranges), MAX_RANGES_PER_QUERY)
+        ):
+            for r, part, n, s1, s2 in conn.execute(text(digests_sql(contract, dialect, bound, chunk, parts))):
+                out[(offset + int(r), int(part))] = (int(n), int(s1 or 0), int(s2 or 0))
+    return out
+
+
+def _silver_digests(hashes, ranges, parts) -> dict[tuple[int, int], Digest]:
+    out: dict[tuple[int, int], Digest] = {}
+    for offset in range(0, len(ranges), MAX_RANGES_PER_QUERY):
+        chunk = ranges[offset : offset + MAX_RANGES_PER_QUERY]
+        for row in transform_range_digests(hashes, chunk, parts).collect():
+            out[(offset + row["r"], row["part"])] = (row["n"], row["s1"] or 0, row["s2"] or 0)
+    return out
+
+
+def _leaf_rows(engine, contract, dialect, bound, hashes, ranges) -> tuple[dict, dict]:
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    source: dict[int, tuple[int, int]] = {}
+    silver: dict[int, tuple[int, int]] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(ranges, MAX_RANGES_PER_QUERY):
+            for i, h1, h2 in conn.execute(text(leaf_rows_sql(contract, dialect, bound, chunk))):
+                source[int(i)] = (int(h1), int(h2))
+            spans = reduce(lambda a, b: a | b, [(F.col("id") >= r.lo) & (F.col("id") < r.hi) for r in chunk])
+            for row in hashes.where(spans).collect():
+                silver[row["id"]] = (row["h1"], row["h2"])
+    return source, silver
+
+
+def _pending(engine, contract: TableContract, bound: datetime, ids: list[int]) -> set[int]:
+    """Of ``ids``, those the source changed after ``bound`` (the next sync takes them)."""
+    pending: set[int] = set()
+    pk, wm = contract.primary_key, contract.watermark
+    with engine.connect() as conn:
+        for chunk in _chunks(ids, 10_000):
+            listed = ", ".join(str(int(i)) for i in chunk)
+            statement = f"SELECT {pk} FROM {contract.table} WHERE {pk} IN ({listed}) AND {wm} > '{format_ts(bound)}'"
+            pending.update(int(r[0]) for r in conn.execute(text(statement)))
+    return pending
+
+
+def silver_hashes(spark, settings: Settings, contract: TableContract):
+    """(id, h1, h2) of every silver row, PII in clear from the restricted table."""
+    silver = spark.table(silver_table(settings, contract.table))
+    restricted = spark.table(restricted_table(settings, contract.table)) if contract.pii_columns else None
+    return transform_row_hashes(transform_clear_silver(silver, restricted, contract), contract)
+
+
+def reconcile_table(
+    spark, settings: Settings, engine: Engine, dialect: str, contract: TableContract, bound: datetime
+) -> TableReconciliation:
+    """Compare one table's silver with the source up to ``bound``; returns the differing and pending ids."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    parts, leaf = max(settings.reconcile_parts, 2), max(settings.reconcile_leaf_rows, 1)
+    result = TableReconciliation(contract.table, "in_sync", watermark=bound)
+    hashes = silver_hashes(spark, settings, contract).persist(StorageLevel.MEMORY_AND_DISK)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-source")
+    try:
+        pk = contract.primary_key
+        with engine.connect() as conn:  # the key's index answers this without a scan
+            lo, hi = conn.execute(text(f"SELECT min({pk}), max({pk}) FROM {contract.table}")).one()
+        # only the id column is read here; the hashes are computed (and cached) with the first level
+        ids = spark.table(silver_table(settings, contract.table)).select(F.col(quote(pk)).alias("id"))
+        stats = ids.agg(F.min("id").alias("lo"), F.max("id").alias("hi")).first()
+        bounds = [int(v) for v in (lo, hi, stats["lo"], stats["hi"]) if v is not None]
+        if not bounds:
+            return result
+        level = [Range(min(bounds), max(bounds) + 1)]
+        leaves: list[Range] = []
+        while level:
+            result.ranges_compared += len(level)
+            # the source database and Spark hash at the same time: the level costs the slower of the two
+            pending_source = pool.submit(_source_digests, engine, contract, dialect, bound, level, parts)
+            silver = _silver_digests(hashes, level, parts)
+            source = pending_source.result()
+            if not result.ranges_compared - len(level):  # the first level covers every id
+                result.source_rows = sum(n for n, _, _ in source.values())
+                result.silver_rows = sum(n for n, _, _ in silver.values())
+            nxt: list[Range] = []
+            for r, part, rows in differing_parts(source, silver):
+                sub = level[r].part(parts, part)
+                (leaves if rows <= leaf or sub.width <= parts else nxt).append(sub)
+            level = nxt
+        if leaves:
+            source_rows, silver_rows = _leaf_rows(engine, contract, dialect, bound, hashes, leaves)
+            found = differing_ids(source_rows, silver_rows)
+            pending = _pending(engine, contract, bound, found) if found else set()
+            result.differing = [i for i in found if i not in pending]
+            result.pending = sorted(pending)
+        result.status = "differs" if result.differing else "in_sync"
+        return result
+    finally:
+        pool.shutdown(wait=True)
+        hashes.unpersist()
+        result.seconds = time.perf_counter() - started
+
+
+# --- the whole run ---------------------------------------------------------------------------------
+
+
+def reconcile(
+    spark,
+    settings: Settings,
+    tables: list[str] | None = None,
+    *,
+    repair: bool = False,
+    gate: Gate | None = None,
+) -> dict[str, Any]:
+    """Reconcile every (or the named) contract table; with ``repair``, re-sync the differing ids (gated).
+
+    Returns ``{"run_id", "tables": {table: {...}}, "repair": manifest or None}`` and appends one row per
+    table to ``ops.reconcile_runs``.
+    """
+    from mo.oltp.db import check_connection
+    from spark_jobs.session import register_catalog
+    from spark_jobs.sync import _contracts
+
+    contracts = _contracts(tables, None)
+    url = settings.resolved_source_url
+    dialect = jdbc_source(url).dialect
+    engine = source_engine(url)
+    run_id = f"{utcnow():%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
+    results: dict[str, TableReconciliation] = {}
+    try:
+        check_connection(engine)
+        register_catalog(spark, settings)
+        marks = read_watermarks(spark, settings)
+        for name, contract in contracts.items():
+            bound = marks.get(name)
+            if bound is None or not spark.catalog.tableExists(silver_table(settings, name)):
+                results[name] = TableReconciliation(name, "skipped", detail="never synced to silver")
+                continue
+            results[name] = reconcile_table(spark, settings, engine, dialect, contract, bound)
+            r = results[name]
+            log.info("%s: %d differing, %d pending (%.1fs)", name, len(r.differing), len(r.pending), r.seconds)
+    finally:
+        engine.dispose()
+    manifest = None
+    to_repair = {name: r.differing for name, r in results.items() if r.differing}
+    if repair and to_repair:
+        manifest = _repair(spark, settings, to_repair, results, gate)
+    record_reconcile_runs(spark, settings, run_id, results)
+    return {
+        "run_id": run_id,
+        "tables": {name: r.as_dict() for name, r in results.items()},
+        "repair": manifest,
+    }
+
+
+def _repair(spark, settings, to_repair: dict[str, list[int]], results, gate) -> dict[str, Any] | None:
+    from spark_jobs.sync import run_sync
+
+    try:
+        manifest = run_sync(
+            spark, settings, tables=list(to_repair), gate=gate, full_refresh=list(to_repair), repair_ids=to_repair
+        )
+    except MoError as exc:
+        reason = str(exc).splitlines()[0][:500]
+        for name in to_repair:
+            results[name].status, results[name].detail = "repair_failed", reason
+        return None
+    for name, ids in to_repair.items():
+        results[name].status, results[name].repaired = "repaired", len(ids)
+        results[name].repair_run_id = manifest["run_id"]
+    return manifest
+
+
+def record_reconcile_runs(spark, settings: Settings, run_id: str, results: dict[str, TableReconciliation]) -> None:
+    ensure_ops_table(spark, settings, "reconcile_runs", RECONCILE_RUNS_COLUMNS)
+    now = utcnow()
+    rows = [{"run_id": run_id, "table": name, "reconciled_at": now, **r.as_dict()} for name, r in results.items()]
+    _frame(spark, RECONCILE_RUNS_COLUMNS, rows).writeTo(ops_table(settings, "reconcile_runs")).append()
+
+
+def reconcile_history(spark, settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per table, its latest reconciliation (``ops.reconcile_runs``), timestamps as ISO text."""
+    name = ops_table(settings, "reconcile_runs")
+    if not spark.catalog.tableExists(name):
+        return {}
+    rows = spark.sql(
+        f"""
+        SELECT `table`, status, rows_differing, rows_pending, ids_repaired, detail,
+               date_format(reconciled_at, "yyyy-MM-dd'T'HH:mm:ss") AS reconciled_at
+        FROM (SELECT *, row_number() OVER (PARTITION BY `table` ORDER BY reconciled_at DESC) AS rank FROM {name})
+        WHERE rank = 1
+        """
+    ).collect()
+    return {r["table"]: r.asDict() for r in rows}
+
+
+def reconcile_due(spark, settings: Settings) -> bool:
+    """Whether the last reconciliation of any table is older than ``MO_RECONCILE_INTERVAL_HOURS``."""
+    history = reconcile_history(spark, settings)
+    if not history or set(history) != set(load_source_contracts()):
+        return True
+    oldest = min(datetime.fromisoformat(r["reconciled_at"]) for r in history.values())
+    return (utcnow() - oldest).total_seconds() >= settings.reconcile_interval_hours * 3600
+
+
+__all__ = [
+    "RECONCILE_RUNS_COLUMNS",
+    "Range",
+    "field_col",
+    "field_sql",
+    "reconcile",
+    "reconcile_due",
+    "reconcile_history",
+    "reconcile_table",
+    "transform_range_digests",
+    "transform_row_hashes",
+]
