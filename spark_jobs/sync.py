@@ -166,7 +166,12 @@ def _any_rows(frame) -> bool:
 
 
 def _run_row(
-    manifest: dict[str, Any], table: str, status: str, detail: str | None = None, entry: dict[str, Any] | None = None
+    manifest: dict[str, Any],
+    table: str,
+    status: str,
+    detail: str | None = None,
+    entry: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
     entry = entry if entry is not None else manifest["tables"][table]
     return {
@@ -174,7 +179,7 @@ def _run_row(
         "table": table,
         "batch_id": entry.get("batch_id"),
         "started_at": manifest["started_at"],
-        "finished_at": utcnow(),
+        "finished_at": at or utcnow(),
         "status": status,
         "rows_extracted": entry.get("rows_extracted"),
         "rows_bronze": entry.get("rows_bronze"),
@@ -195,7 +200,8 @@ def _refresh_detail(entry: dict[str, Any]) -> str | None:
 
 
 def _record(spark, settings: Settings, manifest: dict[str, Any], status: str, detail: str | None = None) -> None:
-    record_runs(spark, settings, [_run_row(manifest, t, status, detail) for t in manifest["tables"]])
+    now = utcnow()  # one time for the step's records of every table
+    record_runs(spark, settings, [_run_row(manifest, t, status, detail, at=now) for t in manifest["tables"]])
 
 
 def _reason(exc: BaseException) -> str:
@@ -239,6 +245,7 @@ def abandon_dead_runs(spark, settings: Settings, *, by: str) -> list[str]:
     live_batches = {(t, e["batch_id"]) for r in runs.values() if r["live"] for t, e in r["tables"].items()}
     contracts = load_source_contracts()
     rows = []
+    now = utcnow()
     for run_id, run in runs.items():
         if run["live"]:
             continue
@@ -260,7 +267,7 @@ def abandon_dead_runs(spark, settings: Settings, *, by: str) -> list[str]:
                     "table": table,
                     "batch_id": batch,
                     "started_at": run["started_at"],
-                    "finished_at": utcnow(),
+                    "finished_at": now,
                     "status": "abandoned",
                     "detail": detail,
                 }
@@ -789,15 +796,17 @@ def _gate_failed_rows(manifest: dict[str, Any], result, summary: str) -> list[di
     other tables ``blocked`` naming those tables (so each clears when its own next attempt publishes)."""
     failures = getattr(result, "failures", None) or []
     failed = sorted({f.table for f in failures} & set(manifest["tables"]))
+    now = utcnow()
     if not failed:
-        return [_run_row(manifest, name, "gate_failed", summary) for name in manifest["tables"]]
+        return [_run_row(manifest, name, "gate_failed", summary, at=now) for name in manifest["tables"]]
     rows = []
     for name in manifest["tables"]:
         if name in failed:
             own = "; ".join(f"silver.{name}: {f.expectation} failed: {f.detail}" for f in failures if f.table == name)
-            rows.append(_run_row(manifest, name, "gate_failed", own))
+            rows.append(_run_row(manifest, name, "gate_failed", own, at=now))
         else:
-            rows.append(_run_row(manifest, name, "blocked", f"not published: the gate failed on {', '.join(failed)}"))
+            detail = f"not published: the gate failed on {', '.join(failed)}"
+            rows.append(_run_row(manifest, name, "blocked", detail, at=now))
     return rows
 
 
@@ -881,7 +890,8 @@ def publish(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, An
             spark.sql(f"DELETE FROM {staging} WHERE _batch_id = '{entry['batch_id']}'")
     marks = {n: manifest["tables"][n]["watermark_to"] for n in unpublished}
     advance_watermarks(spark, settings, manifest["run_id"], marks)
-    record_runs(spark, settings, [_run_row(manifest, n, "published") for n in unpublished])
+    now = utcnow()
+    record_runs(spark, settings, [_run_row(manifest, n, "published", at=now) for n in unpublished])
     manifest["step"] = "published"
     manifest["published_at"] = format_ts(utcnow())
     return manifest
