@@ -25,8 +25,13 @@ customers, consents, complaints, and their reference tables) into the Iceberg la
    differing ids through the gated full-refresh path (`mo reconcile --repair`); results in
    `ops.reconcile_runs` and `mo status`;
 6. **maintain**: once a day (`MO_MAINTENANCE_INTERVAL_HOURS`), compact the lake tables, apply
-   merge-on-read deletes and expire old snapshots. It runs after publish inside the same run, so it
-   never races an open audit branch.
+   merge-on-read deletes and expire old snapshots. It runs after publish inside the same run; it
+   cleans up after a dead run (lease expired, `MO_SYNC_LEASE_MINUTES`) and skips only tables a live
+   run holds an audit branch on.
+
+Schema drift on a table stops that table and the tables referring to it; the rest is published and
+`mo status --check` names the drifted table. Configuration errors fail the extract task in one line
+before Spark starts.
 
 Every step is idempotent: a rerun of a failed or crashed run leaves silver identical.
 """

@@ -133,10 +133,11 @@ def sync(tables: tuple[str, ...], full_gate: bool, full_refresh: bool) -> None:
     """Sync source tables into bronze and silver (incremental, gated, idempotent)."""
     from mo.contracts import load_source_contracts
     from spark_jobs.session import get_spark
-    from spark_jobs.sync import run_sync
+    from spark_jobs.sync import check_sync_config, run_sync
 
     settings = get_settings()
     refresh = (list(tables) or list(load_source_contracts())) if full_refresh else []
+    check_sync_config(settings, list(tables) or None, full_refresh=refresh)  # one line, before a JVM starts
     spark = get_spark(settings)
     report = run_sync(spark, settings, tables=list(tables) or None, full_gate=full_gate, full_refresh=refresh)
     _echo_json(report)
@@ -210,8 +211,9 @@ def ingest_events_cmd(max_messages: int | None, batch_size: int) -> None:
 @click.option(
     "--check",
     is_flag=True,
-    help="Exit with status 1 when the report lists problems (for monitoring): stale silver, a sync run that "
-    "did not publish, broker or serving store down, events waiting beyond MO_EVENTS_MAX_WAITING.",
+    help="Exit with status 1 when the report lists problems (for monitoring): the source unreachable, stale "
+    "silver, a sync run that stopped on a table or died, broker or serving store down, events waiting beyond "
+    "MO_EVENTS_MAX_WAITING.",
 )
 def status(as_json: bool, check: bool) -> None:
     """Health of the platform: live row counts per table in source, bronze and silver, last sync, problems."""

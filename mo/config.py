@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # The gate validates only what a sync changed while each table passed whole within this many hours
     # (0: always whole)
     gate_full_interval_hours: int = 24
+    # A running sync holds a lease in ops.sync_leases, renewed as it goes; a run whose lease expired without
+    # an end record is dead: the next run (or maintenance) removes its audit branches and records it abandoned.
+    # Must exceed the longest single step of one table (extracting the largest table, its MERGE, the gate).
+    sync_lease_minutes: float = Field(default=60.0, gt=0)
 
     # Content reconciliation (`mo reconcile`, daily in source_sync): the id space is cut into this many
     # ranges per level, a differing range is cut again until it holds at most leaf_rows rows, then its rows

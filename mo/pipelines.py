@@ -27,9 +27,12 @@ def sync_extract(
     ``full_refresh``: tables read whole to reconcile silver with what the watermark cannot see (rows
     deleted in the source without a soft delete, rows changed without a new ``updated_at``).
     """
-    from spark_jobs.sync import extract_to_bronze
+    from spark_jobs.session import get_spark
+    from spark_jobs.sync import check_sync_config, extract_to_bronze
 
-    spark, settings = _spark_and_settings()
+    settings = get_settings()
+    check_sync_config(settings, tables, full_refresh=full_refresh or ())  # one line, before a JVM starts
+    spark = get_spark(settings)
     return extract_to_bronze(spark, settings, tables, full_gate=full_gate, full_refresh=full_refresh or ())
 
 

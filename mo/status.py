@@ -4,11 +4,16 @@ For every source table: live (not soft-deleted) rows in the source, in bronze (i
 version is not a delete) and in silver, and the last published sync. After a sync, source and
 silver agree. Also the event tables, whether the broker answers and how many events wait there
 for the ingest (its consumer lag), the marts `build_profiles` builds (row counts) and the serving
-store's current refresh.
+store's current refresh. A part that cannot be read (the source unreachable or its URL invalid, the
+broker or the serving store down) is reported as a problem, never instead of the report.
+
+:func:`health_problems` runs each check of :data:`PROBLEM_CHECKS` on the report; a new section of the
+report adds its check there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +22,23 @@ from sqlalchemy import text
 from mo.config import Settings
 from mo.contracts import load_source_contracts
 from mo.errors import MoError
+from spark_jobs.watermarks import IN_PROGRESS, STOPPED
+
+
+def source_label(settings: Settings) -> str:
+    """The configured source URL without credentials (even when the URL is invalid)."""
+    return (settings.source_url or f"sqlite:///{settings.home / 'source.db'}").split("@")[-1]
+
+
+def source_report(settings: Settings) -> dict[str, Any]:
+    """Where the source is, whether it answers and, when it does, its live rows per table."""
+    try:
+        return {"url": source_label(settings), "reachable": True, "counts": source_live_counts(settings)}
+    except MoError as exc:
+        return {"url": source_label(settings), "reachable": False, "error": str(exc), "counts": {}}
+    except Exception as exc:  # noqa: BLE001 - a driver's own error (bad URL, missing module) is reported too
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return {"url": source_label(settings), "reachable": False, "error": error, "counts": {}}
 
 
 def source_live_counts(settings: Settings) -> dict[str, int | None]:
@@ -102,14 +124,23 @@ def broker_report(settings: Settings) -> dict[str, Any]:
     return status
 
 
-def health_problems(report: dict[str, Any], *, now: datetime, max_sync_age_hours: float, max_waiting: int) -> list[str]:
-    """What needs a data engineer's attention in a status report, one line each (empty: healthy).
+Check = Callable[[dict[str, Any], datetime, dict[str, float]], list[str]]
 
-    A table never synced; silver older than ``max_sync_age_hours`` (its last published sync); a sync run
-    that stopped without publishing (its tables keep the last published state); the broker or the serving
-    store not answering; more than ``max_waiting`` events waiting on the broker for the ingest. A source
-    ahead of silver between two syncs is not a problem: it is what the next sync picks up.
-    """
+
+def source_problems(report: dict[str, Any], now: datetime, limits: dict[str, float]) -> list[str]:
+    """The source not answering, or its URL invalid."""
+    source = report.get("source_check") or {}
+    if source and not source.get("reachable", True):
+        return [f"source {report.get('source')} unreachable: {source.get('error') or '-'}"]
+    return []
+
+
+def table_problems(report: dict[str, Any], now: datetime, limits: dict[str, float]) -> list[str]:
+    """Per table, judged on its latest attempt that is over (``last_run``): a sync run that stopped on it
+    (gate failed, schema drift, an error), died (a progress step whose lease expired: crashed or killed)
+    or was abandoned. A table's problem clears when its next attempt publishes; a table held back by
+    another's failure (``blocked``) is not one (the other table's line is). Also tables never synced and
+    silver older than the limit."""
     problems: list[str] = []
     tables = report.get("tables") or {}
     never = [name for name, row in tables.items() if row.get("last_sync_at") is None]
@@ -119,29 +150,28 @@ def health_problems(report: dict[str, Any], *, now: datetime, max_sync_age_hours
     for name, row in tables.items():
         if row.get("last_sync_at"):
             stale.setdefault(row["last_sync_at"], []).append(name)
+    max_age = limits["max_sync_age_hours"]
     for synced, names in sorted(stale.items()):
         hours = (now - datetime.fromisoformat(synced).replace(tzinfo=UTC)).total_seconds() / 3600
-        if hours > max_sync_age_hours:
-            limit = f"limit {max_sync_age_hours:g} h"
-            problems.append(f"silver is stale: last sync {synced} UTC, {hours:.1f} h ago ({limit}): {', '.join(names)}")
-    stopped: dict[tuple, list[str]] = {}
+        if hours > max_age:
+            problems.append(
+                f"silver is stale: last sync {synced} UTC, {hours:.1f} h ago (limit {max_age:g} h): {', '.join(names)}"
+            )
+    stopped: dict[tuple[str, str], list[str]] = {}  # (text before the table names, text after) -> tables
     for name, row in tables.items():
         run = row.get("last_run")
-        if run and run["status"] in ("gate_failed", "failed"):
-            stopped.setdefault((run["run_id"], run["status"], run["at"], run["detail"]), []).append(name)
-    for (run_id, status, at, detail), names in stopped.items():
-        problems.append(f"sync run {run_id} {status} at {at} UTC ({', '.join(names)}): {detail or '-'}")
-    broker = report.get("broker") or {}
-    lag = broker.get("ingest_lag") or {}
-    if broker and not broker.get("reachable"):
-        problems.append(f"broker {broker.get('bootstrap')} unreachable: {broker.get('error') or '-'}")
-    elif "error" in lag:
-        problems.append(f"ingest lag unknown: {lag['error']}")
-    elif lag.get("waiting", 0) > max_waiting:
-        problems.append(f"{lag['waiting']} events wait on the broker for the ingest (limit {max_waiting})")
-    serving = report.get("serving") or {}
-    if serving and not serving.get("reachable", True):
-        problems.append(f"serving store {serving.get('store')} unreachable: {serving.get('error')}")
+        if not run:
+            continue
+        if run["status"] in STOPPED:
+            line = (f"sync run {run['run_id']} {run['status']} at {run['at']} UTC", f": {run['detail'] or '-'}")
+        elif run["status"] in IN_PROGRESS and _lease_expired(run.get("lease_expires_at"), now):
+            lease = run.get("lease_expires_at")
+            expiry = f"its lease expired at {lease} UTC" if lease else "it holds no lease"
+            line = (f"sync run {run['run_id']} died after step {run['status']}", f": no end record and {expiry}")
+        else:
+            continue
+        stopped.setdefault(line, []).append(name)
+    problems += [f"{before} ({', '.join(names)}){after}" for (before, after), names in stopped.items()]
     return problems
 
 
@@ -153,7 +183,7 @@ def reconcile_report(settings: Settings) -> dict[str, dict[str, Any]]:
     return reconcile_history(get_spark(settings), settings)
 
 
-def reconcile_problems(report: dict[str, Any]) -> list[str]:
+def reconcile_problems(report: dict[str, Any], now: datetime, limits: dict[str, float]) -> list[str]:
     """A table whose latest reconciliation found rows differing from the source and did not repair them."""
     problems = []
     for name, row in (report.get("tables") or {}).items():
@@ -167,8 +197,48 @@ def reconcile_problems(report: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _lease_expired(lease: str | None, now: datetime) -> bool:
+    return lease is None or datetime.fromisoformat(lease).replace(tzinfo=UTC) < now
+
+
+def broker_problems(report: dict[str, Any], now: datetime, limits: dict[str, float]) -> list[str]:
+    """The broker not answering, or more events waiting for the ingest than the limit."""
+    broker = report.get("broker") or {}
+    lag = broker.get("ingest_lag") or {}
+    if broker and not broker.get("reachable"):
+        return [f"broker {broker.get('bootstrap')} unreachable: {broker.get('error') or '-'}"]
+    if "error" in lag:
+        return [f"ingest lag unknown: {lag['error']}"]
+    if lag.get("waiting", 0) > limits["max_waiting"]:
+        return [f"{lag['waiting']} events wait on the broker for the ingest (limit {limits['max_waiting']:g})"]
+    return []
+
+
+def serving_problems(report: dict[str, Any], now: datetime, limits: dict[str, float]) -> list[str]:
+    serving = report.get("serving") or {}
+    if serving and not serving.get("reachable", True):
+        return [f"serving store {serving.get('store')} unreachable: {serving.get('error')}"]
+    return []
+
+
+PROBLEM_CHECKS: list[Check] = [source_problems, table_problems, reconcile_problems, broker_problems, serving_problems]
+
+
+def health_problems(report: dict[str, Any], *, now: datetime, max_sync_age_hours: float, max_waiting: int) -> list[str]:
+    """What needs a data engineer's attention in a status report, one line each (empty: healthy).
+
+    The source, broker or serving store not answering; per table (:func:`table_problems`) a sync run that
+    stopped on it or died, a table never synced or silver older than ``max_sync_age_hours``; more than
+    ``max_waiting`` events waiting on the broker for the ingest. A source ahead of silver between two
+    syncs is not a problem: it is what the next sync picks up.
+    """
+    limits = {"max_sync_age_hours": max_sync_age_hours, "max_waiting": max_waiting}
+    return [problem for check in PROBLEM_CHECKS for problem in check(report, now, limits)]
+
+
 def collect_status(settings: Settings) -> dict[str, Any]:
-    source = source_live_counts(settings)
+    source_check = source_report(settings)
+    source = source_check.pop("counts")
     lake, events, marts = _lake_counts(settings)
     tables = {
         name: {
@@ -177,6 +247,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
             "silver": lake.get(name, {}).get("silver"),
             "last_sync_at": lake.get(name, {}).get("last_sync_at"),
             "last_run": lake.get(name, {}).get("last_run"),
+            "in_flight": lake.get(name, {}).get("in_flight"),
             "in_sync": source.get(name) is not None and source.get(name) == lake.get(name, {}).get("silver"),
         }
         for name in load_source_contracts()
@@ -187,7 +258,8 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     now = datetime.now(UTC)
     report = {
         "generated_at": now.replace(tzinfo=None).isoformat(timespec="seconds") + "Z",
-        "source": settings.resolved_source_url.split("@")[-1],
+        "source": source_check["url"],
+        "source_check": source_check,
         "catalog": {"name": settings.catalog_name, "warehouse": settings.resolved_warehouse},
         "tables": tables,
         "events": events,
@@ -198,13 +270,14 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     report["problems"] = health_problems(
         report, now=now, max_sync_age_hours=settings.sync_max_age_hours, max_waiting=settings.events_max_waiting
     )
-    report["problems"] = [*report["problems"], *reconcile_problems(report)]
     return report
 
 
 def format_status(report: dict[str, Any]) -> str:
+    source = report.get("source_check") or {}
+    unreachable = "" if source.get("reachable", True) else f" unreachable: {source.get('error')}"
     lines = [
-        f"source   {report['source']}",
+        f"source   {report['source']}{unreachable}",
         f"catalog  {report['catalog']['name']} at {report['catalog']['warehouse']}",
         "",
         f"{'table':<18}{'source':>10}{'bronze':>10}{'silver':>10}  {'last sync (UTC)':<22}",
@@ -212,6 +285,8 @@ def format_status(report: dict[str, Any]) -> str:
     for name, row in report["tables"].items():
         cells = [("-" if row[k] is None else str(row[k])) for k in ("source", "bronze", "silver")]
         mark = "" if row["in_sync"] else "  (out of sync)"
+        if row.get("in_flight"):
+            mark += f"  (syncing: run {row['in_flight']['run_id']})"
         lines.append(f"{name:<18}{cells[0]:>10}{cells[1]:>10}{cells[2]:>10}  {row['last_sync_at'] or '-':<22}{mark}")
     reconciled = {name: row["reconcile"] for name, row in report["tables"].items() if row.get("reconcile")}
     if reconciled:

@@ -339,11 +339,12 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def row_count_detail(observed: Any, expected: int | None, count_of: str = "source ") -> str:
-    """A failed row count; against the source it names what an incremental sync cannot see and the way out."""
+def row_count_detail(observed: Any, expected: int | None, count_of: str = "source ", *, table: str = "") -> str:
+    """A failed row count; against the source it names what an incremental sync cannot see and the way out
+    (the full-refresh command for ``table``)."""
     detail = f"row count {observed} != {count_of}{expected}"
     if count_of == "source " and isinstance(observed, int) and expected is not None:
-        refresh = "`mo sync --table <table> --full-refresh` reconciles the table"
+        refresh = f"`mo sync --table {table or 'TABLE'} --full-refresh` reconciles the table"
         if observed > expected:
             detail += f" (rows deleted in the source without a soft delete? {refresh})"
         elif observed < expected:
@@ -354,7 +355,9 @@ def row_count_detail(observed: Any, expected: int | None, count_of: str = "sourc
     return detail
 
 
-def _detail(check: Any, result: dict[str, Any], source_count: int | None, count_of: str = "source ") -> str:
+def _detail(
+    check: Any, result: dict[str, Any], source_count: int | None, count_of: str = "source ", *, table: str = ""
+) -> str:
     """A failed expectation's detail, for a silver ``Check`` or a marts ``MartCheck`` (both have ``kind``);
     ``count_of`` names what the row count was reconciled with."""
     count = result.get("unexpected_count") or 0
@@ -363,7 +366,7 @@ def _detail(check: Any, result: dict[str, Any], source_count: int | None, count_
         missing = sorted(result.get("details", {}).get("mismatched", {}).get("missing") or [])
         return f"missing columns: {missing}"
     if check.kind == "row_count":
-        return row_count_detail(result.get("observed_value"), source_count, count_of)
+        return row_count_detail(result.get("observed_value"), source_count, count_of, table=table)
     if check.kind == "primary_key":
         return f"{_plural(count, 'row')} with duplicate values: {sample}"
     if check.kind == "not_null":
@@ -409,7 +412,8 @@ def _failures(table: str, checks: list[Check], validation, source_count: int | N
                 continue  # already reported as a missing column
             failures.append(GateFailure(table, check.label, f"could not be evaluated: {message}"))
         else:
-            failures.append(GateFailure(table, check.label, _detail(check, result.result or {}, source_count)))
+            detail = _detail(check, result.result or {}, source_count, table=table)
+            failures.append(GateFailure(table, check.label, detail))
     return failures
 
 

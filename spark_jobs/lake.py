@@ -15,7 +15,7 @@ Layout inside the catalog ``settings.catalog_name``:
   ``updated_at``), the only place they exist; ``silver_restricted.<table>_pii_staging`` holds the clear
   values of the versions in batches not yet published (bronze never does); a batch's rows leave it on
   publish.
-- ``ops.watermarks`` and ``ops.sync_runs``: durable sync state.
+- ``ops.watermarks``, ``ops.sync_runs`` and ``ops.sync_leases``: durable sync state.
 
 Column lists always come from the contract (plus the PII transforms in :mod:`spark_jobs.pii`), never
 from code.
@@ -47,7 +47,8 @@ SYNC_RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("batch_id", "string"),
     ("started_at", "timestamp"),
     ("finished_at", "timestamp"),
-    ("status", "string"),  # extracted | merged | gate_failed | published | failed
+    # progress: started | extracted | merged | gated; end: published | gate_failed | failed | blocked | abandoned
+    ("status", "string"),
     ("rows_extracted", "bigint"),
     ("rows_bronze", "bigint"),
     ("source_live_count", "bigint"),  # live rows up to watermark_to, ids in pending_ids left out
@@ -55,6 +56,11 @@ SYNC_RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("watermark_from", "timestamp"),
     ("watermark_to", "timestamp"),
     ("detail", "string"),
+)
+SYNC_LEASES_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("run_id", "string"),
+    ("renewed_at", "timestamp"),
+    ("expires_at", "timestamp"),  # the run's latest row is its lease
 )
 
 
@@ -148,7 +154,11 @@ def ensure_namespaces(spark, settings: Settings) -> None:
 def ensure_ops_tables(spark, settings: Settings) -> None:
     ensure_namespaces(spark, settings)
     props = {"format-version": "2"}
-    for name, columns in (("watermarks", WATERMARKS_COLUMNS), ("sync_runs", SYNC_RUNS_COLUMNS)):
+    for name, columns in (
+        ("watermarks", WATERMARKS_COLUMNS),
+        ("sync_runs", SYNC_RUNS_COLUMNS),
+        ("sync_leases", SYNC_LEASES_COLUMNS),
+    ):
         table_name = ops_table(settings, name)
         if not spark.catalog.tableExists(table_name):
             _create(spark, table_name, columns, None, props)

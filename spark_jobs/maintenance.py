@@ -12,8 +12,11 @@ each table gets:
 - ``expire_snapshots``: snapshots older than ``settings.snapshot_retention_hours`` go, keeping at least
   ``RETAIN_LAST``, so time travel reaches back that far and no further.
 
-A table with an open ``audit_*`` branch (a sync between merge and publish) is skipped: a rewrite would
-move main past the branch's base and the publish could no longer fast-forward. Each table's outcome is
+A table with an ``audit_<run>`` branch of a *live* sync run (its lease in ``ops.sync_leases`` is valid) is
+skipped: a rewrite would move main past the branch's base and the publish could no longer fast-forward.
+Dead runs (lease expired without an end record) are cleaned up first (``spark_jobs.sync.abandon_dead_runs``:
+branches dropped, the run recorded ``abandoned``), and an audit branch no live run holds (left by a run that
+is over) is dropped, so a crashed sync never keeps a table from being maintained. Each table's outcome is
 recorded in ``ops.maintenance_runs``.
 """
 
@@ -98,16 +101,27 @@ def maintenance_due(spark, settings: Settings) -> bool:
     return last is None or utcnow() - last >= timedelta(hours=settings.maintenance_interval_hours)
 
 
-def maintain_table(spark, settings: Settings, table: str, *, merge_on_read: bool) -> dict[str, Any]:
-    """Compact, drop dangling deletes and expire old snapshots of one table; returns its record."""
+def maintain_table(
+    spark, settings: Settings, table: str, *, merge_on_read: bool, live_branches: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Compact, drop dangling deletes and expire old snapshots of one table; returns its record.
+
+    ``live_branches``: audit branches of live sync runs (branch -> lease expiry), which make the table wait;
+    any other audit branch is left over from a run that is over and is dropped first.
+    """
     catalog, relative = settings.catalog_name, catalog_relative(settings, table)
     started = time.perf_counter()
     record: dict[str, Any] = {"table": table, "status": "maintained", "detail": None, "snapshots_expired": 0}
     data_before, deletes_before = _file_counts(spark, table)
     record.update(data_files_before=data_before, delete_files_before=deletes_before)
     branches = _open_audit_branches(spark, table)
-    if branches:
-        record.update(status="skipped", detail=f"open audit branch {', '.join(branches)}: a sync is in flight")
+    live = [b for b in branches if b in (live_branches or {})]
+    for branch in sorted(set(branches) - set(live)):
+        spark.sql(f"ALTER TABLE {table} DROP BRANCH IF EXISTS `{branch}`")
+        record["detail"] = f"dropped audit branch {branch} left by a sync run that is over"
+    if live:
+        leases = ", ".join(f"{b} (lease until {(live_branches or {})[b]} UTC)" for b in live)
+        record.update(status="skipped", detail=f"open audit branch {leases}: a live sync run is in flight")
     else:
         options = "'min-input-files', '2', 'partial-progress.enabled', 'true'"
         if merge_on_read:
@@ -133,17 +147,24 @@ def maintain_table(spark, settings: Settings, table: str, *, merge_on_read: bool
 def maintain_lake(spark, settings: Settings, tables: list[str] | None = None, *, force: bool = False) -> dict[str, Any]:
     """Maintain every lake table the sync writes, if due (or ``force``); returns a JSON-able report."""
     from spark_jobs.session import register_catalog
-    from spark_jobs.watermarks import _frame
+    from spark_jobs.sync import abandon_dead_runs
+    from spark_jobs.watermarks import _frame, unfinished_runs
 
     register_catalog(spark, settings)
     runs = _ensure_runs_table(spark, settings)
     if not force and not maintenance_due(spark, settings):
         return {"ran": False, "reason": f"maintained less than {settings.maintenance_interval_hours}h ago"}
     spark.conf.unset("spark.wap.branch")  # rewrites and expiry act on main, never on an audit branch
+    abandoned = abandon_dead_runs(spark, settings, by="maintenance")
+    live = {
+        f"audit_{run_id}": format_ts(run["lease_expires_at"])[:19]
+        for run_id, run in unfinished_runs(spark, settings).items()
+        if run["live"]
+    }
     run_at = utcnow()
     records = []
     for table, mor in _targets(spark, settings, tables):
-        record = maintain_table(spark, settings, table, merge_on_read=mor)
+        record = maintain_table(spark, settings, table, merge_on_read=mor, live_branches=live)
         log.info(
             "%s: %s, data files %d -> %d, delete files %d -> %d (%.1fs)",
             table,
@@ -160,7 +181,7 @@ def maintain_lake(spark, settings: Settings, tables: list[str] | None = None, *,
         frame = _frame(spark, MAINTENANCE_RUNS_COLUMNS, rows)
         frame.writeTo(runs).append()
     tables_report = [{k: v for k, v in r.items() if k != "run_at"} for r in records]
-    return {"ran": True, "run_at": format_ts(run_at), "tables": tables_report}
+    return {"ran": True, "run_at": format_ts(run_at), "tables": tables_report, "abandoned_runs": abandoned}
 
 
 __all__ = ["maintain_lake", "maintain_table", "maintenance_due", "last_maintained"]

@@ -66,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from mo.errors import MoError
     from spark_jobs.session import get_spark
-    from spark_jobs.sync import run_sync
+    from spark_jobs.sync import check_sync_config, run_sync
 
+    try:
+        check_sync_config(settings, args.tables)
+    except MoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     spark = get_spark(settings, app_name="mo-sync")
     try:
         manifest = run_sync(spark, settings, tables=args.tables)

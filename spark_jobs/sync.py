@@ -3,8 +3,12 @@
 One run = four steps; the Airflow DAG runs them as separate tasks passing the JSON *manifest* between
 them, :func:`run_sync` runs them in a row.
 
-1. :func:`extract_to_bronze`. For each table (parents before children): check the source schema
-   against the contract (:mod:`spark_jobs.schema_drift`), then read rows with
+1. :func:`extract_to_bronze`. Configuration and the source connection are checked before Spark is used
+   (:func:`check_sync_config`). The run cleans up after dead runs (:func:`abandon_dead_runs`), takes its
+   lease and records every table ``started``. Each table's source schema is checked against its contract
+   (:mod:`spark_jobs.schema_drift`): a drifted table is recorded ``failed`` and left out with the tables
+   referring to it (``blocked``), the rest go on. For each remaining table (parents before children) read
+   rows with
    ``updated_at > watermark - settings.sync_lookback_minutes`` (no watermark: everything) up to the
    source's current max(updated_at) (:mod:`spark_jobs.extract`). The look-back re-reads a window below
    the watermark so a row committed late with an older ``updated_at`` is not lost; versions already in
@@ -31,11 +35,16 @@ them, :func:`run_sync` runs them in a row.
    see their parents), plus the live source counts. After the first load it validates only the rows a
    run can have made invalid (:func:`gate_scopes`), whole tables once a day or when a contract
    changes. On failure the audit branches are dropped (bronze keeps the batch for inspection and the
-   rerun rebuilds the branch from it), main is untouched, watermarks stay, the run is recorded
-   ``gate_failed`` and :class:`QualityGateFailed` names table and expectation.
+   rerun rebuilds the branch from it), main is untouched, watermarks stay, the tables the gate failed on
+   are recorded ``gate_failed`` (the run's others ``blocked``) and :class:`QualityGateFailed` names table
+   and expectation.
 4. :func:`publish`. Fast-forward main to each audit branch (``system.fast_forward``), drop the branch,
    empty the published batches from the restricted staging tables, advance the watermarks, record the
    run ``published``. Publish is all-or-nothing per run: watermarks only move for a run whose gate passed.
+
+Every step renews the run's lease (``ops.sync_leases``, ``settings.sync_lease_minutes``) and first checks
+that the run was not declared dead meanwhile (:class:`RunAbandoned`). A run whose lease expired without
+an end record is dead: the next run or maintenance drops its audit branches and records it ``abandoned``.
 
 Every step can be re-run with the same manifest (after a crash or a retry) and leaves the same
 result; a lost manifest is rebuilt from ``ops.sync_runs`` by :func:`manifest_from_runs` and the run
@@ -64,11 +73,12 @@ from typing import Any
 
 from mo.config import Settings
 from mo.contracts import TableContract, load_source_contracts
-from mo.errors import ConfigError, MoError, QualityGateFailed
+from mo.errors import ConfigError, ContractViolation, MoError, QualityGateFailed
 from spark_jobs.extract import (
     ExtractWindow,
     format_ts,
     jdbc_source,
+    parse_ts,
     plan_window,
     read_ids,
     read_view,
@@ -98,7 +108,9 @@ from spark_jobs.watermarks import (
     read_runs,
     read_watermarks,
     record_runs,
+    renew_lease,
     sync_history,
+    unfinished_runs,
     utcnow,
 )
 
@@ -160,21 +172,28 @@ def _any_rows(frame) -> bool:
     return bool(frame.limit(1).count())
 
 
-def _run_row(manifest: dict[str, Any], table: str, status: str, detail: str | None = None) -> dict[str, Any]:
-    entry = manifest["tables"][table]
+def _run_row(
+    manifest: dict[str, Any],
+    table: str,
+    status: str,
+    detail: str | None = None,
+    entry: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    entry = entry if entry is not None else manifest["tables"][table]
     return {
         "run_id": manifest["run_id"],
         "table": table,
-        "batch_id": entry["batch_id"],
+        "batch_id": entry.get("batch_id"),
         "started_at": manifest["started_at"],
-        "finished_at": utcnow(),
+        "finished_at": at or utcnow(),
         "status": status,
-        "rows_extracted": entry["rows_extracted"],
-        "rows_bronze": entry["rows_bronze"],
-        "source_live_count": entry["source_live_count"],
+        "rows_extracted": entry.get("rows_extracted"),
+        "rows_bronze": entry.get("rows_bronze"),
+        "source_live_count": entry.get("source_live_count"),
         "pending_ids": entry.get("pending_ids") or [],
-        "watermark_from": entry["watermark_from"],
-        "watermark_to": entry["watermark_to"],
+        "watermark_from": entry.get("watermark_from"),
+        "watermark_to": entry.get("watermark_to"),
         "detail": detail or _refresh_detail(entry),
     }
 
@@ -191,7 +210,114 @@ def _refresh_detail(entry: dict[str, Any]) -> str | None:
 
 
 def _record(spark, settings: Settings, manifest: dict[str, Any], status: str, detail: str | None = None) -> None:
-    record_runs(spark, settings, [_run_row(manifest, t, status, detail) for t in manifest["tables"]])
+    now = utcnow()  # one time for the step's records of every table
+    record_runs(spark, settings, [_run_row(manifest, t, status, detail, at=now) for t in manifest["tables"]])
+
+
+def _reason(exc: BaseException) -> str:
+    """An error's first line, for a run record."""
+    return str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
+
+
+# --- the run's lease and what dead runs leave --------------------------------------------------------
+
+
+class RunAbandoned(MoError):
+    """A later run or maintenance found this run dead (lease expired) and cleaned up after it."""
+
+
+def _renew_lease(spark, settings: Settings, manifest: dict[str, Any], *, force: bool = False) -> None:
+    """Renew the run's lease once a third of it has passed (or now, ``force``)."""
+    expires = parse_ts(manifest.get("lease_expires_at"))
+    left = (expires - utcnow()) if expires else timedelta(0)
+    if force or left < timedelta(minutes=settings.sync_lease_minutes) * 2 / 3:
+        manifest["lease_expires_at"] = format_ts(renew_lease(spark, settings, manifest["run_id"]))
+
+
+def _check_alive(spark, settings: Settings, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Stop a run that a later run or maintenance declared dead; renew its lease; returns its records."""
+    rows = read_runs(spark, settings, manifest["run_id"])
+    if any(r["status"] == "abandoned" for r in rows):
+        raise RunAbandoned(
+            f"sync run {manifest['run_id']} was abandoned (its lease expired and its audit branches were removed); "
+            "nothing of it is published, the next run syncs its changes"
+        )
+    _renew_lease(spark, settings, manifest)
+    return rows
+
+
+def abandon_dead_runs(spark, settings: Settings, *, by: str) -> list[str]:
+    """Clean up after every dead run (a progress step last, lease expired): drop its audit branches, delete
+    its batches' clear PII from the restricted staging tables (unless a live run writes the same batch) and
+    record it ``abandoned``; bronze keeps the batches (a rerun replaces them). Returns the dead runs' ids.
+    ``by`` names who cleans up, for the record."""
+    runs = unfinished_runs(spark, settings)
+    live_batches = {(t, e["batch_id"]) for r in runs.values() if r["live"] for t, e in r["tables"].items()}
+    contracts = load_source_contracts()
+    rows = []
+    now = utcnow()
+    for run_id, run in runs.items():
+        if run["live"]:
+            continue
+        branch = f"audit_{run_id}"
+        lease = run["lease_expires_at"]
+        expired = f"its lease expired at {format_ts(lease)[:19]} UTC" if lease else "no lease"
+        for table, entry in run["tables"].items():
+            has_pii = bool(table in contracts and contracts[table].pii_columns)
+            for target, _ in _audit_targets(settings, table, has_pii):
+                _drop_branch(spark, target, branch)
+            staging = restricted_staging_table(settings, table)
+            batch = entry["batch_id"]
+            if has_pii and batch and (table, batch) not in live_batches and spark.catalog.tableExists(staging):
+                spark.sql(f"DELETE FROM {staging} WHERE _batch_id = '{batch}'")
+            detail = f"crashed: no end record and {expired} (last step {entry['status']}); {by} removed what it left"
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "table": table,
+                    "batch_id": batch,
+                    "started_at": run["started_at"],
+                    "finished_at": now,
+                    "status": "abandoned",
+                    "detail": detail,
+                }
+            )
+        log.warning("sync run %s abandoned (%s): %s", run_id, expired, ", ".join(run["tables"]))
+    record_runs(spark, settings, rows)
+    return sorted({r["run_id"] for r in rows})
+
+
+def _waiting_for(contracts: dict[str, TableContract], stopped: Collection[str]) -> dict[str, str]:
+    """Tables referring to a stopped table, directly or through another: table -> the stopped table."""
+    waits: dict[str, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for name, contract in contracts.items():
+            if name in stopped or name in waits:
+                continue
+            for column in contract.columns:
+                parent = column.references.split(".")[0] if column.references else None
+                if parent and parent != name and (parent in stopped or parent in waits):
+                    waits[name] = parent if parent in stopped else waits[parent]
+                    changed = True
+                    break
+    return waits
+
+
+def stopped_message(manifest: dict[str, Any]) -> str | None:
+    """One line naming the tables a run stopped and why (None when it stopped none)."""
+    stopped = manifest.get("stopped") or {}
+    causes = [f"{n}: {e['detail']}" for n, e in stopped.items() if e["status"] == "failed"]
+    if not causes:
+        return None
+    waiting = [n for n, e in stopped.items() if e["status"] == "blocked"]
+    text = f"sync run {manifest['run_id']} stopped {'; '.join(causes)}"
+    if waiting:
+        text += f"; {', '.join(waiting)} refer to it and wait"
+    published = [n for n in manifest["tables"] if manifest.get("step") == "published"]
+    text += f"; published: {', '.join(published)}" if published else "; nothing published"
+    return text
 
 
 def _audit_targets(settings: Settings, table: str, has_pii: bool) -> list[tuple[str, str]]:
@@ -323,6 +449,36 @@ def _write_batch(
     return spark.table(bronze).where(F.col("_batch_id") == batch_id).count(), gone_count, resumed
 
 
+def check_sync_config(
+    settings: Settings,
+    tables: list[str] | None = None,
+    *,
+    contracts_dir: Path | str | None = None,
+    full_refresh: Collection[str] = (),
+) -> dict[str, TableContract]:
+    """What a sync needs that can be checked without Spark, checked before Spark starts; returns the contracts.
+
+    Unknown tables, the source URL (scheme, shape), ``MO_PII_KEY`` and the source connection: each is a
+    ConfigError or SourceUnavailable in one line. Callers run it before creating a SparkSession, so a bad
+    configuration never waits for a JVM.
+    """
+    from mo.oltp.db import check_connection, make_engine
+
+    contracts = _contracts(tables, contracts_dir)
+    unknown = sorted(set(full_refresh) - set(contracts))
+    if unknown:
+        raise ConfigError(f"full refresh of {', '.join(unknown)}: not among the tables of this sync")
+    url = settings.resolved_source_url
+    jdbc_source(url)
+    settings.require_pii_key()
+    engine = make_engine(url)
+    try:
+        check_connection(engine)
+    finally:
+        engine.dispose()
+    return contracts
+
+
 def extract_to_bronze(
     spark,
     settings: Settings,
@@ -342,28 +498,27 @@ def extract_to_bronze(
     ``repair_ids`` restricts the full refresh of a table to those ids (what ``mo reconcile --repair``
     found differing); its watermark does not move.
 
-    Configuration, the source connection and schema drift are checked with SQLAlchemy before Spark
-    is touched, so those errors come back as one line without a JVM stack.
+    Configuration and the source connection are checked first (:func:`check_sync_config`, no Spark). Then
+    the run cleans up after dead runs (:func:`abandon_dead_runs`), takes its lease and records every table
+    ``started``. A table whose source schema drifted is recorded ``failed`` (the drift is the detail) and
+    left out, with the tables that refer to it (``blocked``: their new rows may refer to rows it cannot
+    bring); the others go on (``manifest["stopped"]`` lists what stopped). An error while extracting a
+    table is recorded against that table (``failed``, the others ``blocked``) and raised.
     """
-    from mo.oltp.db import check_connection, make_engine
+    from mo.oltp.db import make_engine
 
-    contracts = _contracts(tables, contracts_dir)
-    unknown = sorted(set(full_refresh) - set(contracts))
-    if unknown:
-        raise ConfigError(f"full refresh of {', '.join(unknown)}: not among the tables of this sync")
+    contracts = check_sync_config(settings, tables, contracts_dir=contracts_dir, full_refresh=full_refresh)
     url = settings.resolved_source_url
     source = jdbc_source(url)
     key = settings.require_pii_key()
     engine = make_engine(url)
     try:
-        check_connection(engine)
-        # every table is checked before anything is extracted: a drifted table stops the whole run
-        effective = {name: check_source_schema(engine, c) for name, c in contracts.items()}
         register_catalog(spark, settings)
         ensure_ops_tables(spark, settings)
+        run_id = new_run_id()
+        abandon_dead_runs(spark, settings, by=f"run {run_id}")
         watermarks = read_watermarks(spark, settings)
         publishers = last_publishers(spark, settings)
-        run_id = new_run_id()
         started = utcnow()
         manifest: dict[str, Any] = {
             "run_id": run_id,
@@ -373,23 +528,53 @@ def extract_to_bronze(
             "contracts_dir": str(contracts_dir) if contracts_dir else None,
             "full_gate": full_gate,
             "tables": {},
+            "stopped": {},
         }
+        effective: dict[str, TableContract] = {}
+        for name, contract in contracts.items():
+            try:
+                effective[name] = check_source_schema(engine, contract)
+            except ContractViolation as exc:
+                manifest["stopped"][name] = {"status": "failed", "detail": f"schema drift: {exc}"}
+        for name, parent in _waiting_for(contracts, list(manifest["stopped"])).items():
+            del effective[name]
+            detail = f"not extracted: refers to {parent}, stopped by schema drift"
+            manifest["stopped"][name] = {"status": "blocked", "detail": detail}
+        batches = {
+            name: {
+                "batch_id": batch_id_for(name, publishers.get(name)),
+                "watermark_from": format_ts(mark) if mark else None,
+            }
+            for name, mark in ((n, watermarks.get(n)) for n in contracts)
+        }
+        _renew_lease(spark, settings, manifest, force=True)
+        stopped = manifest["stopped"]
+        record_runs(
+            spark,
+            settings,
+            [_run_row(manifest, n, "started", entry=batches[n]) for n in effective]
+            + [_run_row(manifest, n, e["status"], e["detail"], entry=batches[n]) for n, e in stopped.items()],
+        )
         lookback = timedelta(minutes=settings.sync_lookback_minutes)
         for name, contract in effective.items():
-            added = ensure_layer_tables(spark, settings, contract)
-            wm_from = watermarks.get(name)
-            refresh = name in full_refresh and wm_from is not None  # a first load reads everything anyway
-            ids = tuple(sorted(repair_ids[name])) if refresh and repair_ids and name in repair_ids else None
-            window = plan_window(engine, contract, wm_from - lookback if wm_from and not refresh else None, ids=ids)
-            batch_id = batch_id_for(name, publishers.get(name))
-            table_started = time.perf_counter()
-            rows_bronze, gone, resumed = _write_batch(
-                spark, settings, source, contract, window, batch_id, started, key, full_refresh=refresh
-            )
-            log.info("%s: %d rows to bronze (%.1fs)", name, rows_bronze, time.perf_counter() - table_started)
-            # a repair reads some ids, not everything up to a bound: the watermark stays
-            wm_to = wm_from if ids is not None else max(filter(None, (wm_from, window.upper)), default=None)
-            view = read_view(engine, contract, wm_to)
+            try:
+                added = ensure_layer_tables(spark, settings, contract)
+                wm_from = watermarks.get(name)
+                refresh = name in full_refresh and wm_from is not None  # a first load reads everything anyway
+                ids = tuple(sorted(repair_ids[name])) if refresh and repair_ids and name in repair_ids else None
+                window = plan_window(engine, contract, wm_from - lookback if wm_from and not refresh else None, ids=ids)
+                batch_id = batch_id_for(name, publishers.get(name))
+                table_started = time.perf_counter()
+                rows_bronze, gone, resumed = _write_batch(
+                    spark, settings, source, contract, window, batch_id, started, key, full_refresh=refresh
+                )
+                log.info("%s: %d rows to bronze (%.1fs)", name, rows_bronze, time.perf_counter() - table_started)
+                # a repair reads some ids, not everything up to a bound: the watermark stays
+                wm_to = wm_from if ids is not None else max(filter(None, (wm_from, window.upper)), default=None)
+                view = read_view(engine, contract, wm_to)
+            except Exception as exc:
+                _record_extract_failure(spark, settings, manifest, effective, batches, name, exc)
+                raise
             manifest["tables"][name] = {
                 "batch_id": batch_id,
                 "watermark_from": format_ts(wm_from) if wm_from else None,
@@ -404,11 +589,26 @@ def extract_to_bronze(
             }
             if refresh:
                 manifest["tables"][name].update(full_refresh=True, rows_gone=gone)
+            _renew_lease(spark, settings, manifest)
     finally:
         engine.dispose()
     _record(spark, settings, manifest, "extracted")
     manifest["step"] = "extracted"
     return manifest
+
+
+def _record_extract_failure(spark, settings, manifest, effective, batches, table: str, exc: BaseException) -> None:
+    """Record an error while extracting ``table``: that table ``failed``, the run's other tables ``blocked``."""
+    reason = f"extraction failed: {_reason(exc)}"
+    rows = [_run_row(manifest, table, "failed", reason, entry=batches[table])]
+    blocked = f"not published: the run stopped at {table} ({reason})"
+    for name in effective:
+        if name != table:
+            rows.append(_run_row(manifest, name, "blocked", blocked, entry=manifest["tables"].get(name, batches[name])))
+    try:
+        record_runs(spark, settings, rows)
+    except Exception:  # noqa: BLE001 - the extraction error is the one to report
+        log.exception("could not record the failed extraction of %s", table)
 
 
 # --- step 2: merge on audit branches -----------------------------------------------------------------
@@ -464,9 +664,11 @@ def merge_to_audit(spark, settings: Settings, manifest: dict[str, Any]) -> dict[
     from pyspark.sql import functions as F
 
     register_catalog(spark, settings)
+    _check_alive(spark, settings, manifest)
     contracts = load_source_contracts(Path(manifest["contracts_dir"]) if manifest.get("contracts_dir") else None)
     branch = manifest["audit_branch"]
     for name, entry in manifest["tables"].items():
+        _renew_lease(spark, settings, manifest)
         entry["audit_snapshots"] = {}
         if not entry["rows_bronze"]:
             continue
@@ -619,15 +821,19 @@ def check_gate(spark, settings: Settings, manifest: dict[str, Any], *, gate: Gat
     register_catalog(spark, settings)
     if manifest.get("step") not in ("merged", "gated"):
         raise MoError(f"run {manifest.get('run_id')} has not been merged to its audit branches; run merge first")
+    _check_alive(spark, settings, manifest)
     gate = gate or _default_gate()
+    if not manifest["tables"]:  # every table of the run stopped before extraction
+        manifest.update(gate={"passed": True, "checked_at": format_ts(utcnow()), "tables": []}, step="gated")
+        return manifest
     source_counts = {name: entry["source_live_count"] for name, entry in manifest["tables"].items()}
     frames = candidate_frames(spark, settings, manifest)
     started = time.perf_counter()
     scopes = gate_scopes(spark, settings, manifest, frames)
     result = gate(spark, settings, frames, source_counts, scopes=scopes, pending=pending_keys(spark, manifest))
     if not result.passed:
-        summary = result.summary()
-        _record(spark, settings, manifest, "gate_failed", summary)
+        summary = result.summary().replace("\n", "; ")
+        record_runs(spark, settings, _gate_failed_rows(manifest, result, summary))
         drop_audit_branches(spark, settings, manifest)
         raise QualityGateFailed(f"quality gate failed, nothing published (run {manifest['run_id']}): {summary}")
     manifest["gate"] = {
@@ -637,8 +843,28 @@ def check_gate(spark, settings: Settings, manifest: dict[str, Any], *, gate: Gat
         "modes": getattr(result, "modes", {}),
         "scope_rows": getattr(result, "scope_rows", {}),
     }
+    _record(spark, settings, manifest, "gated")
     manifest["step"] = "gated"
     return manifest
+
+
+def _gate_failed_rows(manifest: dict[str, Any], result, summary: str) -> list[dict[str, Any]]:
+    """A failed gate's records: each table it failed on ``gate_failed`` with its own failures, the run's
+    other tables ``blocked`` naming those tables (so each clears when its own next attempt publishes)."""
+    failures = getattr(result, "failures", None) or []
+    failed = sorted({f.table for f in failures} & set(manifest["tables"]))
+    now = utcnow()
+    if not failed:
+        return [_run_row(manifest, name, "gate_failed", summary, at=now) for name in manifest["tables"]]
+    rows = []
+    for name in manifest["tables"]:
+        if name in failed:
+            own = "; ".join(f"silver.{name}: {f.expectation} failed: {f.detail}" for f in failures if f.table == name)
+            rows.append(_run_row(manifest, name, "gate_failed", own, at=now))
+        else:
+            detail = f"not published: the gate failed on {', '.join(failed)}"
+            rows.append(_run_row(manifest, name, "blocked", detail, at=now))
+    return rows
 
 
 # --- step 4: publish ---------------------------------------------------------------------------------
@@ -695,7 +921,7 @@ def publish(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, An
         raise MoError(f"run {manifest.get('run_id')} has not passed the quality gate; nothing to publish")
     catalog = settings.catalog_name
     branch = manifest["audit_branch"]
-    done = {r["table"] for r in read_runs(spark, settings, manifest["run_id"]) if r["status"] == "published"}
+    done = {r["table"] for r in _check_alive(spark, settings, manifest) if r["status"] == "published"}
     unpublished = [name for name in manifest["tables"] if name not in done]
     _check_not_overtaken(spark, settings, manifest, unpublished)
     for name in unpublished:
@@ -721,7 +947,8 @@ def publish(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, An
             spark.sql(f"DELETE FROM {staging} WHERE _batch_id = '{entry['batch_id']}'")
     marks = {n: manifest["tables"][n]["watermark_to"] for n in unpublished}
     advance_watermarks(spark, settings, manifest["run_id"], marks)
-    record_runs(spark, settings, [_run_row(manifest, n, "published") for n in unpublished])
+    now = utcnow()
+    record_runs(spark, settings, [_run_row(manifest, n, "published", at=now) for n in unpublished])
     manifest["step"] = "published"
     manifest["published_at"] = format_ts(utcnow())
     return manifest
@@ -743,8 +970,9 @@ def run_sync(
 ) -> dict[str, Any]:
     """Extract, merge on audit branches, gate, publish. Returns the published manifest.
 
-    Raises QualityGateFailed (nothing published), ContractViolation (schema drift, before extraction),
-    SourceUnavailable or ConfigError.
+    Raises ConfigError or SourceUnavailable (before Spark is used), QualityGateFailed (nothing published),
+    or ContractViolation after publishing the other tables when schema drift stopped a table (the message
+    names the tables it stopped and those it published).
     """
     gate = gate or _default_gate()  # fail before extracting if the gate cannot run at all
     manifest = extract_to_bronze(
@@ -759,17 +987,20 @@ def run_sync(
     try:
         manifest = merge_to_audit(spark, settings, manifest)
         manifest = check_gate(spark, settings, manifest, gate=gate)
-        return publish(spark, settings, manifest)
-    except QualityGateFailed:
+        manifest = publish(spark, settings, manifest)
+    except (QualityGateFailed, RunAbandoned):
         raise
     except Exception as exc:
         try:
             drop_audit_branches(spark, settings, manifest)
-            reason = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
-            _record(spark, settings, manifest, "failed", reason)
+            _record(spark, settings, manifest, "failed", _reason(exc))
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass
         raise
+    stopped = stopped_message(manifest)
+    if stopped:
+        raise ContractViolation(stopped)
+    return manifest
 
 
 def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> dict[str, Any]:
@@ -782,6 +1013,11 @@ def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> 
         which = f"run {run_id}" if run_id else "run"
         raise MoError(f"no sync {which} recorded in {settings.catalog_name}.ops.sync_runs")
     run_id = rows[0]["run_id"]
+    if any(r["status"] == "abandoned" for r in rows):
+        raise RunAbandoned(f"sync run {run_id} was abandoned (its lease expired); start a new run")
+    unfinished = [r["table"] for r in rows if r["status"] == "started"]
+    if unfinished:
+        raise MoError(f"sync run {run_id} did not finish extracting {', '.join(unfinished)}; start a new run")
     contracts = load_source_contracts()
     # a full refresh says so in the detail of the run's records (its 'extracted' one at least)
     runs = ops_table(settings, "sync_runs")
@@ -794,6 +1030,8 @@ def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> 
     }
     tables = {}
     for r in rows:
+        if r["rows_bronze"] is None:  # stopped before extraction (schema drift or a table it refers to)
+            continue
         contract = contracts.get(r["table"])
         refresh = r["table"] in refreshed
         tables[r["table"]] = {
@@ -815,6 +1053,9 @@ def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> 
         "audit_branch": f"audit_{run_id}",
         "contracts_dir": None,
         "tables": tables,
+        "stopped": {
+            r["table"]: {"status": r["status"], "detail": r["detail"]} for r in rows if r["table"] not in tables
+        },
         "step": "extracted",
     }
 
@@ -823,8 +1064,9 @@ def manifest_from_runs(spark, settings: Settings, run_id: str | None = None) -> 
 
 
 def layer_counts(spark, settings: Settings) -> dict[str, dict[str, Any]]:
-    """Per contract table: live ids in bronze (latest version not a delete), silver rows, last published sync
-    and the latest run record (``last_run``, which names a failure when the latest run did not publish)."""
+    """Per contract table: live ids in bronze (latest version not a delete), silver rows, last published sync,
+    the table's latest attempt that is over (``last_run``: names a failure when it did not publish) and a
+    live run syncing it (``in_flight``); see :func:`spark_jobs.watermarks.sync_history`."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -833,7 +1075,7 @@ def layer_counts(spark, settings: Settings) -> dict[str, dict[str, Any]]:
     counts: dict[str, dict[str, Any]] = {}
     for name, contract in load_source_contracts().items():
         bronze, silver = bronze_table(settings, name), silver_table(settings, name)
-        entry: dict[str, Any] = {"bronze": None, "silver": None, "last_sync_at": None, "last_run": None}
+        entry: dict[str, Any] = dict.fromkeys(("bronze", "silver", "last_sync_at", "last_run", "in_flight"))
         entry.update(history.get(name, {}))
         if spark.catalog.tableExists(bronze):
             pk, wm = contract.primary_key, contract.watermark

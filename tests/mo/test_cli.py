@@ -61,6 +61,39 @@ def test_missing_java(tmp_path):
     assert not (tmp_path / "lake").exists(), "nothing may be half-written when Java is missing"
 
 
+def _recording_java(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A JAVA_HOME whose `java` only leaves a mark: any attempt to start a JVM (Spark) shows."""
+    marker = tmp_path / "jvm-started"
+    java = tmp_path / "jdk" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text(f"#!/bin/sh\necho started >> {marker}\nexit 1\n")
+    java.chmod(0o755)
+    return {"JAVA_HOME": str(java.parent.parent), "PATH": f"{java.parent}:{os.environ['PATH']}"}, marker
+
+
+BAD_SYNC_CONFIG = {
+    "unreachable source": ({"MO_SOURCE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "source database unreachable"),
+    "unknown scheme": ({"MO_SOURCE_URL": "oracle://scott@db/orcl"}, "unknown source URL scheme 'oracle'"),
+    "missing PII key": ({"MO_PII_KEY": ""}, "MO_PII_KEY is not set"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SYNC_CONFIG))
+def test_sync_checks_configuration_before_starting_spark(tmp_path, case):
+    env, message = BAD_SYNC_CONFIG[case]
+    java_env, marker = _recording_java(tmp_path)
+    line = _one_error_line(run_mo("sync", env={**java_env, **env}, home=tmp_path))
+    assert message in line
+    assert not marker.exists(), "a JVM was started before the configuration was checked"
+    # the DAG's extract task checks the same way before its session
+    code = "from mo.pipelines import sync_extract; sync_extract()"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MO_")}
+    full_env.update({"MO_HOME": str(tmp_path), "MO_PII_KEY": "test-key", **java_env, **env})
+    task = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
+    assert task.returncode != 0 and message in task.stderr.strip().splitlines()[-1]
+    assert not marker.exists(), "the extract task started a JVM before the configuration was checked"
+
+
 def test_missing_pii_key_is_named(tmp_path):
     from mo.config import Settings
     from mo.errors import ConfigError
@@ -71,13 +104,20 @@ def test_missing_pii_key_is_named(tmp_path):
 
 @pytest.mark.spark
 def test_status_check_exits_non_zero_and_names_the_problems(tmp_path):
-    assert run_mo("db", "migrate", home=tmp_path).returncode == 0
-    result = run_mo("status", "--check", "--json", env={"MO_KAFKA_BOOTSTRAP": "127.0.0.1:1"}, home=tmp_path)
+    # an invalid source is one problem of a full report, not an error instead of the report
+    env = {"MO_KAFKA_BOOTSTRAP": "127.0.0.1:1", "MO_SOURCE_URL": "oracle://scott@db/orcl"}
+    result = run_mo("status", "--check", "--json", env=env, home=tmp_path)
     assert result.returncode == 1, result.stderr[-2000:]
-    problems = json.loads(result.stdout)["problems"]
-    assert problems[0].startswith("never synced to silver: organizations, agents, customers")
-    assert problems[1].startswith("broker 127.0.0.1:1 unreachable: ")
-    assert len(problems) == 2, problems
+    report = json.loads(result.stdout)
+    problems = report["problems"]
+    assert problems[0] == (
+        "source oracle://db/orcl unreachable: unknown source URL scheme 'oracle' in MO_SOURCE_URL; "
+        "expected one of sqlite, mysql, mariadb, postgresql"
+    )
+    assert problems[1].startswith("never synced to silver: organizations, agents, customers")
+    assert problems[2].startswith("broker 127.0.0.1:1 unreachable: ")
+    assert len(problems) == 3, problems
+    assert report["tables"]["customers"]["source"] is None and report["serving"]["reachable"] is True
 
 
 def test_an_invalid_setting_is_named(tmp_path):

@@ -10,9 +10,23 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LIMITS = {"max_sync_age_hours": 3, "max_waiting": 1000}
 
 
-def _table(synced: str | None, status: str = "published", detail: str | None = None, run_id: str = "r2") -> dict:
+def _table(
+    synced: str | None,
+    status: str = "published",
+    detail: str | None = None,
+    run_id: str = "r2",
+    lease: str | None = None,
+) -> dict:
     run = (
-        None if synced is None else {"run_id": run_id, "status": status, "at": "2026-03-01T11:00:00", "detail": detail}
+        None
+        if synced is None
+        else {
+            "run_id": run_id,
+            "status": status,
+            "at": "2026-03-01T11:00:00",
+            "detail": detail,
+            "lease_expires_at": lease,
+        }
     )
     return {"source": 5, "bronze": 5, "silver": 5, "in_sync": True, "last_sync_at": synced, "last_run": run}
 
@@ -54,9 +68,45 @@ def test_a_run_that_did_not_publish_is_one_problem_naming_its_tables():
         "sync run r2 gate_failed at 2026-03-01T11:00:00 UTC (policies, claims): "
         "silver.policies: expect_column_values_to_be_in_set(status)"
     ]
-    # a run still between its steps is not a problem (staleness catches one that never finishes)
-    report = _report({"policies": _table("2026-03-01T11:00:00", status="merged")})
+    # a run between its steps is not a problem while its lease is valid; once it expired the run died
+    report = _report({"policies": _table("2026-03-01T11:00:00", status="merged", lease="2026-03-01T12:30:00")})
     assert health_problems(report, now=NOW, **LIMITS) == []
+    report = _report({"policies": _table("2026-03-01T11:00:00", status="started", lease="2026-03-01T11:50:00")})
+    assert health_problems(report, now=NOW, **LIMITS) == [
+        "sync run r2 died after step started (policies): no end record and its lease expired at 2026-03-01T11:50:00 UTC"
+    ]
+
+
+def test_each_table_is_judged_on_its_own_latest_attempt():
+    drift = "schema drift: source column customers.vip_level (VARCHAR(8)) is not in the contract"
+    report = _report(
+        {
+            "customers": _table("2026-03-01T11:00:00", status="failed", detail=drift),
+            # held back by another table's failure: that table's line names the cause
+            "policies": _table("2026-03-01T11:00:00", status="blocked", detail="not extracted: refers to customers"),
+            "agents": _table("2026-03-01T11:00:00", run_id="r3"),  # its later attempt published
+            "claims": _table("2026-03-01T11:00:00", status="abandoned", detail="crashed: no end record", run_id="r1"),
+        }
+    )
+    assert health_problems(report, now=NOW, **LIMITS) == [
+        f"sync run r2 failed at 2026-03-01T11:00:00 UTC (customers): {drift}",
+        "sync run r1 abandoned at 2026-03-01T11:00:00 UTC (claims): crashed: no end record",
+    ]
+
+
+def test_an_unreachable_source_is_a_problem_in_a_full_report():
+    report = _report(
+        {"customers": _table("2026-03-01T11:30:00")},
+        source="postgresql://127.0.0.1:1/none",
+        source_check={"reachable": False, "error": "source database unreachable at postgresql://..."},
+    )
+    report["problems"] = health_problems(report, now=NOW, **LIMITS)
+    assert report["problems"] == [
+        "source postgresql://127.0.0.1:1/none unreachable: source database unreachable at postgresql://..."
+    ]
+    text = format_status({"catalog": {"name": "c", "warehouse": "w"}, **report})
+    assert text.startswith("source   postgresql://127.0.0.1:1/none unreachable: ")
+    assert "customers" in text and text.endswith("  - " + report["problems"][0])
 
 
 def test_broker_down_lagging_ingest_and_serving_store_down():

@@ -119,7 +119,11 @@ def test_every_kind_of_defect_is_caught_and_named(spark, gate_settings, valid_fr
         GateFailure(
             "complaints", "expect_column_values_to_be_null(deleted_at)", "1 soft-deleted row in the live state"
         ),
-        GateFailure("consents", "expect_table_row_count_to_equal(source)", row_count_detail(ROWS, ROWS + 1)),
+        GateFailure(
+            "consents",
+            "expect_table_row_count_to_equal(source)",
+            row_count_detail(ROWS, ROWS + 1, table="consents"),
+        ),
     ]
     assert result.summary().splitlines()[0] == (
         "silver.agents: expect_column_values_to_not_be_null(license_no) failed: 1 null value"
@@ -216,7 +220,9 @@ def test_a_scoped_gate_checks_what_changed_the_whole_count_and_goes_whole_when_d
         scopes={"customers": None, "policies": scope(valid_frames["policies"], 1)},
     )  # fmt: skip
     assert counted.failures == [
-        GateFailure("customers", "expect_table_row_count_to_equal(source)", row_count_detail(ROWS, ROWS + 2))
+        GateFailure(
+            "customers", "expect_table_row_count_to_equal(source)", row_count_detail(ROWS, ROWS + 2, table="customers")
+        )
     ]
 
     # The whole-table check is due again after the interval (0: every run) ...
@@ -231,7 +237,9 @@ def test_a_scoped_gate_checks_what_changed_the_whole_count_and_goes_whole_when_d
 def test_a_failed_source_count_names_what_the_watermark_cannot_see():
     assert "deleted in the source without a soft delete" in row_count_detail(9, 8)
     assert "committed late" in row_count_detail(7, 8) and "look-back window" in row_count_detail(7, 8)
-    assert "--full-refresh" in row_count_detail(9, 8) and "--full-refresh" in row_count_detail(7, 8)
+    # the way out names the table, ready to run
+    assert "`mo sync --table customers --full-refresh` reconciles" in row_count_detail(9, 8, table="customers")
+    assert "`mo sync --table consents --full-refresh` reconciles" in row_count_detail(7, 8, table="consents")
     assert row_count_detail(10, 11, count_of="") == "row count 10 != 11"  # marts reconcile with their inputs
 
 

@@ -227,9 +227,15 @@ def test_failed_gate_publishes_nothing_and_keeps_watermarks(spark, settings, wor
     assert silver_state(spark, settings, SMALL) == before
     assert main_snapshots(spark, settings, SMALL) == snapshots
     assert read_watermarks(spark, settings) == watermarks
-    latest = read_runs(spark, settings)
-    assert {r["status"] for r in latest} == {"gate_failed"}
-    assert "risk_rating" in latest[0]["detail"]
+    latest = {r["table"]: r for r in read_runs(spark, settings)}
+    # the table the gate failed on, and the others held back by it
+    assert {t: r["status"] for t, r in latest.items()} == {
+        "organizations": "blocked",
+        "agents": "blocked",
+        "customers": "gate_failed",
+    }
+    assert "risk_rating" in latest["customers"]["detail"]
+    assert latest["agents"]["detail"] == "not published: the gate failed on customers"
     for name in SMALL:
         refs = {r["name"] for r in spark.sql(f"SELECT name FROM {silver_table(settings, name)}.refs").collect()}
         assert refs == {"main"}, f"audit branch left on {name}"
@@ -259,7 +265,7 @@ def test_steps_run_separately_with_a_rebuilt_manifest(spark, settings, world):
     counts = layer_counts(spark, settings)
     assert counts["customers"]["bronze"] == counts["customers"]["silver"] == 6
     assert counts["customers"]["last_sync_at"] is not None
-    assert counts["claims"] == {"bronze": None, "silver": None, "last_sync_at": None, "last_run": None}
+    assert counts["claims"] == dict.fromkeys(("bronze", "silver", "last_sync_at", "last_run", "in_flight"))
     assert counts["customers"]["last_run"]["status"] == "published"
 
 
@@ -342,7 +348,10 @@ def test_full_refresh_reconciles_what_the_watermark_cannot_see(spark, settings, 
     _behind_the_watermark(world, deleted=gone, changed=2, risk_rating="R5", phone="13900001111")
 
     # the incremental run sees nothing new, and the count reconciliation says what to do
-    with pytest.raises(QualityGateFailed, match=r"silver\.customers: .*row count 9 != source 8.*--full-refresh"):
+    with pytest.raises(
+        QualityGateFailed,
+        match=r"silver\.customers: .*row count 9 != source 8.*`mo sync --table customers --full-refresh`",
+    ):
         run_sync(spark, settings, tables=SMALL)
     with pytest.raises(ConfigError, match="full refresh of claims: not among the tables"):
         run_sync(spark, settings, tables=SMALL, full_refresh=["claims"])

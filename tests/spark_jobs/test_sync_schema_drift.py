@@ -1,22 +1,26 @@
-"""Schema drift: strict contracts stop the sync naming the column; additive ones carry new columns to silver."""
+"""Schema drift: a strict contract stops its table's sync naming the column (the other tables publish);
+additive ones carry new columns to silver."""
 
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, MetaData, String, Table, text
-from sync_world import SourceWorld, frame_rows
+from sync_world import SourceWorld, count_gate, expected_silver, frame_rows
 
 from mo.config import SCHEMAS_DIR
 from mo.contracts import load_source_contracts
 from mo.errors import ContractViolation
 from mo.oltp.db import make_engine, migrate
 from mo.oltp.models import Base
+from mo.status import health_problems
 from spark_jobs.lake import bronze_table, silver_table
 from spark_jobs.schema_drift import check_source_schema
-from spark_jobs.sync import run_sync
+from spark_jobs.sync import layer_counts, run_sync
+from spark_jobs.watermarks import read_runs, read_watermarks
 
 
 def _policies_table(tmp_path: Path, *, premium_type=None, drop: str | None = None):
@@ -54,16 +58,41 @@ def test_matching_schema_passes_on_sqlite(tmp_path):
         assert check_source_schema(engine, contract) is contract
 
 
-def test_extra_column_stops_a_strict_table(settings):
+@pytest.mark.spark
+def test_drift_stops_its_table_and_those_referring_to_it_and_the_rest_is_published(spark, settings):
     engine = make_engine(settings.resolved_source_url)
     migrate(engine)
-    SourceWorld(engine).seed(customers=3)
+    world = SourceWorld(engine)
+    world.seed(customers=3)
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE customers ADD COLUMN vip_level VARCHAR(8)"))
-    with pytest.raises(
-        ContractViolation, match=r"source column customers\.vip_level \(VARCHAR\(8\)\) is not in the contract"
-    ):
-        run_sync(None, settings, gate=lambda *a, **k: None)  # stopped before Spark reads anything
+    tables = ["organizations", "agents", "products", "customers", "policies"]
+    with pytest.raises(ContractViolation) as stopped:
+        run_sync(spark, settings, tables, gate=count_gate)
+
+    message = str(stopped.value)
+    assert "\n" not in message
+    assert (
+        message.startswith("sync run ")
+        and ("stopped customers: schema drift: source column customers.vip_level (VARCHAR(8)) is not in the contract")
+        in message
+    )
+    assert message.endswith("; policies refer to it and wait; published: organizations, agents, products")
+    for name in ("organizations", "agents", "products"):
+        assert frame_rows(spark.table(silver_table(settings, name))) == expected_silver(
+            world.contracts[name], world.live_rows(name), settings.require_pii_key()
+        )
+    assert set(read_watermarks(spark, settings)) == {"organizations", "agents", "products"}
+    runs = {r["table"]: r for r in read_runs(spark, settings)}
+    assert runs["customers"]["status"] == "failed" and "customers.vip_level" in runs["customers"]["detail"]
+    assert runs["policies"]["status"] == "blocked" and "refers to customers" in runs["policies"]["detail"]
+    report = {"tables": layer_counts(spark, settings)}
+    assert health_problems(report, now=datetime.now(UTC), max_sync_age_hours=3, max_waiting=0) == [
+        "never synced to silver: customers, policies, claims, complaints, consents, sales_recordings",
+        f"sync run {runs['customers']['run_id']} failed at {report['tables']['customers']['last_run']['at']} UTC "
+        f"(customers): {runs['customers']['detail']}",
+    ]
+    engine.dispose()
 
 
 @pytest.mark.spark
