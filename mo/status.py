@@ -27,7 +27,7 @@ from spark_jobs.watermarks import IN_PROGRESS, STOPPED
 
 def source_label(settings: Settings) -> str:
     """The configured source URL without credentials (even when the URL is invalid)."""
-    return (settings.source_url or f"sqlite:///{settings.home / 'source.db'}").split("@")[-1]
+    return _label(settings.source_url or f"sqlite:///{settings.home / 'source.db'}")
 
 
 def source_report(settings: Settings) -> dict[str, Any]:
