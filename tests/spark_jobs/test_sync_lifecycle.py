@@ -130,10 +130,10 @@ def test_every_attempt_is_recorded_and_each_table_clears_when_repaired(spark, se
     planned = sync.plan_window
 
     def failing_on(table: str, error: BaseException):
-        def plan(engine, contract, lower):
+        def plan(engine, contract, lower, **kwargs):
             if contract.table == table:
                 raise error
-            return planned(engine, contract, lower)
+            return planned(engine, contract, lower, **kwargs)
 
         return plan
 
@@ -173,6 +173,6 @@ def test_every_attempt_is_recorded_and_each_table_clears_when_repaired(spark, se
     assert "gate_failed" in line and "(customers): silver.customers: expect_column_values_to_be_in_set" in line
 
     # repairing that one table clears the problem: each table is judged on its own latest attempt
-    run_sync(spark, settings, ["customers"], gate=count_gate)
+    run_sync(spark, settings, ["customers"], gate=count_gate, full_refresh=["customers"])
     assert problems(spark, settings) == []
     assert_silver_matches_source(spark, settings, world, SMALL)
