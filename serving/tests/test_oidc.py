@@ -71,5 +71,7 @@ def test_tokens_of_the_configured_provider_are_trusted_and_others_refused(
         no_role = client.get("/v1/audit", headers={"Authorization": f"Bearer {_token(key, role='root')}"})
         assert no_role.status_code == 401 and "role" in no_role.json()["detail"]
         # The built-in issuer is off: its token endpoint says where tokens come from.
-        login = client.post("/v1/auth/token", data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y"})
+        login = client.post(
+            "/v1/auth/token", data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y"}
+        )
         assert login.status_code == 404 and "OpenID Connect" in login.json()["detail"]

@@ -36,7 +36,8 @@ def test_clear_pii_needs_the_scope_and_every_read_is_audited(
     refused = client.get("/v1/customers/7", params={"pii": "true"}, headers=accounts["app"].headers)
     assert refused.status_code == 403 and "customers:pii" in refused.json()["detail"]
     agent = accounts["service_agent"]
-    answer = client.get("/v1/customers/7", params={"pii": "true"}, headers={**agent.headers, "X-Request-ID": "pii-read-7"})
+    headers = {**agent.headers, "X-Request-ID": "pii-read-7"}
+    answer = client.get("/v1/customers/7", params={"pii": "true"}, headers=headers)
     assert answer.status_code == 200
     with world.source.connect() as conn:
         name, phone = conn.execute(select(Customer.name, Customer.phone).where(Customer.id == 7)).one()
