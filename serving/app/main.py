@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
 from app.api.main import api_router
 from app.core.config import Settings, get_settings
@@ -106,8 +107,16 @@ def _problem_detail(state: dict[str, Any]) -> str | None:
 
 
 def serve_app() -> FastAPI:
+    """The process's app; a configuration problem stops it with one line naming each bad setting."""
     configure_logging()
-    return create_app()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        reasons = "; ".join(
+            str(e.get("ctx", {}).get("error") or e["msg"]).removeprefix("Value error, ") for e in exc.errors()
+        )
+        raise SystemExit(f"serving: {reasons}") from None
+    return create_app(settings)
 
 
 app = serve_app()
