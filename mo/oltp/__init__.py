@@ -3,3 +3,4 @@
 # Every table the migrations create is on Base.metadata whichever module a caller imports first, so
 # autogenerate and the drift test see the outbox too.
 from mo.oltp import outbox as _outbox  # noqa: F401
+from mo.oltp import claims_tables as _claims_tables  # noqa: E402, F401
