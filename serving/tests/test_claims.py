@@ -1,5 +1,5 @@
 """Claims through the API on real stores: filing, bad input writing nothing, idempotency, the state machine over
-every (from, to) pair, documents typed by content, SLA flags on crafted dates, and races on PostgreSQL."""
+every (from, to) pair, documents typed by content, SLA flags on crafted dates, and races on PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
@@ -557,32 +557,41 @@ def test_claims_of_a_customer_newest_first_by_status(client: TestClient, account
     assert client.get("/v1/claims?status=lost", headers=accounts["reviewer"].headers).status_code == 422
 
 
-# --- races on PostgreSQL ---------------------------------------------------------------------------------------
+# --- races on PostgreSQL and MariaDB -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pg_world(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=["postgresql", "mariadb"])
+def db_world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A world whose source is a database of its own on the machine's PostgreSQL or MariaDB, and its app."""
+    import redis
+    from conftest import MACHINE_MARIADB_URL, MACHINE_POSTGRES_URL, MACHINE_REDIS_URL
+    from sqlalchemy import create_engine
+
+    from app.main import create_app
+
+    kind, name = request.param, "h_claims_tests"
     saved = {k: os.environ.get(k) for k in ("MO_HOME", "MO_PII_KEY", "MO_REDIS_PREFIX", "MO_KAFKA_BOOTSTRAP")}
-    url = create_database("postgresql", "h_claims_tests")
+    url = create_database(kind, name)
     try:
-        built = build_world(tmp_path_factory.mktemp("claims-pg"), source_url=url, customers=40)
+        built = build_world(tmp_path_factory.mktemp(f"claims-{kind}"), source_url=url, customers=40)
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    from app.main import create_app
-
-    with TestClient(create_app(built.settings), raise_server_exceptions=False) as pg_client:
-        yield built, pg_client
+    with TestClient(create_app(built.settings), raise_server_exceptions=False) as db_client:
+        yield built, db_client
     built.source.dispose()
-    from conftest import MACHINE_POSTGRES_URL
-    from sqlalchemy import create_engine
-
-    admin = create_engine(MACHINE_POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    keys = redis.Redis.from_url(MACHINE_REDIS_URL)
+    for key in keys.scan_iter(f"{built.redis_prefix}:*", count=1000):
+        keys.unlink(key)
+    keys.close()
+    admin = create_engine(
+        MACHINE_POSTGRES_URL if kind == "postgresql" else MACHINE_MARIADB_URL, isolation_level="AUTOCOMMIT"
+    )
     with admin.connect() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS h_claims_tests WITH (FORCE)"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}" + (" WITH (FORCE)" if kind == "postgresql" else "")))
     admin.dispose()
 
 
@@ -612,8 +621,8 @@ def _at_once(*calls):  # type: ignore[no-untyped-def]
     return results
 
 
-def test_races_on_postgresql(pg_world) -> None:  # type: ignore[no-untyped-def]
-    world, client = pg_world
+def test_races_on_postgresql_and_mariadb(db_world) -> None:  # type: ignore[no-untyped-def]
+    world, client = db_world
     app_headers, handler_a, handler_b = (_login(world, client, r) for r in ("app", "claims_handler", "claims_handler"))
     policy = policies_in_force(world.source, 1)[0]
     for _ in range(3):
