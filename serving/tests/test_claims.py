@@ -147,6 +147,8 @@ def test_filing_writes_claim_history_audit_and_event_once(world: ApiWorld, clien
     assert claim["sla"]["review_due"] == add_working_days(today(), 3).isoformat()
     assert claim["sla"]["at_risk"] is False and claim["sla"]["breached"] is False
 
+    # the answer is what the claim reads back as
+    assert client.get(f"/v1/claims/{claim['claim_no']}", headers=accounts["app"].headers).json() == claim
     again = client.post("/v1/claims", json=body, headers={**accounts["app"].headers, **key})
     assert again.status_code == 201 and again.json() == claim
     assert again.headers.get("idempotent-replayed") == "true"
