@@ -11,6 +11,7 @@ Measured in one run, with ``MO_BENCH_CLAIMS_CONCURRENCY`` concurrent writers (de
   request with a new Idempotency-Key and a bearer token of an app client; every accepted claim is one
   transaction holding the claims row, its status history row, the audit entry, the ``claim_filed`` outbox
   event and the idempotency record, after the policy, cover and visibility checks;
+- the same transaction in process (``run_once`` + the claims service from threads, no HTTP, token or rate limit);
 - baseline: the same number of threads inserting only the claims row, one transaction each, over SQLAlchemy
   (what the database takes for the bare business write, with no HTTP, no checks and no side records).
 
@@ -197,6 +198,35 @@ def measure() -> dict[str, Any]:
         _stop(server)
         server = None
 
+        # the same transaction in process: no HTTP, no token, no rate limit
+        from app.api.deps import Caller
+        from app.api.routes.claims import ClaimSubmission
+        from app.core.roles import scopes_of
+        from app.core.security import Principal
+        from app.services import claims as service
+        from app.services.idempotency import run_once
+
+        direct_engine = create_engine(url, pool_size=concurrency, max_overflow=0)
+        caller = Caller(
+            Principal(subject="client:bench-direct", role="app", scopes=frozenset(map(str, scopes_of("app")))),
+            "claims.submit",
+            "POST /v1/claims",
+        )
+        validated = [ClaimSubmission(**b) for b in bodies]
+
+        def direct(i: int, n: int) -> bool:
+            body = validated[(i * 7919 + n) % len(validated)]
+            values = body.model_dump()
+            answer = run_once(
+                direct_engine, caller, str(uuid.uuid4()), body.model_dump(mode="json"),
+                lambda conn: (201, service.submit(conn, caller, values)),
+            )  # fmt: skip
+            return answer.status_code == 201
+
+        _load(1, concurrency, direct)
+        in_process = _load(seconds, concurrency, direct)
+        direct_engine.dispose()
+
         bare_engine = create_engine(url, pool_size=concurrency, max_overflow=0)
         ids = iter(range(10**14, 10**15))  # above the generator's counters, below the API's block
         lock = threading.Lock()
@@ -227,6 +257,7 @@ def measure() -> dict[str, Any]:
         engine.dispose()
         count, lat, wall, errors = api
         bcount, blat, bwall, _ = baseline
+        dcount, dlat, dwall, derrors = in_process
         return {
             "customers": customers,
             "concurrency": concurrency,
@@ -241,6 +272,13 @@ def measure() -> dict[str, Any]:
                 "per_second": written / wall,
                 "p50_ms": _percentile(lat, 0.50) * 1000,
                 "p99_ms": _percentile(lat, 0.99) * 1000,
+            },
+            "direct": {
+                "writes": dcount,
+                "errors": derrors,
+                "per_second": dcount / dwall,
+                "p50_ms": _percentile(dlat, 0.50) * 1000,
+                "p99_ms": _percentile(dlat, 0.99) * 1000,
             },
             "bare": {
                 "writes": bcount,
@@ -274,7 +312,7 @@ def run() -> str:
     if done.returncode != 0:
         raise SystemExit(f"bench claims failed:\n{done.stderr[-4000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    api, bare = figures["api"], figures["bare"]
+    api, direct, bare = figures["api"], figures["direct"], figures["bare"]
     ratio = api["per_second"] / bare["per_second"] if bare["per_second"] else float("nan")
     return "\n".join(
         [
@@ -283,17 +321,22 @@ def run() -> str:
             f"`POST /v1/claims` over HTTP, {figures['workers']} uvicorn workers, {figures['concurrency']} concurrent "
             f"writers for {figures['seconds']} s, a world of {figures['customers']:,} customers; each accepted claim "
             "is one transaction with the claims row, its status history, the audit entry, the `claim_filed` outbox "
-            "event and the idempotency record. Baseline: the same writers inserting the claims row alone over "
-            "SQLAlchemy, one transaction each. Server, load generator and PostgreSQL share this machine's cores.",
+            "event and the idempotency record. The same transaction is then run in process by the same number of "
+            "threads (what the HTTP layer costs), and the baseline inserts the claims row alone over SQLAlchemy, "
+            "one transaction each. Server, load generator and PostgreSQL share this machine's cores.",
             "",
             "| path | writes | writes/s | p50 ms | p99 ms |",
             "|---|---:|---:|---:|---:|",
             f"| API: claim + history + audit + outbox + idempotency | {api['claims_written']:,} | "
             f"{api['per_second']:,.0f} | {api['p50_ms']:.1f} | {api['p99_ms']:.1f} |",
+            f"| the same transaction in process (no HTTP, token or rate limit) | {direct['writes']:,} | "
+            f"{direct['per_second']:,.0f} | {direct['p50_ms']:.1f} | {direct['p99_ms']:.1f} |",
             f"| baseline: bare claims insert | {bare['writes']:,} | {bare['per_second']:,.0f} | "
             f"{bare['p50_ms']:.1f} | {bare['p99_ms']:.1f} |",
             "",
-            f"The API reaches {ratio:.0%} of the bare insert rate. Answers: {api['statuses']} "
+            f"The API reaches {ratio:.0%} of the bare insert rate and "
+            f"{api['per_second'] / direct['per_second']:.0%} of the in-process transaction's. "
+            f"Answers: {api['statuses']} "
             f"({api['errors']} not 201); outbox events written: {api['events_written']:,} "
             f"for {api['claims_written']:,} claims.",
         ]
