@@ -93,7 +93,10 @@ class ClaimSubmission(BaseModel):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
+            try:
+                value = value.astimezone(UTC).replace(tzinfo=None)
+            except OverflowError:
+                raise ValueError("out of range once converted to UTC") from None
         return value
 
     @field_validator("incident_province", "incident_city")
@@ -263,7 +266,9 @@ def _after(cursor: str | None) -> tuple[datetime, int] | None:
     if key is None:
         return None
     try:
-        return datetime.fromisoformat(str(key[0])), int(key[1])
+        if not isinstance(key[1], int) or not 0 < key[1] < 2**63:
+            raise ValueError
+        return datetime.fromisoformat(str(key[0])).replace(tzinfo=None), key[1]
     except (TypeError, ValueError):
         raise ApiError(
             422, "cursor is not one this API returned", kind="validation", errors=[("/query/cursor", "invalid cursor")]
@@ -278,7 +283,7 @@ def _cursor(after: tuple[datetime, int] | None) -> str | None:
     "",
     status_code=201,
     response_model=ClaimDetail,
-    responses=problem_responses(401, 403, 404, 409, 413, 422, 429),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 429),
     summary="File a claim (first notice of loss)",
 )
 def submit_claim(
@@ -369,7 +374,7 @@ def get_claim(claim_no: ClaimNo, caller: authorized(Scope.CLAIMS_READ, "claims.r
 @router.post(
     "/{claim_no}/transitions",
     response_model=ClaimDetail,
-    responses=problem_responses(401, 403, 404, 409, 422, 429),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 429),
     summary="Move a claim through its states (claims handlers)",
 )
 def transition_claim(
@@ -393,7 +398,7 @@ def transition_claim(
     "/{claim_no}/documents",
     status_code=201,
     response_model=ClaimDocumentView,
-    responses=problem_responses(401, 403, 404, 409, 413, 415, 422, 429),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 429),
     summary="Attach a document to a claim (PDF, JPEG or PNG, by content)",
 )
 def upload_document(
@@ -444,7 +449,7 @@ def list_documents(
     cursor: Cursor = None,
 ) -> Any:
     key = decode_cursor(cursor, arity=1)
-    if key is not None and not isinstance(key[0], int):
+    if key is not None and (not isinstance(key[0], int) or isinstance(key[0], bool) or not 0 < key[0] < 2**63):
         raise ApiError(
             422, "cursor is not one this API returned", kind="validation", errors=[("/query/cursor", "invalid cursor")]
         )
