@@ -668,3 +668,30 @@ class _Account:
 
 def test_document_store_defaults_under_mo_home(world: ApiWorld) -> None:
     assert world.settings.resolved_document_dir == Path(world.settings.platform.home) / "documents"
+
+
+def test_sla_flags_agree_with_the_marts_unit_test() -> None:
+    """The dbt unit test of int_claims_sla_measured, replayed through the API's SLA: same working days, same
+    breaches (dbt/models/intermediate/claims/_claims__models.yml)."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from app.services.claims import sla_of
+
+    spec = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "dbt/models/intermediate/claims/_claims__models.yml").read_text()
+    )
+    case = next(t for t in spec["unit_tests"] if t["model"] == "int_claims_sla_measured")
+    as_of = date.fromisoformat(case["overrides"]["vars"]["as_of_date"])
+    given = case["given"][0]["rows"]
+    expected = {row["claim_id"]: row for row in case["expect"]["rows"]}
+    assert len(given) == len(expected) >= 6
+    columns = ("reported_at", "under_review_at", "docs_requested_at", "approved_at", "rejected_at", "paid_at")
+    for row in given:
+        claim = SimpleNamespace(**{c: datetime.fromisoformat(row[c]) if row.get(c) else None for c in columns})
+        sla = sla_of(claim, as_of)
+        want = expected[row["id"]]
+        assert sla["review_working_days"] == want["review_working_days"], row
+        assert sla["payment_working_days"] == want["payment_working_days"], row
+        assert sla["breached"] == want["is_sla_breached"], row
