@@ -1,4 +1,4 @@
-"""claims through the serving API: claim documents and claim status history (not synced)
+"""claims through the serving API: claim documents and claim status history (not synced), read indexes on claims
 
 Revision ID: 0005
 Revises: 0003, 0004
@@ -49,8 +49,13 @@ def upgrade() -> None:
         sa.Column("amount", sa.Numeric(18, 2), nullable=True),
     )
     op.create_index("ix_claim_status_history_claim_id", "claim_status_history", ["claim_id", "id"])
+    # Indexes only (no column): the claims contract and the lake sync are unchanged.
+    op.create_index("ix_claims_customer_id_submitted_at", "claims", ["customer_id", "submitted_at"])
+    op.create_index("ix_claims_status_submitted_at", "claims", ["status", "submitted_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_claims_status_submitted_at", table_name="claims")
+    op.drop_index("ix_claims_customer_id_submitted_at", table_name="claims")
     op.drop_table("claim_status_history")
     op.drop_table("claim_documents")
