@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import audit, auth, customers, health
+from app.api.routes import audit, auth, claims, customers, health
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(auth.router)
 api_router.include_router(customers.router)
 api_router.include_router(audit.router)
+api_router.include_router(claims.router)
