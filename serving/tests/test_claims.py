@@ -459,6 +459,8 @@ def test_bad_files_name_the_field_and_write_nothing(world: ApiWorld, client: Tes
     before = counts(world.source)
     big = upload(client, accounts["app"], no, "big.pdf", PDF + b"0" * limit)
     assert big.status_code == 413 and str(limit) in big.json()["detail"]
+    assert [e["field"] for e in big.json()["errors"]] == ["/body/file"]  # the route's own check names the field
+    assert counts(world.source) == before
     bad_kind = upload(client, accounts["app"], no, "ok.pdf", PDF, kind="selfie")
     assert bad_kind.status_code == 422 and bad_kind.json()["errors"][0]["field"] == "/body/kind"
     assert upload(client, accounts["app"], "CL0000", "ok.pdf", PDF).status_code == 404

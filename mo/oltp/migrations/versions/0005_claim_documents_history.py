@@ -1,7 +1,7 @@
 """claims through the serving API: claim documents and claim status history (not synced), read indexes on claims
 
 Revision ID: 0005
-Revises: 0003, 0004
+Revises: 0004
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import mysql
 
 revision: str = "0005"
 # Joins the outbox (0003) and the accounts/audit (0004) branches; rechain to one parent when they are linear.
-down_revision: str | Sequence[str] | None = ("0003", "0004")
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
