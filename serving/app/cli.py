@@ -5,6 +5,9 @@
 - ``create-client CLIENT_ID --role R``: an app client; the secret from ``SERVING_CLIENT_SECRET``;
 - ``bootstrap-admin``: the first admin, from ``SERVING_ADMIN_USER`` and ``SERVING_ADMIN_PASSWORD``
   (does nothing when that user exists);
+- ``grant-logins --api-user U --relay-user R``: after ``migrate``, as the source's owner: the API's login may
+  insert and update exactly the tables the API writes (API_WRITES), the outbox relay's login may read and
+  mark the outbox; both may already read (granted when the login was created);
 - ``bootstrap-demo``: development only: a demo admin and a demo app client with fresh random secrets,
   written to a file under MO_HOME readable by its owner only (``make serve`` and ``make demo``).
 
@@ -38,6 +41,27 @@ DEMO_ADMIN = "demo-admin"
 DEMO_CLIENT = "demo-app"
 DEMO_CREDENTIALS = "serving-demo-credentials.json"
 ROLES = click.Choice([r.value for r in Role])
+
+# What the API's own login may change in the source, table by table; everything else it may only read.
+# A route that writes a new table adds it here, or its writes are refused in production (the compose
+# stack's serving-init grants these after each migration). No DELETE anywhere: the API never deletes.
+API_WRITES: dict[str, tuple[str, ...]] = {
+    "audit_log": ("INSERT",),  # append-only: triggers refuse UPDATE and DELETE even to the owner
+    "idempotency_keys": ("INSERT", "UPDATE"),
+    "staff_users": ("UPDATE",),  # failed logins and lockout; accounts are created by this CLI
+    "outbox": ("INSERT",),
+    "claims": ("INSERT", "UPDATE"),
+    "claim_documents": ("INSERT",),
+    "claim_status_history": ("INSERT",),
+    "consents": ("INSERT", "UPDATE"),
+    "consent_evidence": ("INSERT",),
+    "contact_preferences": ("INSERT", "UPDATE"),
+    "complaints": ("INSERT", "UPDATE"),
+    "complaint_handling": ("INSERT", "UPDATE"),
+    "erasure_requests": ("INSERT", "UPDATE"),
+}
+# The relay reads waiting events (SELECT ... FOR UPDATE SKIP LOCKED) and marks them published.
+RELAY_WRITES: dict[str, tuple[str, ...]] = {"outbox": ("SELECT", "UPDATE")}
 
 
 def fail(message: str) -> NoReturn:
@@ -170,6 +194,55 @@ def bootstrap_admin() -> None:
         return
     _create_user(settings, username, password, Role.ADMIN.value)
     click.echo(f"admin '{username}' created")
+
+
+def grant_statements(engine: Engine, api_user: str, relay_user: str | None) -> tuple[list[str], list[str]]:
+    """GRANT statements for the tables that exist, and the listed tables that do not (yet)."""
+    from sqlalchemy import inspect
+
+    dialect = engine.dialect.name
+    if dialect not in ("mysql", "mariadb", "postgresql"):
+        raise ValueError(f"logins and grants need MariaDB or PostgreSQL, not {dialect}")
+    existing = set(inspect(engine).get_table_names())
+    preparer = engine.dialect.identifier_preparer
+
+    def grantee(user: str) -> str:
+        if not user.replace("_", "").isalnum():
+            raise ValueError(f"login name {user!r}: letters, digits and _ only")
+        return f"'{user}'@'%'" if dialect != "postgresql" else preparer.quote(user)
+
+    statements, missing = [], []
+    grants = [(api_user, API_WRITES)] + ([(relay_user, RELAY_WRITES)] if relay_user else [])
+    for user, tables in grants:
+        for table, privileges in tables.items():
+            if table not in existing:
+                missing.append(table)
+                continue
+            statements.append(f"GRANT {', '.join(privileges)} ON {preparer.quote(table)} TO {grantee(user)}")
+    return statements, sorted(set(missing))
+
+
+@cli.command("grant-logins")
+@click.option("--api-user", required=True, help="The API's login (created, with read access, by the database's init)")
+@click.option("--relay-user", help="The outbox relay's login")
+def grant_logins(api_user: str, relay_user: str | None) -> None:
+    """Let the API's login write exactly the tables the API writes (run after migrate, as the source's owner)."""
+    settings = load_settings()
+    engine = open_source(settings)
+    try:
+        statements, missing = grant_statements(engine, api_user, relay_user)
+        with engine.begin() as conn:
+            # the DBAPI cursor without parameters: the driver must not read the '%' host as a placeholder
+            cursor = conn.connection.cursor()
+            for statement in statements:
+                cursor.execute(statement)
+            cursor.close()
+    except (ValueError, SQLAlchemyError) as exc:
+        fail(f"grants not applied: {_describe(exc)}")
+    finally:
+        engine.dispose()
+    absent = f"; tables not in this schema: {', '.join(missing)}" if missing else ""
+    click.echo(f"{len(statements)} grants applied{absent}")
 
 
 def _demo_accounts_valid(engine: Engine, saved: dict) -> bool:

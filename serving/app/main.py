@@ -7,13 +7,14 @@ process, and closed on shutdown; routes receive them through the dependencies in
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from app.api.main import api_router
 from app.core.config import Settings, get_settings
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(_metrics_registry()), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(
         RequestContext,
@@ -95,6 +96,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_refusal=audit_refusal,
     )
     return app
+
+
+def _metrics_registry() -> CollectorRegistry:
+    """This process's metrics; with several workers (PROMETHEUS_MULTIPROC_DIR set before start) every
+    worker's, added up from the files they write there, whichever worker answers the scrape."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
 
 
 def _problem_detail(state: dict[str, Any]) -> str | None:
