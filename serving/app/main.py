@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from app.api.main import api_router
+from app.api.openapi import install_openapi
 from app.core.config import Settings, get_settings
 from app.core.context import configure_logging
 from app.core.errors import install_handlers
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_handlers(app)
     app.include_router(api_router)
+    install_openapi(app)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
