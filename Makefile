@@ -17,8 +17,11 @@ CUSTOMERS ?= 100000
 SEED ?= 42
 DAYS ?= 1
 AIRFLOW_PORT ?= 8080
+export SERVING_PORT ?= 8000
+# The serving venv imports the platform's package (mo) from the repository, as its tests do.
+SERVING_RUN := cd serving && PYTHONPATH=$(CURDIR):$(CURDIR)/serving MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} .venv/bin/python
 
-.PHONY: help env serving-env compose-cli jars browser demo airflow test test-unit lint bench broker-start broker-stop clean
+.PHONY: help env serving-env compose-cli jars browser demo serve serve-stop airflow test test-unit lint bench broker-start broker-stop clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -61,8 +64,19 @@ browser: ## Install the Chromium the browser tests drive (Debian packages; Playw
 lock: | $(UV) ## Re-resolve the pinned lock file after changing pyproject.toml
 	$(UV) pip compile -q pyproject.toml --extra dev -o requirements/platform.lock --python 3.11 --generate-hashes
 
-demo: env ## Generate a demo world, run the source_sync, events_ingest and build_profiles DAGs, print a summary (tool logs: MO_HOME/logs)
-	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(PY) -m mo.demo --customers $(CUSTOMERS) --seed $(SEED) --days $(DAYS)
+demo: env serving-env ## Generate a demo world, run the source_sync, events_ingest and build_profiles DAGs, print a summary, then start the serving API in the background and call it (tool logs: MO_HOME/logs)
+	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(PY) -m mo.demo --customers $(CUSTOMERS) --seed $(SEED) --days $(DAYS) --api-port $(SERVING_PORT)
+
+serve: serving-env ## The serving API on http://127.0.0.1:8000 (SERVING_PORT; docs at /docs) over the stores under MO_HOME, until Ctrl-C; in development it creates demo accounts (credentials: MO_HOME/serving-demo-credentials.json)
+	@$(SERVING_RUN) -m app.cli migrate
+	@if [ "$${SERVING_ENVIRONMENT:-development}" = development ]; then $(SERVING_RUN) -m app.cli bootstrap-demo; fi
+	@echo "serving API: http://127.0.0.1:$(SERVING_PORT)  interactive docs: http://127.0.0.1:$(SERVING_PORT)/docs  (Ctrl-C stops it)"
+	$(SERVING_RUN) -m uvicorn app.main:app --host 127.0.0.1 --port $(SERVING_PORT)
+
+serve-stop: ## Stop the serving API `make demo` left running in the background
+	@pidfile=$(MO_HOME)/serving/api.pid; \
+	if [ -f $$pidfile ] && kill $$(cat $$pidfile) 2>/dev/null; then rm -f $$pidfile; echo "serving API stopped"; \
+	else rm -f $$pidfile; echo "no serving API started by make demo is running"; fi
 
 airflow: env ## Airflow UI, scheduler and workers with the project's DAGs on http://127.0.0.1:8080 until Ctrl-C (login MO_AIRFLOW_USER / MO_AIRFLOW_PASSWORD)
 	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(MO) airflow --port $(AIRFLOW_PORT)

@@ -5,13 +5,24 @@ forward a day (changes and events), then runs the `source_sync`, `events_ingest`
 DAGs through Airflow (sync, events, dbt marts and tags, segments, the marts gate, the serving store
 publish), prints the segment sizes and the platform status. Rerunning advances the world again, syncs
 incrementally and rebuilds the profiles for the world's new day.
+
+It ends by starting the serving API (serving/, its own environment) in the background on the same
+MO_HOME, calling it as the demo app client (token, a published profile, readiness) and printing the URL of
+its interactive docs. The API keeps running for you to try; `make serve-stop` stops it.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 import sys
 import time
 import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import click
@@ -31,6 +42,155 @@ def _segment_sizes(settings) -> dict[str, int]:
     with store.engine.connect() as conn:
         rows = conn.execute(text(f"SELECT segment_id, size FROM {store.qualified('segments')} ORDER BY segment_id"))
         return {r[0]: int(r[1] or 0) for r in rows}
+
+
+REPO = Path(__file__).resolve().parents[1]
+SERVING_DIR = REPO / "serving"
+API_START_TIMEOUT_S = 90
+
+
+def _api_pid_file(settings) -> Path:
+    return settings.home / "serving" / "api.pid"
+
+
+def stop_api(settings) -> bool:
+    """Stop the API a previous demo left running (its pid file under MO_HOME); True if one was running."""
+    pid_file = _api_pid_file(settings)
+    if not pid_file.is_file():
+        return False
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (ValueError, ProcessLookupError):
+        pid_file.unlink(missing_ok=True)
+        return False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _serving_env() -> dict[str, str]:
+    """The platform's settings as they are (MO_HOME, MO_PII_KEY, ...), the repository on the path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVING_")}
+    env["PYTHONPATH"] = f"{REPO}:{SERVING_DIR}"
+    return env
+
+
+def _http(method: str, url: str, *, data: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def start_api(settings, progress: Progress, port: int) -> str:
+    """Start the serving API in the background on this MO_HOME and call it as the demo app client."""
+    from sqlalchemy import text
+
+    from mo.serving_store import open_store
+
+    python = SERVING_DIR / ".venv" / "bin" / "python"
+    if not python.exists():
+        raise MoError(f"the serving environment is missing ({python}): run `make serving-env`")
+    env = _serving_env()
+    base = f"http://127.0.0.1:{port}"
+
+    with progress.step("serving API: demo admin and app client") as result:
+        done = subprocess.run(
+            [str(python), "-m", "app.cli", "bootstrap-demo", "--quiet"],
+            cwd=SERVING_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise MoError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "bootstrap-demo failed")
+        credentials_file = Path(done.stdout.strip().splitlines()[-1])
+        result["detail"] = f"credentials in {credentials_file} (mode 0600)"
+    credentials = json.loads(credentials_file.read_text())["app_client"]
+
+    with progress.step(f"serving API: start on {base}") as result:
+        if stop_api(settings):
+            result["detail"] = "restarted"
+        log_path = settings.home / "logs" / "serving-api.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            server = subprocess.Popen(
+                [str(python), "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
+                cwd=SERVING_DIR,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # outlives the demo; `make serve-stop` ends it
+            )
+        deadline = time.monotonic() + API_START_TIMEOUT_S
+        while True:
+            if server.poll() is not None:
+                code = server.returncode
+                raise MoError(f"the serving API exited with code {code} (is port {port} taken?): see {log_path}")
+            try:
+                if _http("GET", f"{base}/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                server.terminate()
+                raise MoError(f"the serving API did not answer within {API_START_TIMEOUT_S} s: see {log_path}")
+            time.sleep(0.3)
+        _api_pid_file(settings).parent.mkdir(parents=True, exist_ok=True)
+        _api_pid_file(settings).write_text(str(server.pid))
+        result["detail"] = f"pid {server.pid}, log {log_path}"
+
+    with progress.step("serving API: token for the demo app client") as result:
+        status, body = _http(
+            "POST",
+            f"{base}/v1/auth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": credentials["client_id"],
+                "client_secret": credentials["client_secret"],
+            },
+        )
+        if status != 200:
+            raise MoError(f"POST /v1/auth/token answered {status}: {body.get('detail')}")
+        token = body["access_token"]
+        result["detail"] = f"scopes {body['scope']}, valid {body['expires_in']} s"
+
+    with progress.step("serving API: a customer's published profile") as result:
+        store = open_store(settings)
+        try:
+            with store.engine.connect() as conn:
+                customer_id = conn.execute(
+                    text(f"SELECT min(customer_id) FROM {store.qualified('customer_profile')}")
+                ).scalar_one()
+        finally:
+            store.dispose()
+        status, body = _http("GET", f"{base}/v1/customers/{customer_id}", token=token)
+        if status != 200:
+            raise MoError(f"GET /v1/customers/{customer_id} answered {status}: {body.get('detail')}")
+        result["detail"] = (
+            f"GET /v1/customers/{customer_id}: refresh {body['refresh_id']} as of {body['as_of_date']}, "
+            f"{len(body['segments'])} segments, {len(body['profile'])} attributes"
+        )
+
+    with progress.step("serving API: readiness") as result:
+        status, body = _http("GET", f"{base}/ready")
+        result["detail"] = ", ".join(f"{name} {state}" for name, state in body.get("checks", {}).items())
+        if status != 200:
+            raise MoError(f"GET /ready answered {status}: {body.get('checks')}")
+    return base
 
 
 def run_demo(customers: int, seed: int, days: int, progress: Progress, airflow_home: Path | None = None) -> dict:
@@ -131,7 +291,15 @@ def run_demo(customers: int, seed: int, days: int, progress: Progress, airflow_h
 @click.option("--customers", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--days", type=click.IntRange(min=1), default=1, show_default=True)
-def main(customers: int, seed: int, days: int) -> None:
+@click.option(
+    "--api-port",
+    type=click.IntRange(min=1, max=65535),
+    default=8000,
+    show_default=True,
+    help="Port of the serving API started at the end",
+)
+@click.option("--no-api", is_flag=True, help="Do not start the serving API at the end")
+def main(customers: int, seed: int, days: int, api_port: int, no_api: bool) -> None:
     """Run the demo end to end: progress lines here, the tools' output (Spark, dbt, Airflow) in a log file."""
     try:
         settings = get_settings()
@@ -142,15 +310,20 @@ def main(customers: int, seed: int, days: int) -> None:
     click.echo(f"MO_HOME={settings.home}")
     click.echo(f"tool logs (Spark, dbt, Airflow): {progress.log_path}")
     failure: str | None = None
+    api: str | None = None
     with progress.capture():
         try:
             run_demo(customers, seed, days, progress)
+            if not no_api:
+                api = start_api(settings, progress, api_port)
         except MoError as exc:
             failure = str(exc)
         except Exception as exc:  # an unexpected error: its traceback goes to the log, its message here
             traceback.print_exc()
             failure = f"{type(exc).__name__}: {exc}"
     click.echo(f"log: {progress.log_path}")
+    if api is not None:
+        click.echo(f"serving API running at {api}: interactive docs {api}/docs (stop it: make serve-stop)")
     if failure is not None:
         click.echo(f"error: {failure}", err=True)
         sys.exit(1)

@@ -10,6 +10,7 @@ on throwaway PostgreSQL and MariaDB servers started from the machine's binaries.
 from __future__ import annotations
 
 import base64
+import contextlib
 import glob
 import json
 import os
@@ -239,11 +240,94 @@ def test_published_ports_are_local_and_do_not_collide(services: dict) -> None:
     assert len(seen) >= 4
 
 
-def test_the_scheduler_alone_carries_the_platform_secrets(services: dict) -> None:
+def test_only_the_scheduler_and_the_serving_api_carry_the_pii_key(services: dict) -> None:
+    # The API tokenises phone and ID number lookups with the platform's key, or it would never find them.
     carriers = sorted(name for name, s in services.items() if "MO_PII_KEY" in environment(s))
-    assert carriers == ["airflow-scheduler"]
+    assert carriers == ["airflow-scheduler", "serving", "serving-init"]
     for name in ("spark-master", "spark-worker"):
         assert not any(SECRET_NAME.search(key) for key in environment(services[name])), name
+
+
+def url_user(url: str) -> str:
+    found = re.match(r"^[a-z0-9+]+://(?P<user>[^:@/]*)[:@]", url)
+    assert found, f"no login in {url}"
+    return found["user"]
+
+
+def test_serving_runs_several_workers_that_report_metrics_together(services: dict) -> None:
+    serving = services["serving"]
+    env = environment(serving)
+    command = " ".join(serving["command"])
+    assert "uvicorn app.main:app" in command and '--workers "$${SERVING_WORKERS}"' in command
+    assert env["SERVING_WORKERS"] == "${SERVING_WORKERS:-4}"
+    assert env["SERVING_ENVIRONMENT"] == "production"
+    # prometheus_client's multiprocess mode: one directory, empty at each start (a tmpfs), for all workers
+    assert env["PROMETHEUS_MULTIPROC_DIR"] in serving["tmpfs"]
+
+
+def test_serving_is_ready_only_when_its_stores_and_broker_answer(services: dict) -> None:
+    serving = services["serving"]
+    probe = " ".join(serving["healthcheck"]["test"])
+    assert "http://localhost:8000/ready" in probe
+    routes = (REPO / "serving" / "app" / "api" / "routes" / "health.py").read_text()
+    assert '@router.get("/ready"' in routes, "the healthcheck's path must be the API's readiness route"
+    assert environment(serving)["MO_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert serving["depends_on"]["serving-init"]["condition"] == "service_completed_successfully"
+    assert serving["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+def test_serving_logins_are_least_privileged(services: dict) -> None:
+    serving, init, relay = (environment(services[n]) for n in ("serving", "serving-init", "outbox-relay"))
+    # the API: the serving store read-only, the source through its own login (writes its tables only)
+    assert url_user(serving["SERVING_DATABASE_URL"]) == "serving_api"
+    assert url_user(serving["SERVING_SOURCE_URL"]) == "mo_api"
+    assert url_user(serving["SERVING_REDIS_URL"]) == ""
+    assert not any("WRITER" in value or "ADMIN" in key for key, value in serving.items())
+    # the one-shot set-up migrates and grants as the source's owner, and alone knows the first admin
+    assert url_user(init["SERVING_SOURCE_URL"]) == "source_writer"
+    assert {"SERVING_ADMIN_USER", "SERVING_ADMIN_PASSWORD"} <= init.keys()
+    command = " ".join(services["serving-init"]["command"])
+    assert command.index("app.cli migrate") < command.index("app.cli grant-logins") < command.index("bootstrap-admin")
+    assert "--api-user mo_api --relay-user mo_relay" in command
+    # the relay: the outbox only, nothing else secret
+    assert url_user(relay["MO_SOURCE_URL"]) == "mo_relay"
+    assert [key for key in relay if SECRET_NAME.search(key)] == []
+    init_script = (REPO / "docker" / "mariadb" / "20-serving-logins.sh").read_text()
+    assert "'mo_api'" in init_script and "'mo_relay'" in init_script
+    assert not os.access(REPO / "docker" / "mariadb" / "20-serving-logins.sh", os.X_OK)
+
+
+def test_the_outbox_relay_runs_the_platforms_relay_command(services: dict) -> None:
+    relay = services["outbox-relay"]
+    assert relay["command"] == ["mo", "outbox", "relay"]
+    assert relay["build"]["dockerfile"] == "docker/platform.Dockerfile"
+    assert environment(relay)["MO_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert relay["depends_on"]["serving-init"]["condition"] == "service_completed_successfully"
+    from mo.cli import cli
+
+    outbox = getattr(cli, "commands", {}).get("outbox")
+    if outbox is None:
+        pytest.skip("`mo outbox` arrives with the transactional outbox (h/outbox); the compose checks above ran")
+    assert "relay" in outbox.commands and "status" in outbox.commands
+
+
+def test_serving_image_carries_the_platform_modules_the_api_imports() -> None:
+    dockerfile = (REPO / "docker" / "serving.Dockerfile").read_text()
+    ignore_file = REPO / "docker" / "serving.Dockerfile.dockerignore"
+    copied = {line.split()[1]: line.split()[2] for line in dockerfile.splitlines() if line.startswith("COPY ")}
+    assert copied["mo"] == "/opt/middle-office/mo" and copied["schemas"] == "/opt/middle-office/schemas"
+    # laid out as in the repository: mo finds schemas/ beside itself (mo.config.SCHEMAS_DIR)
+    assert "PYTHONPATH=/opt/middle-office:/opt/middle-office/serving" in dockerfile
+    assert "WORKDIR /opt/middle-office/serving" in dockerfile and copied["serving/app"] == "app"
+    imported = set()
+    for source in (REPO / "serving" / "app").rglob("*.py"):
+        imported |= set(re.findall(r"^\s*(?:from|import) (mo(?:\.\w+)*)", source.read_text(), flags=re.M))
+    assert imported, "the API imports nothing from mo: did the layout change?"
+    for module in sorted(imported):
+        path = REPO / module.replace(".", "/")
+        assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), f"{module} is not in mo/"
+        assert allowed_by_dockerignore(str(path.relative_to(REPO)), ignore_file), f"{module} not in the context"
+    assert allowed_by_dockerignore("schemas/events", ignore_file)
 
 
 def test_kafka_runs_one_kraft_node_with_a_valid_cluster_id(services: dict) -> None:
@@ -314,6 +398,11 @@ def test_docker_compose_accepts_the_file(tmp_path: Path, services: dict) -> None
     scheduler = resolved["services"]["airflow-scheduler"]["environment"]
     assert scheduler["MO_PII_KEY"] == "placeholder-mo_pii_key-0123456789abcdef"
     assert scheduler["MO_SOURCE_URL"].startswith("mysql+pymysql://mo_reader:placeholder-source_reader_password-")
+    serving = resolved["services"]["serving"]
+    assert serving["environment"]["SERVING_SOURCE_URL"].startswith(
+        "mysql+pymysql://mo_api:placeholder-serving_source_password-"
+    )
+    assert resolved["services"]["outbox-relay"]["environment"]["MO_SOURCE_URL"].startswith("mysql+pymysql://mo_relay:")
 
 
 @needs_compose_cli
@@ -453,11 +542,10 @@ docker_sql_escape_string_literal() {
 """
 
 
-@pytest.mark.mariadb
-@pytest.mark.skipif(MARIADBD is None or not shutil.which("mariadb-install-db"), reason="MariaDB server not installed")
-def test_mariadb_init_gives_the_platform_a_read_only_login() -> None:
-    import pymysql
-
+@contextlib.contextmanager
+def throwaway_mariadb(*, database: str = "insurer", writer: str | None = None, writer_password: str = ""):
+    """A private mariadbd on a unix socket (no network), set up as the image does before its init scripts:
+    the database and, when named, its owner (MARIADB_USER, ALL on the database). Yields (socket, run_sql)."""
     assert MARIADBD is not None
     work = Path(tempfile.mkdtemp(prefix="mo-mariadb-init-"))
     data, sock = work / "data", work / "mysqld.sock"
@@ -478,20 +566,49 @@ def test_mariadb_init_gives_the_platform_a_read_only_login() -> None:
         while not sock.exists():
             assert server.poll() is None and time.monotonic() < deadline, "throwaway mariadbd did not start"
             time.sleep(0.2)
+
+        def run_sql(sql: str) -> None:
+            subprocess.run(["mariadb", "-uroot", f"--socket={sock}", "-e", sql], check=True)
+
+        run_sql(f"CREATE DATABASE {database}")
+        if writer:
+            run_sql(f"CREATE USER '{writer}'@'%' IDENTIFIED BY '{writer_password}'")
+            run_sql(f"GRANT ALL ON {database}.* TO '{writer}'@'%'")
+        yield sock, run_sql
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def source_init_script(script: str, sock: Path, **env: str) -> subprocess.CompletedProcess:
+    """Source one of docker/mariadb's init scripts with the image entrypoint's helpers, as the image does."""
+    path = REPO / "docker" / "mariadb" / script
+    return subprocess.run(
+        ["bash", "-c", f'set -e; {MARIADB_ENTRYPOINT_HELPERS}\n. "{path}"'],
+        env={**os.environ, "SOCKET": str(sock), "MARIADB_DATABASE": "insurer", **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+needs_mariadb_server = pytest.mark.skipif(
+    MARIADBD is None or not shutil.which("mariadb-install-db"), reason="MariaDB server not installed"
+)
+
+
+@pytest.mark.mariadb
+@needs_mariadb_server
+def test_mariadb_init_gives_the_platform_a_read_only_login() -> None:
+    import pymysql
+
+    with throwaway_mariadb() as (sock, run_sql):
         password = 'it\'s a "reader" \\ pass'
-        # What the image does itself from MARIADB_DATABASE and MARIADB_USER before running init scripts.
-        setup = "CREATE DATABASE insurer; CREATE TABLE insurer.policy (policy_id INT PRIMARY KEY);"
-        subprocess.run(["mariadb", "-uroot", f"--socket={sock}", "-e", setup], check=True)
-        script = REPO / "docker" / "mariadb" / "10-source-reader.sh"
-        result = subprocess.run(
-            ["bash", "-c", f'set -e; {MARIADB_ENTRYPOINT_HELPERS}\n. "{script}"'],
-            env={**os.environ, "SOCKET": str(sock), "MARIADB_DATABASE": "insurer", "SOURCE_READER_PASSWORD": password},
-            capture_output=True,
-            text=True,
-        )
+        run_sql("CREATE TABLE insurer.policy (policy_id INT PRIMARY KEY)")
+        result = source_init_script("10-source-reader.sh", sock, SOURCE_READER_PASSWORD=password)
         assert result.returncode == 0, result.stderr
-        root_sql = ["mariadb", "-uroot", f"--socket={sock}", "-e"]
-        subprocess.run([*root_sql, "INSERT INTO insurer.policy VALUES (7)"], check=True)
+        run_sql("INSERT INTO insurer.policy VALUES (7)")
 
         reader = pymysql.connect(unix_socket=str(sock), user="mo_reader", password=password, database="insurer")
         with reader.cursor() as cursor:
@@ -505,11 +622,83 @@ def test_mariadb_init_gives_the_platform_a_read_only_login() -> None:
         with pytest.raises(pymysql.err.OperationalError) as refused:
             pymysql.connect(unix_socket=str(sock), user="mo_reader", password="wrong", database="insurer")
         assert refused.value.args[0] == 1045  # ER_ACCESS_DENIED_ERROR
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+
+
+SERVING_PYTHON = REPO / "serving" / ".venv" / "bin" / "python"
+
+
+@pytest.mark.mariadb
+@needs_mariadb_server
+@pytest.mark.skipif(not SERVING_PYTHON.exists(), reason="no serving environment (make serving-env)")
+def test_serving_init_lets_the_api_write_only_its_tables_and_the_relay_only_the_outbox() -> None:
+    """docker/mariadb/20-serving-logins.sh, then what serving-init runs as the source's owner: the migration
+    and `app.cli grant-logins`. The API's login then writes its own tables and nothing else, never deletes;
+    the relay's login touches the outbox only."""
+    import pymysql
+
+    writer_password, api_password, relay_password = "writer-pw", "api 'pw'", "relay-pw"
+    with throwaway_mariadb(writer="source_writer", writer_password=writer_password) as (sock, run_sql):
+        result = source_init_script(
+            "20-serving-logins.sh",
+            sock,
+            MARIADB_USER="source_writer",
+            SERVING_SOURCE_PASSWORD=api_password,
+            OUTBOX_RELAY_PASSWORD=relay_password,
+        )
+        assert result.returncode == 0, result.stderr
+        url = f"mysql+pymysql://source_writer:{writer_password}@localhost/insurer?unix_socket={sock}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SERVING_", "MO_"))}
+        env.update(SERVING_SOURCE_URL=url, PYTHONPATH=f"{REPO}:{REPO / 'serving'}", MO_HOME=str(sock.parent))
+        for command in (["migrate"], ["grant-logins", "--api-user", "mo_api", "--relay-user", "mo_relay"]):
+            done = subprocess.run(
+                [str(SERVING_PYTHON), "-m", "app.cli", *command],
+                cwd=REPO / "serving",
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert done.returncode == 0, done.stderr
+        assert "grants applied" in done.stdout
+
+        def connect(user: str, password: str):
+            return pymysql.connect(unix_socket=str(sock), user=user, password=password, database="insurer")
+
+        def refused(cursor, statement: str) -> int:  # type: ignore[no-untyped-def]
+            with pytest.raises(pymysql.err.OperationalError) as denied:
+                cursor.execute(statement)
+            return denied.value.args[0]
+
+        api = connect("mo_api", api_password)
+        with api.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM customers")
+            cursor.execute(
+                "INSERT INTO audit_log (at, request_id, actor, action, resource, outcome, status_code) "
+                "VALUES (now(), 'r-1', 'user:x', 'test', 'GET /x', 'ok', 200)"
+            )
+            assert refused(cursor, "DELETE FROM audit_log") == 1142
+            assert refused(cursor, "DELETE FROM idempotency_keys") == 1142
+            assert refused(cursor, "UPDATE policies SET status = status") == 1142
+            assert refused(cursor, "INSERT INTO policies (id) VALUES (1)") == 1142
+            assert refused(cursor, "CREATE TABLE scratch (x INT)") == 1142
+            assert refused(cursor, "DROP TABLE claims") == 1142
+        api.commit()
+        api.close()
+
+        owner = connect("source_writer", writer_password)
+        with owner.cursor() as cursor:
+            cursor.execute("SHOW TABLES")
+            outbox_exists = ("outbox",) in cursor.fetchall()
+        owner.close()
+        # no database named: before the outbox exists the relay's login may not even open `insurer`
+        relay = pymysql.connect(unix_socket=str(sock), user="mo_relay", password=relay_password)
+        with relay.cursor() as cursor:
+            assert refused(cursor, "SELECT count(*) FROM insurer.customers") == 1142
+            if outbox_exists:
+                cursor.execute("SELECT count(*) FROM insurer.outbox")
+                cursor.execute("UPDATE insurer.outbox SET last_error = NULL WHERE id < 0")
+                assert refused(cursor, "DELETE FROM insurer.outbox") == 1142
+        relay.close()
 
 
 def test_entrypoint_turns_the_admin_password_into_a_private_file_and_drops_it(tmp_path: Path) -> None:

@@ -7,16 +7,18 @@ process, and closed on shutdown; routes receive them through the dependencies in
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from app.api.main import api_router
+from app.api.openapi import install_openapi
 from app.core.config import Settings, get_settings
 from app.core.context import configure_logging
 from app.core.errors import install_handlers
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_handlers(app)
     app.include_router(api_router)
+    install_openapi(app)
 
     # Gauges read from the stores at scrape time, in a registry of this app's own (several apps in one
     # process, as in tests, must not collide in the global one).
@@ -92,7 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest() + generate_latest(store_metrics), media_type=CONTENT_TYPE_LATEST)
+        return Response(
+            generate_latest(_metrics_registry()) + generate_latest(store_metrics), media_type=CONTENT_TYPE_LATEST
+        )
 
     app.add_middleware(
         RequestContext,
@@ -101,6 +106,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_refusal=audit_refusal,
     )
     return app
+
+
+def _metrics_registry() -> CollectorRegistry:
+    """This process's metrics; with several workers (PROMETHEUS_MULTIPROC_DIR set before start) every
+    worker's, added up from the files they write there, whichever worker answers the scrape."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
 
 
 def _problem_detail(state: dict[str, Any]) -> str | None:

@@ -105,11 +105,23 @@ def problem_response(request: Request, error: ApiError) -> JSONResponse:
 
 def _validation_message(error: dict[str, Any]) -> str:
     message = str(error.get("msg", "invalid"))
+    if error.get("type") == "json_invalid":
+        return f"not valid JSON: {error.get('ctx', {}).get('error', 'decode error')}"
     if error.get("type") == "extra_forbidden":
         return "unknown field: not part of this request"
     if error.get("type") == "missing":
         return "required"
     return message
+
+
+UNREADABLE_BODY = "There was an error parsing the body"
+
+
+def _location(error: dict[str, Any]) -> str:
+    # a JSON syntax error's location is a character offset, not a field: the pointer names the body
+    if error.get("type") == "json_invalid":
+        return "/body"
+    return pointer(error.get("loc", ()))
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -120,7 +132,7 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [(pointer(e.get("loc", ())), _validation_message(e)) for e in exc.errors()]
+        errors = [(_location(e), _validation_message(e)) for e in exc.errors()]
         count = len(errors)
         error = ApiError(422, f"{count} field{'s' if count != 1 else ''} invalid", kind="validation", errors=errors)
         request.state.problem = error
@@ -128,7 +140,10 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = ApiError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+        if exc.status_code == 400 and exc.detail == UNREADABLE_BODY:  # FastAPI's words for a body not UTF-8
+            error = ApiError(400, "the request body could not be read", errors=[("/body", "not UTF-8 JSON")])
+        else:
+            error = ApiError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
         request.state.problem = error
         return problem_response(request, error)
 

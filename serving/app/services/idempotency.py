@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import Header
@@ -22,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.api.deps import Caller
 from app.core.errors import ApiError
+from app.core.timestamps import as_utc
 from app.services.audit import utcnow
 from mo.oltp.api_tables import IdempotencyKey
 
@@ -95,7 +97,7 @@ def run_once(
                     key=key,
                     request_hash=digest,
                     status_code=status,
-                    response_body=json.dumps(answer, default=str, ensure_ascii=False),
+                    response_body=(text := json.dumps(answer, default=_json_value, ensure_ascii=False)),
                     created_at=utcnow(),
                 )
             )
@@ -106,4 +108,14 @@ def run_once(
         if row is None:
             raise
         return _replay(row, digest)
-    return JSONResponse(answer, status_code=status)
+    # the first answer is the very text a retry replays
+    return JSONResponse(json.loads(text), status_code=status)
+
+
+def _json_value(value: Any) -> Any:
+    """A write's answer may carry stored timestamps (naive UTC): RFC 3339 in UTC, as the schema promises."""
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)

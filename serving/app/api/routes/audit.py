@@ -13,6 +13,7 @@ from app.api.deps import SourceDep, authorized
 from app.core.errors import problem_responses
 from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from app.core.roles import Scope
+from app.core.timestamps import UtcDateTime, as_stored
 from mo.oltp.api_tables import AuditEntry
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -21,7 +22,7 @@ AUDIT = AuditEntry.__table__
 
 class AuditRecord(BaseModel):
     id: int
-    at: datetime
+    at: UtcDateTime
     request_id: str
     actor: str
     role: str | None
@@ -37,7 +38,7 @@ class AuditRecord(BaseModel):
             "examples": [
                 {
                     "id": 42,
-                    "at": "2026-12-06T09:30:00.123456",
+                    "at": "2026-12-06T09:30:00.123456Z",
                     "request_id": "0b7d1c7e-4c57-4a7b-9f0a-5d1e2c3b4a59",
                     "actor": "user:agent.wang",
                     "role": "service_agent",
@@ -78,9 +79,9 @@ def list_audit(
     if action is not None:
         conditions.append(AUDIT.c.action == action)
     if since is not None:
-        conditions.append(AUDIT.c.at >= since.replace(tzinfo=None))
+        conditions.append(AUDIT.c.at >= as_stored(since))
     if until is not None:
-        conditions.append(AUDIT.c.at < until.replace(tzinfo=None))
+        conditions.append(AUDIT.c.at < as_stored(until))
     if conditions:
         query = query.where(and_(*conditions))
     with source.connect() as conn:
