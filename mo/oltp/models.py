@@ -225,3 +225,8 @@ SOURCE_TABLES = [
     "consents",
     "complaints",
 ]
+
+
+# Tables the serving API owns in the same database (accounts, audit log, idempotency keys): registered on
+# the same metadata so migrations and their test see one schema.
+from mo.oltp import api_tables  # noqa: E402, F401

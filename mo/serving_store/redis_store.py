@@ -299,7 +299,15 @@ def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 
 def get_profile(client: redis.Redis, customer_id: int | str, *, prefix: str = DEFAULT_PREFIX) -> dict[str, Any] | None:
     """The customer's profile in the current refresh (field -> value, None for nulls), or None if the
-    customer is not in it.
+    customer is not in it."""
+    found = read_profile(client, customer_id, prefix=prefix)
+    return None if found is None else found[1]
+
+
+def read_profile(
+    client: redis.Redis, customer_id: int | str, *, prefix: str = DEFAULT_PREFIX
+) -> tuple[str, dict[str, Any]] | None:
+    """The current refresh id and the customer's profile in it, or None if the customer is not in it.
 
     Reads the pointer, then the field names and the values in one ``MGET``. An empty answer is trusted
     only if the pointer did not move in between; otherwise the read is repeated on the new refresh."""
@@ -310,7 +318,7 @@ def get_profile(client: redis.Redis, customer_id: int | str, *, prefix: str = DE
             return None
         fields, values = client.mget(keys.fields(refresh_id), keys.profile(refresh_id, customer_id))  # type: ignore[misc]
         if fields is not None and values is not None:
-            return dict(zip(json.loads(fields), json.loads(values), strict=True))
+            return refresh_id, dict(zip(json.loads(fields), json.loads(values), strict=True))
         if current_refresh(client, prefix=prefix) == refresh_id:
             return None
     return None

@@ -1,20 +1,44 @@
-"""The serving application: `uvicorn app.main:app`.
+"""The serving application: `uvicorn app.main:app` (``make serve``).
 
-Clients (Redis, the serving store's engine) are created in the lifespan, once per process, and
-closed on shutdown; routes receive them through the dependencies in app/api/deps.py.
+Stores (the core systems' database, the serving store, Redis) are opened in the lifespan, once per
+process, and closed on shutdown; routes receive them through the dependencies in app/api/deps.py.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 
 from app.api.main import api_router
-from app.core.cache import close_redis, connect_redis
 from app.core.config import Settings, get_settings
-from app.core.db import make_engine
+from app.core.context import configure_logging
+from app.core.errors import install_handlers
+from app.core.middleware import RequestContext
+from app.core.security import TokenVerifier
+from app.core.stores import open_stores
+from app.services import audit
+
+log = logging.getLogger("app")
+
+DESCRIPTION = """
+The middle office's front door for apps and staff: customer profiles, timelines and segments as the
+platform publishes them, and the transactional flows (claims, consent, complaints, erasure) written to the
+core systems with a transactional outbox.
+
+* Authenticate at `POST /v1/auth/token` (OAuth2: `password` for staff, `client_credentials` for apps) and
+  send `Authorization: Bearer <token>`.
+* Every POST that writes takes an `Idempotency-Key` header: a retry returns the first answer.
+* Errors are RFC 9457 `application/problem+json` with an `errors` list of `{field, message}` (JSON pointers).
+* Lists are cursor-paginated: `?limit=&cursor=`, answered with `items` and `next_cursor`.
+* Every response carries `X-Request-ID`.
+"""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -24,22 +48,75 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.redis = connect_redis(settings)
-        app.state.engine = (
-            make_engine(str(settings.database_url), connect_timeout_seconds=settings.probe_timeout_seconds)
-            if settings.database_url is not None
-            else None
-        )
+        app.state.verifier = TokenVerifier(settings)
+        app.state.stores = open_stores(settings)
         try:
             yield
         finally:
-            if app.state.engine is not None:
-                app.state.engine.dispose()
-            close_redis(app.state.redis)
+            app.state.stores.close()
 
-    app = FastAPI(title=settings.project_name, lifespan=lifespan)
+    app = FastAPI(
+        title=settings.project_name,
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "auth", "description": "Access tokens"},
+            {"name": "customers", "description": "Published profiles and customer reads"},
+            {"name": "audit", "description": "The append-only audit log (admins)"},
+            {"name": "health", "description": "Probes and metrics"},
+        ],
+    )
+
+    def audit_refusal(scope: dict[str, Any], status: int) -> None:
+        state = scope.get("state", {})
+        try:
+            audit.record_alone(
+                app.state.stores.source,
+                principal=state.get("principal"),
+                action=state.get("action") or "request",
+                resource=f"{scope['method']} {scope['path']}",
+                status=status,
+                detail=_problem_detail(state),
+            )
+        except Exception:  # the refusal stands; a missing audit row is an operator's alert, not a 500
+            log.exception("could not audit a refused request")
+
+    install_handlers(app)
     app.include_router(api_router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(
+        RequestContext,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        audit_refusal=audit_refusal,
+    )
     return app
 
 
-app = create_app()
+def _problem_detail(state: dict[str, Any]) -> str | None:
+    problem = state.get("problem")
+    if problem is None:
+        return None
+    fields = ", ".join(e.field for e in problem.errors)
+    return f"{problem.detail}" + (f" [{fields}]" if fields else "")
+
+
+def serve_app() -> FastAPI:
+    """The process's app; a configuration problem stops it with one line naming each bad setting."""
+    configure_logging()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        reasons = "; ".join(
+            str(e.get("ctx", {}).get("error") or e["msg"]).removeprefix("Value error, ") for e in exc.errors()
+        )
+        raise SystemExit(f"serving: {reasons}") from None
+    return create_app(settings)
+
+
+app = serve_app()

@@ -1,21 +1,52 @@
-"""Fixtures for the serving tests: the machine's real Redis and PostgreSQL, and free ports for dead ones."""
+"""Fixtures for the serving tests: a small world in the machine's real stores, one app per session.
+
+The world: a source database (the core systems) with generated customers, policies and claims, migrated
+by the platform's own Alembic migrations; profiles for those customers published to a serving store and
+the machine's Redis through the platform's own publish (mo.serving_store.publish_batches), with the
+published-marts shape from the platform's test world (tests/serving_store/world.py, loaded by path).
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import socket
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import redis
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from app.core.config import Settings
+from app.core.roles import Role
+
+REPO = Path(__file__).resolve().parents[2]
 
 # The machine's services (see the project's environment notes); db 15 keeps clear of other users' keys.
 MACHINE_REDIS_URL = "redis://127.0.0.1:6379/15"
 MACHINE_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+MACHINE_MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+PII_KEY = "serving-tests-pii-key-0123456789abcdef"
+PASSWORD = "correct horse battery staple"
+WORLD_CUSTOMERS = 120
+
+
+def _load_platform_world():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("platform_serving_world", REPO / "tests/serving_store/world.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  (dataclasses look their module up)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 @pytest.fixture(autouse=True)
 def _clean_serving_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests build their settings explicitly; a SERVING_* variable in the caller's shell must not leak in."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("SERVING_"):
             monkeypatch.delenv(name)
@@ -27,3 +58,128 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@dataclass
+class ApiWorld:
+    home: Path
+    source_url: str
+    serving_url: str
+    redis_prefix: str
+    settings: Settings
+    source: Engine
+    customers: int
+
+
+def create_database(kind: str, name: str) -> str:
+    """A fresh database of its own on the machine's PostgreSQL or MariaDB; its URL."""
+    from sqlalchemy import create_engine, text
+
+    admin_url = MACHINE_POSTGRES_URL if kind == "postgresql" else MACHINE_MARIADB_URL
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def build_world(home: Path, *, source_url: str | None = None, customers: int = WORLD_CUSTOMERS) -> ApiWorld:
+    """Generate the source, publish profiles for its customers, and return settings pointing at both."""
+    from mo.generator.world import generate_world
+    from mo.oltp.db import make_engine, migrate
+    from mo.serving_store import publish_batches
+    from mo.serving_store.redis_store import connect_redis
+    from mo.serving_store.store import SqlServingStore
+
+    home.mkdir(parents=True, exist_ok=True)
+    prefix = f"apitest{uuid.uuid4().hex[:8]}"
+    os.environ["MO_HOME"] = str(home)
+    os.environ["MO_PII_KEY"] = PII_KEY
+    os.environ["MO_REDIS_PREFIX"] = prefix
+    os.environ["MO_KAFKA_BOOTSTRAP"] = os.environ.get("MO_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+    source_url = source_url or f"sqlite:///{home / 'source.db'}"
+    engine = make_engine(source_url)
+    migrate(engine)
+    generate_world(engine, customers=customers, seed=7)
+    serving_url = f"sqlite:///{home / 'serving.db'}"
+    platform = _load_platform_world()
+    world = platform.make_world("api", customers, seed=11)
+    store = SqlServingStore(serving_url)
+    client = connect_redis(url=MACHINE_REDIS_URL)
+    publish_batches(
+        store,
+        as_of=platform.AS_OF,
+        tables=world.batches(),
+        redis_profiles=world.redis_batches(),
+        redis_client=client,
+        redis_prefix=prefix,
+        published_by="serving-tests",
+    )
+    store.dispose()
+    client.close()
+    settings = Settings(source_url=source_url, database_url=serving_url, redis_url=MACHINE_REDIS_URL)
+    return ApiWorld(home, source_url, serving_url, prefix, settings, engine, customers)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiWorld]:
+    built = build_world(tmp_path_factory.mktemp("api-world"))
+    yield built
+    client = redis.Redis.from_url(MACHINE_REDIS_URL)
+    for key in client.scan_iter(f"{built.redis_prefix}:*", count=1000):
+        client.unlink(key)
+    client.close()
+    built.source.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(world: ApiWorld):  # type: ignore[no-untyped-def]
+    from app.main import create_app
+
+    return create_app(world.settings)
+
+
+@pytest.fixture(scope="session")
+def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@dataclass(frozen=True)
+class Account:
+    role: str
+    username: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+def make_account(world: ApiWorld, client: TestClient) -> Callable[..., Account]:
+    """A staff user of a role (optionally scoped to an organisation or agent), logged in."""
+    from app.services.accounts import create_user
+
+    def make(role: Role | str, *, org_id: int | None = None, agent_id: int | None = None) -> Account:
+        username = f"{role}-{uuid.uuid4().hex[:8]}"
+        with world.source.begin() as conn:
+            create_user(conn, username=username, password=PASSWORD, role=str(role), org_id=org_id, agent_id=agent_id)
+        answer = client.post(
+            "/v1/auth/token", data={"grant_type": "password", "username": username, "password": PASSWORD}
+        )
+        assert answer.status_code == 200, answer.text
+        return Account(str(role), username, answer.json()["access_token"])
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def accounts(make_account: Callable[..., Account]) -> dict[str, Account]:
+    """One company-wide account per role."""
+    return {role.value: make_account(role) for role in Role}
+
+
+def idem() -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())}

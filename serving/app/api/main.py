@@ -2,7 +2,10 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import health
+from app.api.routes import audit, auth, customers, health
 
 api_router = APIRouter()
 api_router.include_router(health.router)
+api_router.include_router(auth.router)
+api_router.include_router(customers.router)
+api_router.include_router(audit.router)
