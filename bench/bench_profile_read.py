@@ -50,10 +50,11 @@ ROOT = Path(__file__).resolve().parent.parent
 FEAST_VENV = ROOT / "bench" / "feast" / ".venv"
 FEAST_REPO = ROOT / "bench" / "feast" / "feature_repo"
 SERVING = ROOT / "serving"
-OUT = ROOT / "bench" / "out" / "profile_read"
+OUT = Path(os.environ.get("MO_BENCH_READ_DIR", ROOT / "bench" / "out" / "profile_read"))
 PREFIX = "mo_bench_read"
 FEAST_PROJECT = "mo_bench_feast"
-REFRESH_ID = "bench"
+SERVING_DB = OUT / "serving.db"  # the serving store the refresh is recorded in
+API_HOME = OUT / "api_home"
 CHECKED = 50  # customers compared between the two servers before the load
 MEMORY_SAMPLE = 2_000
 UNLINK_BATCH = 1_000
@@ -136,20 +137,67 @@ def _feast_keys(client: Any, count: int) -> list[bytes]:
     return keys
 
 
-def _load(client: Any, n: int) -> dict[str, float]:
-    """Publish the profiles to Redis the platform's way and materialise the same rows into Feast."""
+def _feast_load(parquet: Path) -> None:
+    """``feast apply``, then bench/feast/load_online.py in one process per core (``feast materialize`` of 1M
+    profiles needs more memory than this machine has: see that file)."""
+    proc = subprocess.run(
+        [str(FEAST_VENV / "bin" / "feast"), "apply"],
+        cwd=FEAST_REPO,
+        env=_feast_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"feast apply failed: {proc.stderr[-2000:]}")
+    parts = os.cpu_count() or 1
+    loaders = [
+        subprocess.Popen(
+            [
+                str(FEAST_VENV / "bin" / "python"),
+                str(FEAST_REPO.parent / "load_online.py"),
+                str(FEAST_REPO),
+                str(parquet),
+                "customer_profile",
+                str(part),
+                str(parts),
+            ],
+            cwd=FEAST_REPO,
+            env=_feast_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for part in range(parts)
+    ]
+    failures = []
+    for loader in loaders:
+        _, err = loader.communicate()
+        if loader.returncode != 0:
+            failures.append(err[-2000:])
+    if failures:
+        raise RuntimeError("loading Feast's online store failed: " + "\n".join(failures))
+
+
+def _load(client: Any, n: int) -> dict[str, Any]:
+    """Publish the profiles the platform's way (``publish_batches``: a refresh recorded in a serving store, its
+    Redis keys written, the pointer switched) and load the same rows into Feast."""
+    from bench.bench_preview import AS_OF
     from bench.bench_publish import World
-    from mo.serving_store.redis_store import ProfileKeys, switch_current, write_profiles
+    from mo.serving_store import publish_batches
+    from mo.serving_store.redis_store import ProfileKeys
+    from mo.serving_store.store import SqlServingStore
 
     OUT.mkdir(parents=True, exist_ok=True)
     _clean(client)
     (OUT / "loaded.json").unlink(missing_ok=True)
+    SERVING_DB.unlink(missing_ok=True)
     parquet = OUT / "profiles.parquet"
     writer: pq.ParquetWriter | None = None
     generate_s = 0.0
 
     def tee() -> Iterator[pa.RecordBatch]:
-        """Each generated batch to the Parquet file for Feast, then on to the Redis writer."""
+        """Each generated batch to the Parquet file for Feast, then on to the platform's Redis writer."""
         nonlocal writer, generate_s
         batches = World(n).redis_profiles()
         while True:
@@ -164,33 +212,38 @@ def _load(client: Any, n: int) -> dict[str, float]:
             generate_s += time.perf_counter() - t0
             yield batch
 
-    t0 = time.perf_counter()
-    written = write_profiles(client, REFRESH_ID, tee(), prefix=PREFIX, json_columns={"custom_tags"})
-    switch_current(client, REFRESH_ID, prefix=PREFIX)
-    publish_s = time.perf_counter() - t0 - generate_s
+    store = SqlServingStore(f"sqlite:///{SERVING_DB}")
+    try:
+        # Profiles go to Redis only: the profile read never touches the database copy (left empty here).
+        result = publish_batches(
+            store,
+            as_of=AS_OF,
+            tables={},
+            redis_profiles=tee(),
+            redis_client=client,
+            redis_prefix=PREFIX,
+            published_by="bench_profile_read",
+        )
+    finally:
+        store.dispose()
     assert writer is not None
     writer.close()
-    if written != n:
-        raise RuntimeError(f"wrote {written} profiles, expected {n}")
+    if result.redis_keys != n:
+        raise RuntimeError(f"published {result.redis_keys} profiles, expected {n}")
+    publish_s = result.seconds["redis"] + result.seconds["swap"] - generate_s
 
-    feast = str(FEAST_VENV / "bin" / "feast")
     t0 = time.perf_counter()
-    for args in (["apply"], ["materialize", "2000-01-01T00:00:00", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())]):
-        proc = subprocess.run(
-            [feast, *args], cwd=FEAST_REPO, env=_feast_env(), capture_output=True, text=True, check=False
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"feast {args[0]} failed: {proc.stderr[-2000:]}")
+    _feast_load(parquet)
     feast_s = time.perf_counter() - t0
 
     keys = ProfileKeys(PREFIX)
     rng = np.random.default_rng(3)
     sample = rng.integers(1, n + 1, min(MEMORY_SAMPLE, n))
-    ours_bytes = _bytes_per_key(client, [keys.profile(REFRESH_ID, int(i)) for i in sample])
-    feast_keys = _feast_keys(client, min(MEMORY_SAMPLE, n))
-    feast_bytes = _bytes_per_key(client, feast_keys)
+    ours_bytes = _bytes_per_key(client, [keys.profile(result.refresh_id, int(i)) for i in sample])
+    feast_bytes = _bytes_per_key(client, _feast_keys(client, min(MEMORY_SAMPLE, n)))
     figures = {
         "n": n,
+        "refresh_id": result.refresh_id,
         "generate_s": round(generate_s, 1),
         "publish_s": round(publish_s, 1),
         "feast_s": round(feast_s, 1),
@@ -210,9 +263,10 @@ def _reuse(client: Any, n: int) -> dict[str, float] | None:
         return None
     figures = json.loads(marker.read_text(encoding="utf-8"))
     keys = ProfileKeys(PREFIX)
-    if figures.get("n") != n or current_refresh(client, prefix=PREFIX) != REFRESH_ID:
+    refresh_id = figures.get("refresh_id")
+    if figures.get("n") != n or current_refresh(client, prefix=PREFIX) != refresh_id or not SERVING_DB.exists():
         return None
-    if not client.exists(keys.profile(REFRESH_ID, n)) or len(_feast_keys(client, 10)) < min(10, n):
+    if not client.exists(keys.profile(refresh_id, n)) or len(_feast_keys(client, 10)) < min(10, n):
         return None
     return figures
 
@@ -289,28 +343,122 @@ def _feast_profile(base: str, customer_id: int) -> dict[str, Any]:
     return {name: result["values"][0] for name, result in zip(names, answer["results"], strict=True)}
 
 
-# --- the serving API (filled in when the profile endpoint lands) -------------------------------------------
+# --- the serving API ---------------------------------------------------------------------------------------
+
+# Run in the serving environment: the source database migrated by the platform's migrations, and one app
+# client registered through the API's own account service (its limit high enough not to refuse the load).
+_API_SETUP = """
+import sys
+from mo.oltp.db import make_engine, migrate
+from app.services.accounts import create_client
+engine = make_engine(sys.argv[1])
+migrate(engine)
+with engine.begin() as conn:
+    print(create_client(conn, client_id="bench-app", role="app", rate_limit_per_minute=10**9))
+engine.dispose()
+"""
+CLIENT_ID = "bench-app"
+
+
+def _api_env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}:{SERVING}",
+        "MO_HOME": str(API_HOME),
+        "MO_PII_KEY": os.environ.get("MO_PII_KEY", "bench-key"),
+        "MO_REDIS_PREFIX": PREFIX,
+        "SERVING_SECRET_KEY": API_SECRET,
+        "SERVING_SOURCE_URL": f"sqlite:///{API_HOME / 'source.db'}",
+        "SERVING_DATABASE_URL": f"sqlite:///{SERVING_DB}",
+        "SERVING_REDIS_URL": _redis_url(),
+        "SERVING_ACCESS_TOKEN_MINUTES": "240",
+    }
+
+
+API_SECRET = os.urandom(24).hex()
+
+
+def _api_client() -> str:
+    """A fresh source database with the bench's app client; returns the client's secret."""
+    API_HOME.mkdir(parents=True, exist_ok=True)
+    (API_HOME / "source.db").unlink(missing_ok=True)
+    proc = subprocess.run(
+        [str(SERVING / ".venv" / "bin" / "python"), "-c", _API_SETUP, f"sqlite:///{API_HOME / 'source.db'}"],
+        cwd=SERVING,
+        env=_api_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"setting up the API's source database failed: {proc.stderr[-2000:]}")
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def _our_server(port: int, workers: int):
-    raise NotImplementedError
+    argv = [
+        str(SERVING / ".venv" / "bin" / "uvicorn"),
+        "app.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+    ]
+    return _server("serving", argv, cwd=SERVING, env=_api_env(), health_url=f"http://127.0.0.1:{port}/health")
 
 
-def _our_token(base: str) -> str:
-    raise NotImplementedError
+def _our_token(base: str, secret: str) -> str:
+    from urllib.parse import urlencode
+
+    form = urlencode({"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": secret})
+    answer = _http(
+        "POST",
+        f"{base}/v1/auth/token",
+        data=form.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    return answer["access_token"]
 
 
 def _our_profile(base: str, token: str, customer_id: int) -> dict[str, Any]:
-    raise NotImplementedError
+    return _http("GET", f"{base}/v1/customers/{customer_id}", headers={"Authorization": f"Bearer {token}"})
 
 
 # --- measurement --------------------------------------------------------------------------------------------
 
 
+NULL_TIMESTAMP = -(2**63)  # how Feast answers a null UnixTimestamp
+
+
+def _comparable(name: str, ours: Any, feast: Any) -> tuple[Any, Any]:
+    """Our JSON value and Feast's in one form: timestamps as epoch seconds, the custom tags parsed."""
+    if name in ("last_active_at", "refreshed_at"):
+        from datetime import datetime
+
+        seconds = None if ours is None else int(datetime.fromisoformat(ours.replace("Z", "+00:00")).timestamp())
+        return seconds, None if feast == NULL_TIMESTAMP else feast
+    if name == "custom_tags":
+        return ours, json.loads(feast)
+    return ours, feast
+
+
 def _same_profiles(feast_base: str, our_base: str, token: str, ids: list[int]) -> None:
-    """Both servers answer each sampled customer with the same values (dates and timestamps compared as text
-    of the same instant, Feast's timestamps being epoch seconds)."""
-    raise NotImplementedError
+    """Both servers answer each sampled customer with the same values, field by field."""
+    for customer_id in ids:
+        feast = _feast_profile(feast_base, customer_id)
+        ours = _our_profile(our_base, token, customer_id)
+        fields = dict(ours["profile"])
+        fields["segments"] = ",".join(ours["segments"])
+        fields.setdefault("customer_id", ours["customer_id"])
+        if set(feast) != set(fields):
+            raise RuntimeError(f"customer {customer_id}: Feast has {sorted(set(feast) ^ set(fields))} differently")
+        for name, raw in feast.items():
+            mine, value = _comparable(name, fields[name], raw)
+            if mine != value and not (isinstance(mine, float) and abs(mine - value) < 1e-9):
+                raise RuntimeError(f"customer {customer_id}: {name} is {mine!r} here and {value!r} in Feast")
 
 
 def _row(result: loadgen.Result, baseline: loadgen.Result | None) -> str:
@@ -341,13 +489,14 @@ def run() -> str:
     if loaded is None:
         loaded = _load(client, n)
     ids = loadgen.write_ids(OUT / "ids.txt", customers=n, count=200_000, seed=17)
+    secret = _api_client()
     feast_port, our_port = _free_port(), _free_port()
     feast_base, our_base = f"http://127.0.0.1:{feast_port}", f"http://127.0.0.1:{our_port}"
     loads: list[tuple[float, float, float]] = []
     results: list[tuple[int, int, loadgen.Result, loadgen.Result]] = []
     try:
         with _feast_server(feast_port, workers), _our_server(our_port, workers):
-            token = _our_token(our_base)
+            token = _our_token(our_base, secret)
             rng = np.random.default_rng(23)
             _same_profiles(feast_base, our_base, token, [int(i) for i in rng.integers(1, n + 1, CHECKED)])
             feast = loadgen.Target(
@@ -417,9 +566,11 @@ def _report(
         "",
         f"- Machine load average (1 min) before each round and after the last: {load_text} (2 cores, shared with "
         "other sessions).",
-        f"- Load ({source}): generating the profiles {loaded['generate_s']:.0f}s; the platform's Redis write "
-        f"(`write_profiles` + pointer switch) {loaded['publish_s']:.0f}s; `feast apply` + `feast materialize` of "
-        f"the same rows from Parquet {loaded['feast_s']:.0f}s ({loaded['feast_s'] / loaded['publish_s']:.0f}x).",
+        f"- Load ({source}): generating the profiles {loaded['generate_s']:.0f}s; the platform's publish of them "
+        f"to Redis (`publish_batches`: keys written, pointer switched) {loaded['publish_s']:.0f}s; Feast "
+        f"(`feast apply`, then `write_to_online_store` of the same rows in 20,000-row chunks, one process per core) "
+        f"{loaded['feast_s']:.0f}s ({loaded['feast_s'] / max(loaded['publish_s'], 0.1):.0f}x). `feast materialize` "
+        "of the whole 1M-row source was killed by the kernel at 22 GB (this machine has 23 GB).",
         f"- Redis memory per profile (`MEMORY USAGE` of {MEMORY_SAMPLE:,} sampled keys): packed profile "
         f"{loaded['ours_bytes']:,.0f} bytes, Feast's hash {loaded['feast_bytes']:,.0f} bytes "
         f"({loaded['feast_bytes'] / loaded['ours_bytes']:.1f}x), i.e. about "
