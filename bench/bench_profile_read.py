@@ -13,8 +13,8 @@ default ``redis://127.0.0.1:6379/11``):
 Both servers run with ``MO_BENCH_READ_WORKERS`` worker processes (default 2, the machine's cores), access logs
 off; Feast's gunicorn does not recycle workers (``--max-requests 0``: its default restarts a worker every 1,000
 requests, which would cost Feast throughput). One load generator (bench/loadgen.py: wrk, keep-alive, the same
-file of random customer ids) runs against each in turn for ``MO_BENCH_READ_SECONDS`` (default 20) at each
-concurrency in ``MO_BENCH_READ_CONNECTIONS`` (default ``8,32``), ``MO_BENCH_READ_ROUNDS`` rounds (default 2)
+file of random customer ids) runs against each in turn for ``MO_BENCH_READ_SECONDS`` (default 15) at each
+concurrency in ``MO_BENCH_READ_CONNECTIONS`` (default ``1,8,32``), ``MO_BENCH_READ_ROUNDS`` rounds (default 2)
 alternating which server goes first, after a warm-up of each. Before the load, a sample of customers is read
 from both and compared field by field, so both serve the same profiles.
 
@@ -37,6 +37,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,7 @@ def _load(client: Any, n: int) -> dict[str, Any]:
     _clean(client)
     (OUT / "loaded.json").unlink(missing_ok=True)
     SERVING_DB.unlink(missing_ok=True)
+    (OUT / "registry.db").unlink(missing_ok=True)  # a fresh Feast registry: no state left by an earlier run
     parquet = OUT / "profiles.parquet"
     writer: pq.ParquetWriter | None = None
     generate_s = 0.0
@@ -287,8 +289,9 @@ def _http(method: str, url: str, *, data: bytes | None = None, headers: dict[str
 
 
 @contextmanager
-def _server(name: str, argv: list[str], *, cwd: Path, env: dict[str, str], health_url: str) -> Iterator[None]:
-    """A server in its own process group (all its workers stopped together), up once ``health_url`` answers."""
+def _server(name: str, argv: list[str], *, cwd: Path, env: dict[str, str], health_url: str) -> Iterator[int]:
+    """A server in its own process group (all its workers stopped together), up once ``health_url`` answers;
+    yields its pid."""
     log = OUT / f"{name}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -304,7 +307,7 @@ def _server(name: str, argv: list[str], *, cwd: Path, env: dict[str, str], healt
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} did not answer {health_url} within 120s") from None
                 time.sleep(0.5)
-        yield
+        yield proc.pid
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -461,11 +464,44 @@ def _same_profiles(feast_base: str, our_base: str, token: str, ids: list[int]) -
                 raise RuntimeError(f"customer {customer_id}: {name} is {mine!r} here and {value!r} in Feast")
 
 
-def _row(result: loadgen.Result, baseline: loadgen.Result | None) -> str:
-    ratio = f"{result.throughput / baseline.throughput:.2f}x" if baseline else "1.00x (baseline)"
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a server: its master process and every worker."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _measure(target: loadgen.Target, pid: int, ids: Path, connections: int, seconds: float) -> Measured:
+    before = _cpu_seconds(pid)
+    result = loadgen.run(target, ids=ids, connections=connections, seconds=seconds)
+    return Measured(result, 1000 * (_cpu_seconds(pid) - before) / max(result.requests, 1))
+
+
+@dataclass(frozen=True)
+class Measured:
+    result: loadgen.Result
+    cpu_ms: float  # server CPU per request answered
+
+
+def _row(measured: Measured, baseline: Measured | None) -> str:
+    result = measured.result
+    if baseline is None:
+        ratio, cpu_ratio = "1.00x (baseline)", "1.00x"
+    else:
+        ratio = f"{result.throughput / baseline.result.throughput:.2f}x"
+        cpu_ratio = f"{measured.cpu_ms / baseline.cpu_ms:.2f}x"
     return (
         f"| {result.connections} | {result.target} | {result.throughput:,.0f} | {ratio} | {result.p50_ms:.1f} | "
-        f"{result.p90_ms:.1f} | {result.p99_ms:.1f} | {result.errors:,} / {result.requests:,} |"
+        f"{result.p90_ms:.1f} | {result.p99_ms:.1f} | {measured.cpu_ms:.2f} ({cpu_ratio}) | "
+        f"{result.errors:,} / {result.requests:,} |"
     )
 
 
@@ -474,9 +510,9 @@ def run() -> str:
 
     n = _env_int("MO_BENCH_READ_PROFILES", 1_000_000)
     workers = _env_int("MO_BENCH_READ_WORKERS", 2)
-    seconds = float(os.environ.get("MO_BENCH_READ_SECONDS", "20"))
+    seconds = float(os.environ.get("MO_BENCH_READ_SECONDS", "15"))
     rounds = _env_int("MO_BENCH_READ_ROUNDS", 2)
-    levels = [int(c) for c in os.environ.get("MO_BENCH_READ_CONNECTIONS", "8,32").split(",") if c.strip()]
+    levels = [int(c) for c in os.environ.get("MO_BENCH_READ_CONNECTIONS", "1,8,32").split(",") if c.strip()]
     keep = os.environ.get("MO_BENCH_READ_KEEP") == "1"
     loadgen.require_wrk()
     if not (FEAST_VENV / "bin" / "feast").exists():
@@ -493,9 +529,9 @@ def run() -> str:
     feast_port, our_port = _free_port(), _free_port()
     feast_base, our_base = f"http://127.0.0.1:{feast_port}", f"http://127.0.0.1:{our_port}"
     loads: list[tuple[float, float, float]] = []
-    results: list[tuple[int, int, loadgen.Result, loadgen.Result]] = []
+    results: list[tuple[int, int, Measured, Measured]] = []
     try:
-        with _feast_server(feast_port, workers), _our_server(our_port, workers):
+        with _feast_server(feast_port, workers) as feast_pid, _our_server(our_port, workers) as our_pid:
             token = _our_token(our_base, secret)
             rng = np.random.default_rng(23)
             _same_profiles(feast_base, our_base, token, [int(i) for i in rng.integers(1, n + 1, CHECKED)])
@@ -519,9 +555,8 @@ def run() -> str:
                 for round_no in range(rounds):
                     order = (feast, ours) if round_no % 2 == 0 else (ours, feast)
                     loads.append(os.getloadavg())
-                    measured = {
-                        t.name: loadgen.run(t, ids=ids, connections=connections, seconds=seconds) for t in order
-                    }
+                    pids = {feast.name: feast_pid, ours.name: our_pid}
+                    measured = {t.name: _measure(t, pids[t.name], ids, connections, seconds) for t in order}
                     results.append((connections, round_no, measured[feast.name], measured[ours.name]))
             loads.append(os.getloadavg())
     finally:
@@ -541,7 +576,7 @@ def _report(
     loaded: dict[str, float],
     reused: bool,
     loads: list[tuple[float, float, float]],
-    results: list[tuple[int, int, loadgen.Result, loadgen.Result]],
+    results: list[tuple[int, int, Measured, Measured]],
 ) -> str:
     lines = [
         "## Profile read over HTTP: serving API against Feast's feature server",
@@ -551,11 +586,13 @@ def _report(
         f"bearer token on every request) against Feast 0.67's Python feature server (`feast serve`, {workers} "
         "gunicorn/uvicorn workers, `POST /get-online-features` with the feature service of every column, no auth) "
         f"on the same Redis; one load generator (wrk, keep-alive, same id sequence), {seconds:g}s per run, "
-        f"{rounds} rounds per concurrency alternating who goes first. Ratio: throughput against Feast in the same "
-        "round.",
+        f"{rounds} rounds per concurrency alternating who goes first. Ratios: against Feast in the same round. "
+        "Server CPU per request (user + system time of the server's processes over the run, divided by the "
+        "requests answered) depends far less on what else the shared machine is doing than req/s and latency do.",
         "",
-        "| connections | server | req/s | x Feast | p50 ms | p90 ms | p99 ms | errors / requests |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| connections | server | req/s | x Feast | p50 ms | p90 ms | p99 ms | server CPU ms/request (x Feast) "
+        "| errors / requests |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for _, _, feast, ours in results:
         lines.append(_row(feast, None))
