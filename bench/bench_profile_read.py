@@ -5,14 +5,16 @@ Both stores hold the same ``MO_BENCH_READ_PROFILES`` synthetic profiles (default
 and the segment list, the publish bench's generator), in the machine's Redis (``MO_BENCH_READ_REDIS_URL``,
 default ``redis://127.0.0.1:6379/11``):
 
-- the platform's layout, written by the publish path's own Redis writer (``redis_store.write_profiles`` under a
-  new refresh, then ``switch_current``), under the key prefix ``mo_bench_read``;
-- Feast's layout (a hash per customer, one field per feature), loaded by ``feast apply`` + ``feast materialize``
-  of the same rows from a Parquet file (bench/feast/feature_repo, project ``mo_bench_feast``).
+- the platform's layout, published by ``publish_batches`` (the refresh recorded in a SQLite serving store whose
+  tables stay empty, the Redis keys written under the key prefix ``mo_bench_read``, the pointer switched);
+- Feast's layout (a hash per customer, one field per feature), loaded by ``feast apply`` and then Feast's
+  ``write_to_online_store`` of the same rows from a Parquet file in chunks (bench/feast/load_online.py;
+  bench/feast/feature_repo, project ``mo_bench_feast``).
 
 Both servers run with ``MO_BENCH_READ_WORKERS`` worker processes (default 2, the machine's cores), access logs
-off; Feast's gunicorn does not recycle workers (``--max-requests 0``: its default restarts a worker every 1,000
-requests, which would cost Feast throughput). One load generator (bench/loadgen.py: wrk, keep-alive, the same
+off (the API still writes its own JSON line per request, as in production); Feast's gunicorn does not recycle
+workers (``--max-requests 0``: its default restarts a worker every 1,000 requests, which would cost Feast
+throughput). One load generator (bench/loadgen.py: wrk, keep-alive, the same
 file of random customer ids) runs against each in turn for ``MO_BENCH_READ_SECONDS`` (default 15) at each
 concurrency in ``MO_BENCH_READ_CONNECTIONS`` (default ``1,8,32``), ``MO_BENCH_READ_ROUNDS`` rounds (default 2)
 alternating which server goes first, after a warm-up of each. Before the load, a sample of customers is read
