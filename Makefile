@@ -21,7 +21,7 @@ export SERVING_PORT ?= 8000
 # The serving venv imports the platform's package (mo) from the repository, as its tests do.
 SERVING_RUN := cd serving && PYTHONPATH=$(CURDIR):$(CURDIR)/serving MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} .venv/bin/python
 
-.PHONY: help env serving-env compose-cli jars browser demo serve serve-stop airflow test test-unit lint bench broker-start broker-stop clean
+.PHONY: help env serving-env bench-env-feast compose-cli jars browser demo serve serve-stop airflow test test-unit lint bench broker-start broker-stop clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,17 @@ $(SERVING_VENV)/.synced: serving/requirements-dev.lock | $(UV)
 env: $(VENV)/.synced jars ## Create the platform environment from the lock file and install the JDBC jars
 
 serving-env: $(SERVING_VENV)/.synced ## Create the serving (FastAPI) environment from its lock file
+
+FEAST_VENV := bench/feast/.venv
+
+# Bench only (the profile read bench's Feast feature server); `make test` never builds it.
+$(FEAST_VENV)/.synced: bench/feast/requirements.lock | $(UV)
+	test -d $(FEAST_VENV) || $(UV) venv -q -p 3.11 $(FEAST_VENV)
+	VIRTUAL_ENV=$(FEAST_VENV) $(UV) pip sync -q bench/feast/requirements.lock
+	touch $@
+
+bench-env-feast: $(FEAST_VENV)/.synced ## Feast's feature server and the wrk load generator, for `make bench` only
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 compose-cli: | $(UV) ## Install the Docker Compose CLI (parses docker-compose.yml in tests; no engine needed)
 	bash docker/install-compose-cli.sh
@@ -93,7 +104,7 @@ test-unit: env ## Run the fast unit tests only
 lint: env ## ruff and mypy
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
-bench: env ## Benchmarks; figures go to docs/benchmarks.md
+bench: env serving-env bench-env-feast ## Benchmarks; figures go to docs/benchmarks.md
 	MO_PII_KEY=bench-key $(PY) -m bench.run
 
 broker-start: env ## Start the embedded Kafka-protocol broker
