@@ -10,6 +10,7 @@ the sync never reads (none is in ``SOURCE_TABLES``):
   row per (customer, channel, purpose='service') is the current service consent.
 - ``contact_preferences``: push frequency and quiet hours, one row per customer, with a version that grows
   on every change (the hot record in Redis keeps only newer versions).
+- ``complaint_handling``: a complaint's summary, assignee and resolution (the synced row keeps status);
 - ``erasure_requests``: each erasure, what was erased, what was kept under legal hold and why. The lake's
   sync reads it to drop an erased customer's clear PII (it is the one table here the platform reads).
 """
@@ -82,4 +83,18 @@ class ErasureRequest(Base):
     completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
-PRIVACY_TABLES = ["consent_evidence", "contact_preferences", "erasure_requests"]
+class ComplaintHandling(Base):
+    """Who handles a complaint and how it was resolved: the API's working data beside the synced
+    ``complaints`` row (whose contract has no room for it). Free text is stored as given, never interpreted."""
+
+    __tablename__ = "complaint_handling"
+    complaint_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    summary: Mapped[str | None] = mapped_column(String(1000))  # the customer's words, as filed
+    assigned_to: Mapped[str | None] = mapped_column(String(80))
+    assigned_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    resolution: Mapped[str | None] = mapped_column(String(1000))
+    resolved_by: Mapped[str | None] = mapped_column(String(80))
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+PRIVACY_TABLES = ["consent_evidence", "contact_preferences", "erasure_requests", "complaint_handling"]

@@ -1,4 +1,4 @@
-"""consent evidence (append-only), contact preferences, erasure requests
+"""consent evidence (append-only), contact preferences, complaint handling, erasure requests
 
 Revision ID: 0006
 Revises: 0004
@@ -38,9 +38,7 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(80), nullable=False),
         sa.Column("request_id", sa.String(64), nullable=False),
     )
-    op.create_index(
-        "ix_consent_evidence_customer", "consent_evidence", ["customer_id", "channel", "purpose", "id"]
-    )
+    op.create_index("ix_consent_evidence_customer", "consent_evidence", ["customer_id", "channel", "purpose", "id"])
     op.create_table(
         "contact_preferences",
         sa.Column("customer_id", ID, primary_key=True, autoincrement=False),
@@ -69,6 +67,16 @@ def upgrade() -> None:
         sa.Column("completed_at", TIMESTAMP, nullable=True),
     )
     op.create_index("ix_erasure_requests_customer_id", "erasure_requests", ["customer_id"])
+    op.create_table(
+        "complaint_handling",
+        sa.Column("complaint_id", ID, primary_key=True, autoincrement=False),
+        sa.Column("summary", sa.String(1000), nullable=True),
+        sa.Column("assigned_to", sa.String(80), nullable=True),
+        sa.Column("assigned_at", TIMESTAMP, nullable=True),
+        sa.Column("resolution", sa.String(1000), nullable=True),
+        sa.Column("resolved_by", sa.String(80), nullable=True),
+        sa.Column("updated_at", TIMESTAMP, nullable=False),
+    )
     _append_only_triggers(op.get_bind().dialect.name)
 
 
@@ -108,6 +116,7 @@ def downgrade() -> None:
     if dialect != "postgresql":
         for verb in ("update", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS consent_evidence_no_{verb}")
+    op.drop_table("complaint_handling")
     op.drop_table("erasure_requests")
     op.drop_table("contact_preferences")
     op.drop_table("consent_evidence")
