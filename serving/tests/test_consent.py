@@ -319,3 +319,32 @@ def test_the_evidence_history_pages_newest_first_and_cannot_be_rewritten(
         with pytest.raises(DBAPIError, match="append-only"):
             with world.source.begin() as conn:
                 conn.execute(text(statement))
+
+
+@pytest.fixture(scope="module")
+def pg_world(world: ApiWorld, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from contact_worlds import database_world
+
+    with database_world("postgresql", "mo_consent_h_pg", tmp_path_factory.mktemp("pg"), world) as built:
+        yield built
+
+
+def test_on_postgresql_a_withdrawal_is_effective_at_once_and_redis_down_rolls_it_back(
+    pg_world, accounts: dict[str, Account], rdb: redis.Redis, closed_port: int
+) -> None:  # type: ignore[no-untyped-def]
+    from app.main import create_app
+
+    pg, pg_client = pg_world
+    assert pg.source.dialect.name == "postgresql"
+    assert post(pg_client, accounts["app"], 2, decision("sms", "opt_in")).status_code == 201
+    answer = post(pg_client, accounts["app"], 2, decision("sms", "opt_out"))
+    assert answer.status_code == 201, answer.text
+    assert hot_record.hot_record(rdb, 2, pg.redis_prefix).may_contact("sms") is False
+    assert marketing_status(pg, 2, "sms") == "opt_out"
+
+    before = counts(pg, 3)
+    down = create_app(pg.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{closed_port}/0"}))
+    with TestClient(down, raise_server_exceptions=False) as broken:
+        refused = post(broken, accounts["app"], 3, decision("email", "opt_out"))
+    assert refused.status_code == 503
+    assert counts(pg, 3) == before
