@@ -149,7 +149,8 @@ def _readable(caller: Caller) -> None:
     if not (caller.principal.has(Scope.COMPLAINTS_WRITE) or caller.principal.has(Scope.COMPLAINTS_HANDLE)):
         raise ApiError(
             403,
-            f"role '{caller.principal.role}' may not read complaints: it needs 'complaints:write' or 'complaints:handle'",
+            f"role '{caller.principal.role}' may not read complaints: "
+            "it needs 'complaints:write' or 'complaints:handle'",
         )
 
 
