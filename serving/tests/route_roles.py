@@ -1,0 +1,29 @@
+"""The route x role matrix: which roles may call each route of the API.
+
+``EXPECTED["METHOD /path"]`` is the set of roles allowed (the path as the app declares it, with its
+``{parameters}``). tests/test_route_roles.py enumerates every route of the app and holds each one to its
+row: a route missing here fails the test, an allowed role never gets 401/403, every other role gets exactly
+403 and a request without a token 401. Add a row with every route you add.
+"""
+
+from __future__ import annotations
+
+# Roles by what they do, to keep rows readable; every row still lists its roles explicitly through these.
+CUSTOMER_READERS = frozenset({"app", "service_agent", "claims_handler", "marketer", "approver", "reviewer"})
+ADMINS = frozenset({"admin"})
+
+EXPECTED: dict[str, frozenset[str]] = {
+    "GET /v1/customers/{customer_id}": CUSTOMER_READERS,
+    "GET /v1/audit": ADMINS,
+    # Consent, contact preferences, complaints (the customer's own channels and the service agents).
+    "POST /v1/customers/{customer_id}/consents": frozenset({"app", "service_agent"}),
+    "GET /v1/customers/{customer_id}/consents": frozenset({"app", "service_agent"}),
+    "POST /v1/customers/{customer_id}/contact-preferences": frozenset({"app", "service_agent"}),
+    "POST /v1/complaints": frozenset({"app", "service_agent"}),
+    "GET /v1/complaints": frozenset({"app", "service_agent"}),
+    "GET /v1/complaints/{complaint_no}": frozenset({"app", "service_agent"}),
+    "POST /v1/complaints/{complaint_no}/assign": frozenset({"service_agent"}),
+    "POST /v1/complaints/{complaint_no}/resolve": frozenset({"service_agent"}),
+    # Erasure: admins only, who read no customer data.
+    "POST /v1/customers/{customer_id}/erasure": ADMINS,
+}
