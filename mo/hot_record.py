@@ -17,9 +17,9 @@ Key ``<prefix>:hot:<customer_id>``, fields:
   data, or only a write's first half reached it) is *unknown*.
 
 Reading: a missing or incomplete record is **unknown, not consent**: :attr:`HotRecord.known` is False and
-the caller falls back to the source (:func:`record_from_source`). Marketing needs an explicit opt-in;
-service messages are allowed unless withdrawn; an erased customer or one with an open complaint gets no
-marketing at all.
+the caller falls back to the source (:func:`record_from_source`; :func:`resolve` does both). Marketing
+needs an explicit opt-in; service messages are allowed unless withdrawn; an erased customer or one with an
+open complaint gets no marketing at all.
 
 Writing is fail-safe (the order the API follows, serving/app/services/contact.py):
 
@@ -44,7 +44,7 @@ from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 import redis
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, Engine, and_, func, select
 
 from mo.oltp.models import Complaint, Consent, Customer
 from mo.oltp.privacy import CHANNELS, PURPOSES, ConsentEvidence, ContactPreference, ErasureRequest
@@ -267,6 +267,19 @@ def record_from_source(conn: Connection, customer_id: int) -> HotRecord:
     return source_states(conn, [customer_id])[customer_id].record()
 
 
+def resolve(client: redis.Redis, source: Engine, customer_id: int, prefix: str) -> HotRecord:
+    """What dispatch calls at send time: the hot record, or the source's state when the record is unknown or
+    Redis does not answer (slower, never wrong). The answer is always known."""
+    try:
+        record = hot_record(client, customer_id, prefix)
+        if record.known:
+            return record
+    except redis.RedisError:
+        pass
+    with source.connect() as conn:
+        return record_from_source(conn, customer_id)
+
+
 # --- writing ----------------------------------------------------------------------------------------------
 
 # KEYS[1]: the record. ARGV: force (1: replace regardless of versions), built ('' to leave), erased (1/0),
@@ -413,6 +426,7 @@ __all__ = [
     "QuietHours",
     "hot_record",
     "record_from_source",
+    "resolve",
     "rebuild",
     "sync_from_source",
 ]

@@ -348,3 +348,14 @@ def test_on_postgresql_a_withdrawal_is_effective_at_once_and_redis_down_rolls_it
         refused = post(broken, accounts["app"], 3, decision("email", "opt_out"))
     assert refused.status_code == 503
     assert counts(pg, 3) == before
+
+
+def test_resolve_falls_back_to_the_source_when_the_record_is_unknown_or_redis_is_down(
+    world: ApiWorld, client: TestClient, accounts: dict[str, Account], rdb: redis.Redis, closed_port: int
+) -> None:
+    assert post(client, accounts["app"], 15, decision("sms", "opt_out")).status_code == 201
+    rdb.delete(hot_record.hot_key(world.redis_prefix, 15))
+    found = hot_record.resolve(rdb, world.source, 15, world.redis_prefix)
+    assert found.known and found.may_contact("sms") is False
+    down = redis.Redis.from_url(f"redis://127.0.0.1:{closed_port}/0", socket_connect_timeout=0.5)
+    assert hot_record.resolve(down, world.source, 15, world.redis_prefix).may_contact("sms") is False
