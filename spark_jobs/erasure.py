@@ -31,21 +31,9 @@ DELETE_CHUNK = 1000
 
 def erased_customer_ids(settings: Settings) -> list[int]:
     """Customers whose erasure was completed, from the source; none if the source predates erasures."""
-    from sqlalchemy import inspect, select
+    from mo.oltp.privacy import erased_customer_ids as from_source
 
-    from mo.oltp.db import make_engine
-    from mo.oltp.privacy import ErasureRequest
-
-    engine = make_engine(settings.resolved_source_url)
-    try:
-        if not inspect(engine).has_table("erasure_requests"):
-            return []
-        table = ErasureRequest.__table__
-        with engine.connect() as conn:
-            rows = conn.execute(select(table.c.customer_id).where(table.c.status == "completed").distinct())
-            return sorted(int(cid) for (cid,) in rows)
-    finally:
-        engine.dispose()
+    return from_source(settings.resolved_source_url)
 
 
 def _owned_ids(spark, settings: Settings, contract: TableContract, customer_ids: Sequence[int]) -> list[int]:

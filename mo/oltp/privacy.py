@@ -98,3 +98,31 @@ class ComplaintHandling(Base):
 
 
 PRIVACY_TABLES = ["consent_evidence", "contact_preferences", "erasure_requests", "complaint_handling"]
+
+
+def erased_customer_ids(source_url: str) -> list[int]:
+    """Customers whose erasure was completed, read from the source database at ``source_url``.
+
+    None for a source that predates erasures (no ``erasure_requests`` table) or an embedded SQLite source
+    that does not exist yet (nothing to read, and nothing is created by asking)."""
+    from pathlib import Path
+
+    from sqlalchemy import inspect, select
+
+    from mo.oltp.db import make_engine, normalise_url
+
+    url = normalise_url(source_url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:" and not Path(path).exists():
+            return []
+    engine = make_engine(url)
+    try:
+        if not inspect(engine).has_table("erasure_requests"):
+            return []
+        table = ErasureRequest.__table__
+        with engine.connect() as conn:
+            rows = conn.execute(select(table.c.customer_id).where(table.c.status == "completed").distinct())
+            return sorted(int(cid) for (cid,) in rows)
+    finally:
+        engine.dispose()
