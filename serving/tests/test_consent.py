@@ -87,6 +87,11 @@ def test_a_withdrawal_is_in_the_hot_record_when_the_post_returns(
             select(OUTBOX.c.payload).where(OUTBOX.c.event_type == "consent_changed").order_by(OUTBOX.c.id.desc())
         ).scalar()
     assert '"status":"opt_out"' in event.replace(" ", "") and '"channel":"app_push"' in event.replace(" ", "")
+    with world.source.connect() as conn:
+        audited = conn.execute(
+            text("select detail from audit_log where action = 'consents.write' and customer_id = 3 order by id")
+        ).scalars().all()
+    assert audited[-2:] == ["app_push/marketing opt_in text mkt-2026.3", "app_push/marketing opt_out text mkt-2026.3"]
 
 
 def test_service_consent_is_kept_apart_from_marketing(

@@ -20,7 +20,6 @@ from tests.serving_store.test_publish_spark import DEFINITIONS_DDL, MEMBERSHIP_D
 from tests.serving_store.world import AS_OF, make_world
 
 pytestmark = pytest.mark.spark
-ERASED = 7
 
 
 def test_erased_customers_are_not_published(spark, settings, redis_prefix: str):
@@ -36,7 +35,8 @@ def test_erased_customers_are_not_published(spark, settings, redis_prefix: str):
     _write(spark, inputs.events, _ddl("customer_event_daily"), world.events)
     _write(spark, inputs.membership, MEMBERSHIP_DDL, world.membership)
     _write(spark, inputs.definitions, DEFINITIONS_DDL, world.definitions)
-    assert any(m["customer_id"] == ERASED for m in world.published_members())
+    erased = world.published_members()[0]["customer_id"]  # in a segment, with a profile and events
+    other = next(p["customer_id"] for p in world.profiles if p["customer_id"] != erased)
 
     source = make_engine(settings.resolved_source_url)  # the core systems, with one erasure done
     migrate(source)
@@ -44,7 +44,7 @@ def test_erased_customers_are_not_published(spark, settings, redis_prefix: str):
     with source.begin() as conn:
         conn.execute(
             insert(ErasureRequest.__table__).values(
-                request_no=str(uuid.uuid4()), customer_id=ERASED, basis="customer_request", status="completed",
+                request_no=str(uuid.uuid4()), customer_id=erased, basis="customer_request", status="completed",
                 erased="[]", kept="[]", requested_by="user:admin", request_id="t", requested_at=now, completed_at=now,
             )
         )  # fmt: skip
@@ -52,12 +52,12 @@ def test_erased_customers_are_not_published(spark, settings, redis_prefix: str):
 
     result = publish(settings, spark=spark, as_of=AS_OF, redis_url=REDIS_URL, redis_prefix=redis_prefix)
     assert result.row_counts["customer_profile"] == 39 and result.redis_keys == 39
-    members = [m for m in world.published_members() if m["customer_id"] != ERASED]
+    members = [m for m in world.published_members() if m["customer_id"] != erased]
     assert result.row_counts["segment_members"] == len(members)
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        assert get_profile(client, ERASED, prefix=redis_prefix) is None
-        assert get_profile(client, ERASED + 1, prefix=redis_prefix) is not None
+        assert get_profile(client, erased, prefix=redis_prefix) is None
+        assert get_profile(client, other, prefix=redis_prefix) is not None
     finally:
         client.close()
     store = open_store(settings)
@@ -65,7 +65,7 @@ def test_erased_customers_are_not_published(spark, settings, redis_prefix: str):
         with store.engine.connect() as conn:
             for table in ("customer_profile", "customer_event_daily", "segment_members"):
                 found = conn.execute(
-                    text(f"SELECT count(*) FROM {store.qualified(table)} WHERE customer_id = :c"), {"c": ERASED}
+                    text(f"SELECT count(*) FROM {store.qualified(table)} WHERE customer_id = :c"), {"c": erased}
                 ).scalar()
                 assert found == 0, table
     finally:
