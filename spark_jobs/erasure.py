@@ -11,9 +11,10 @@ the customer's rows in bronze, which holds every version ever synced, published 
 The sync's :func:`spark_jobs.sync.publish` runs it after every publish, so a version extracted again later
 (a change, a full refresh, a reconcile repair) never leaves clear values behind in the published state.
 
-Limit: Iceberg keeps the deleted clear values in the restricted tables' older snapshots until they are
-expired (``mo maintain``'s expire_snapshots, by its retention); the restricted zone is access-controlled,
-but an erasure is complete in the lake only once those snapshots are expired.
+The restricted tables are merge-on-read, so a DELETE alone would leave the clear values in their data files
+and older snapshots (time travel would still read them). When a purge deletes anything from a table, that
+table's data files holding the ids are rewritten with the deletes applied and its older snapshots expired
+(:func:`_remove_from_files`), so the values are gone from the files too.
 """
 
 from __future__ import annotations
@@ -54,13 +55,35 @@ def _owned_ids(spark, settings: Settings, contract: TableContract, customer_ids:
     return sorted(int(r[0]) for r in rows.collect())
 
 
+def _remove_from_files(spark, settings: Settings, target: str, pk: str, ids: Sequence[int]) -> None:
+    """Make the delete physical: the tables are merge-on-read, so DELETE only wrote delete files and the clear
+    values still sit in the data files and in older snapshots. Rewrite the data files holding these ids with
+    their deletes applied, then expire every older snapshot of this table (its history is the erased data)."""
+    from spark_jobs.extract import format_ts
+    from spark_jobs.lake import catalog_relative
+    from spark_jobs.watermarks import utcnow
+
+    catalog, relative = settings.catalog_name, catalog_relative(settings, target)
+    # Only the files that may hold these ids (all files when the list is long).
+    where = (
+        f", where => '{pk.strip('`')} IN ({', '.join(str(int(i)) for i in ids)})'" if len(ids) <= DELETE_CHUNK else ""
+    )
+    rewrite_all = "options => map('rewrite-all', 'true')"
+    spark.sql(f"CALL {catalog}.system.rewrite_data_files(table => '{relative}', {rewrite_all}{where})")
+    spark.sql(f"CALL {catalog}.system.rewrite_position_delete_files(table => '{relative}', {rewrite_all})")
+    spark.sql(
+        f"CALL {catalog}.system.expire_snapshots(table => '{relative}', "
+        f"older_than => TIMESTAMP '{format_ts(utcnow())}', retain_last => 1)"
+    )
+
+
 def purge_erased_pii(
     spark, settings: Settings, contracts: Mapping[str, TableContract], customer_ids: Sequence[int] | None = None
 ) -> dict[str, int]:
     """Delete erased customers' clear values from the restricted tables and their staging tables.
 
-    ``customer_ids`` defaults to :func:`erased_customer_ids`. Returns, per table, how many of its ids were
-    purged (ids the restricted tables may or may not still have held)."""
+    ``customer_ids`` defaults to :func:`erased_customer_ids`. Returns, per table, how many rows held clear
+    values of erased customers (restricted and staging), 0 when none was left."""
     ids = erased_customer_ids(settings) if customer_ids is None else sorted(set(customer_ids))
     purged: dict[str, int] = {}
     if not ids:
@@ -74,13 +97,21 @@ def purge_erased_pii(
         if not owned:
             continue
         pk = quote(contract.primary_key)
+        held = 0
         for target in (restricted_table(settings, name), restricted_staging_table(settings, name)):
             if not spark.catalog.tableExists(target):
                 continue
+            found_here = 0
             for start in range(0, len(owned), DELETE_CHUNK):
                 chunk = ", ".join(str(int(i)) for i in owned[start : start + DELETE_CHUNK])
-                spark.sql(f"DELETE FROM {target} WHERE {pk} IN ({chunk})")
-        purged[name] = len(owned)
+                found = spark.table(target).where(f"{pk} IN ({chunk})").count()
+                if found:
+                    spark.sql(f"DELETE FROM {target} WHERE {pk} IN ({chunk})")
+                    found_here += found
+            if found_here:
+                _remove_from_files(spark, settings, target, pk, owned)
+            held += found_here
+        purged[name] = held
     if purged:
         log.info("erased customers' clear PII purged from the restricted zone: %s", purged)
     return purged

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
@@ -42,6 +43,22 @@ def erase(world: SourceWorld, customer_id: int) -> None:
         )  # fmt: skip
 
 
+def assert_gone_from_history_and_files(spark, settings, table: str, ids: set[int]) -> None:
+    """No snapshot of the restricted table (time travel) and no data file left on disk holds these ids."""
+    from pyspark.sql import functions as F
+
+    target = restricted_table(settings, table)
+    for (snapshot,) in spark.sql(f"SELECT snapshot_id FROM {target}.snapshots").collect():
+        then = spark.read.option("snapshot-id", snapshot).table(target)
+        assert then.where(F.col("id").isin(list(ids))).count() == 0, f"{target} snapshot {snapshot} still has them"
+    location = spark.sql(f"DESCRIBE TABLE EXTENDED {target}").where("col_name = 'Location'").first()["data_type"]
+    root = Path(location.removeprefix("file:"))
+    files = [str(p) for p in root.rglob("*.parquet") if "/data/" in str(p)]
+    assert files
+    on_disk = spark.read.parquet(*files)
+    assert on_disk.where(F.col("id").isin(list(ids))).count() == 0, f"clear values of {ids} left in {target}'s files"
+
+
 def test_the_next_sync_drops_an_erased_customers_clear_pii_and_keeps_everyone_elses(spark, settings, world):
     world.seed(customers=6)
     run_sync(spark, settings, tables=TABLES, gate=count_gate)
@@ -54,8 +71,10 @@ def test_the_next_sync_drops_an_erased_customers_clear_pii_and_keeps_everyone_el
     erase(world, erased)
     world.update("customers", erased)  # the row changes again in the core systems: extracted again
     manifest = run_sync(spark, settings, tables=TABLES, gate=count_gate)
-    assert manifest["erasure_purged"]["customers"] == 1
+    assert manifest["erasure_purged"]["customers"] == 1  # the re-extracted row, merged then purged
     assert manifest["erasure_purged"]["policies"] == len(erased_policies)
+    assert_gone_from_history_and_files(spark, settings, "customers", {erased})
+    assert_gone_from_history_and_files(spark, settings, "policies", erased_policies)
 
     customers_pii = {r["id"] for r in frame_rows(spark.table(restricted_table(settings, "customers")))}
     assert customers_pii == restricted_customers - {erased}
@@ -72,3 +91,4 @@ def test_the_next_sync_drops_an_erased_customers_clear_pii_and_keeps_everyone_el
     world.update("customers", erased)
     run_sync(spark, settings, tables=TABLES, gate=count_gate)
     assert erased not in {r["id"] for r in frame_rows(spark.table(restricted_table(settings, "customers")))}
+    assert_gone_from_history_and_files(spark, settings, "customers", {erased})
