@@ -203,10 +203,14 @@ def hot_rebuild_cmd(customers: tuple[int, ...]) -> None:
     settings = get_settings()
     engine = make_engine(settings.resolved_source_url)
     check_connection(engine)
+    import redis
+
     client = connect_redis(settings)
     try:
         with engine.connect() as conn:
             written = rebuild(conn, client, settings.redis_prefix, customers or None)
+    except redis.RedisError as exc:
+        raise MoError(f"Redis unreachable for the hot records ({settings.redis_url or 'embedded'}): {exc}") from None
     finally:
         close_redis(client)
         engine.dispose()

@@ -88,9 +88,13 @@ def test_a_withdrawal_is_in_the_hot_record_when_the_post_returns(
         ).scalar()
     assert '"status":"opt_out"' in event.replace(" ", "") and '"channel":"app_push"' in event.replace(" ", "")
     with world.source.connect() as conn:
-        audited = conn.execute(
-            text("select detail from audit_log where action = 'consents.write' and customer_id = 3 order by id")
-        ).scalars().all()
+        audited = (
+            conn.execute(
+                text("select detail from audit_log where action = 'consents.write' and customer_id = 3 order by id")
+            )
+            .scalars()
+            .all()
+        )
     assert audited[-2:] == ["app_push/marketing opt_in text mkt-2026.3", "app_push/marketing opt_out text mkt-2026.3"]
 
 
@@ -364,3 +368,18 @@ def test_resolve_falls_back_to_the_source_when_the_record_is_unknown_or_redis_is
     assert found.known and found.may_contact("sms") is False
     down = redis.Redis.from_url(f"redis://127.0.0.1:{closed_port}/0", socket_connect_timeout=0.5)
     assert hot_record.resolve(down, world.source, 15, world.redis_prefix).may_contact("sms") is False
+
+
+def test_the_hot_rebuild_cli_names_an_unreachable_redis(
+    world: ApiWorld, monkeypatch: pytest.MonkeyPatch, closed_port: int
+) -> None:
+    from click.testing import CliRunner
+
+    from mo.cli import cli
+    from mo.errors import MoError
+
+    monkeypatch.setenv("MO_SOURCE_URL", world.source_url)
+    monkeypatch.setenv("MO_REDIS_URL", f"redis://127.0.0.1:{closed_port}/0")
+    result = CliRunner().invoke(cli, ["hot", "rebuild", "--customer", "8"])
+    assert isinstance(result.exception, MoError)
+    assert "Redis unreachable for the hot records" in str(result.exception)
