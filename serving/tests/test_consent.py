@@ -383,3 +383,25 @@ def test_the_hot_rebuild_cli_names_an_unreachable_redis(
     result = CliRunner().invoke(cli, ["hot", "rebuild", "--customer", "8"])
     assert isinstance(result.exception, MoError)
     assert "Redis unreachable for the hot records" in str(result.exception)
+
+
+def test_on_postgresql_concurrent_grants_and_withdrawals_leave_redis_equal_to_the_source(
+    pg_world, accounts: dict[str, Account], rdb: redis.Redis
+) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    pg, pg_client = pg_world
+    statuses = ["opt_in", "opt_out"] * 8
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda s: post(pg_client, accounts["app"], 4, decision("email", s)), statuses))
+    assert [a.status_code for a in answers] == [201] * len(statuses)
+    final = marketing_status(pg, 4, "email")
+    record = hot_record.hot_record(rdb, 4, pg.redis_prefix)
+    assert record.known and record.consent("email") == final
+    with pg.source.connect() as conn:  # the last committed evidence is the decision the source holds
+        last = conn.execute(
+            select(EVIDENCE.c.status)
+            .where(EVIDENCE.c.customer_id == 4, EVIDENCE.c.channel == "email")
+            .order_by(EVIDENCE.c.id.desc())
+        ).scalar()
+    assert last == final
