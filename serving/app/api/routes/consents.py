@@ -145,7 +145,10 @@ class Preferences(BaseModel):
     )
     max_push_per_week: int | None = Field(ge=0, le=100, description="Pushes per week at most; null: no limit.")
     quiet_hours: QuietHoursBody | None = Field(description="No contact in this local window; null: none.")
-    time_zone: str = Field(min_length=1, max_length=64, description="The customer's IANA time zone.")
+    time_zone: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$",
+        description="The customer's IANA time zone.",
+    )  # fmt: skip
     source: ConsentSource
 
     @field_validator("time_zone")
@@ -153,7 +156,7 @@ class Preferences(BaseModel):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ValueError(f"unknown time zone '{value[:64]}': use an IANA name such as Asia/Shanghai") from None
         return value
 
