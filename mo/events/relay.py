@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError
 
 from mo.config import Settings
 from mo.errors import BrokerUnavailable, MoError
-from mo.oltp.outbox import LAST_ERROR_CHARS, OutboxEvent, utc_now
+from mo.oltp.outbox import LAST_ERROR_CHARS, OUTBOX, OutboxEvent, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def require_outbox(engine: Engine) -> None:
 
 
 def _claim(conn, batch_size: int) -> list[Any]:
-    t = OutboxEvent.__table__
+    t = OUTBOX
     query = (
         select(t.c.id, t.c.event_id, t.c.topic, t.c.partition_key, t.c.payload)
         .where(t.c.published_at.is_(None))
@@ -114,7 +114,7 @@ def _claim(conn, batch_size: int) -> list[Any]:
 
 def _first_foreign_ids(conn, rows: list[Any]) -> dict[str, int]:
     """Per customer in the batch: the lowest unpublished id this pass does not hold (another relay's)."""
-    t = OutboxEvent.__table__
+    t = OUTBOX
     query = (
         select(t.c.partition_key, func.min(t.c.id))
         .where(
@@ -130,7 +130,7 @@ def _first_foreign_ids(conn, rows: list[Any]) -> dict[str, int]:
 def _mark(conn, ids: list[int], *, published: bool, error: str | None = None) -> None:
     if not ids:
         return
-    t = OutboxEvent.__table__
+    t = OUTBOX
     values: dict[str, Any] = {"attempts": t.c.attempts + 1}
     if published:
         values.update(published_at=utc_now(), last_error=None)

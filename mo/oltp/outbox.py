@@ -16,9 +16,9 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, Index, Integer, String, Text, func, insert, select
+from sqlalchemy import Engine, Index, Integer, String, Table, Text, func, insert, select
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -59,6 +59,9 @@ class OutboxEvent(Base):
         # Its ordering check: a customer's unpublished rows another relay holds.
         Index("ix_outbox_partition_key_published_at", "partition_key", "published_at"),
     )
+
+
+OUTBOX = cast(Table, OutboxEvent.__table__)  # the Core table, for the relay's bulk statements
 
 
 def utc_now() -> datetime:
@@ -122,7 +125,7 @@ def add_event(conn_or_session: Connection | Session, event: dict[str, Any], *, s
         )
     settings = settings or get_settings()
     conn_or_session.execute(
-        insert(OutboxEvent.__table__).values(
+        insert(OUTBOX).values(
             event_id=event["event_id"],
             event_type=event["event_type"],
             topic=topic_for(settings, event["event_type"]),
@@ -157,7 +160,7 @@ class OutboxStatus:
 
 def outbox_status(bind: Engine | Connection | Session, *, now: datetime | None = None) -> OutboxStatus:
     """Pending count, oldest pending event and its age (the relay lag), from one indexed scan of waiting rows."""
-    t = OutboxEvent.__table__
+    t = OUTBOX
     waiting = t.c.published_at.is_(None)
     summary = select(func.count(), func.min(t.c.created_at), func.coalesce(func.max(t.c.attempts), 0)).where(waiting)
     latest_error = select(t.c.last_error).where(waiting, t.c.last_error.is_not(None)).order_by(t.c.id.desc()).limit(1)

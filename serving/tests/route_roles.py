@@ -11,6 +11,9 @@ from __future__ import annotations
 # Roles by what they do, to keep rows readable; every row still lists its roles explicitly through these.
 CUSTOMER_READERS = frozenset({"app", "service_agent", "claims_handler", "marketer", "approver", "reviewer"})
 ADMINS = frozenset({"admin"})
+CLAIM_FILERS = frozenset({"app", "service_agent"})  # claims:submit
+CLAIM_READERS = frozenset({"app", "service_agent", "claims_handler", "reviewer"})  # claims:read
+CLAIM_HANDLERS = frozenset({"claims_handler"})  # claims:handle
 
 EXPECTED: dict[str, frozenset[str]] = {
     "GET /v1/customers/{customer_id}": CUSTOMER_READERS,
@@ -26,4 +29,11 @@ EXPECTED: dict[str, frozenset[str]] = {
     "POST /v1/complaints/{complaint_no}/resolve": frozenset({"service_agent"}),
     # Erasure: admins only, who read no customer data.
     "POST /v1/customers/{customer_id}/erasure": ADMINS,
+    "POST /v1/claims": CLAIM_FILERS,
+    "GET /v1/claims": CLAIM_READERS,
+    "GET /v1/claims/at-risk": CLAIM_HANDLERS,
+    "GET /v1/claims/{claim_no}": CLAIM_READERS,
+    "POST /v1/claims/{claim_no}/transitions": CLAIM_HANDLERS,
+    "POST /v1/claims/{claim_no}/documents": CLAIM_FILERS,
+    "GET /v1/claims/{claim_no}/documents": CLAIM_READERS,
 }
