@@ -187,6 +187,36 @@ def outbox_status_cmd() -> None:
     _echo_json(outbox_status(engine).as_dict())
 
 
+@cli.group()
+def hot() -> None:
+    """Hot contact records in Redis: consent, complaints, quiet hours, erasure, as campaign dispatch checks them."""
+
+
+@hot.command("rebuild")
+@click.option("--customer", "customers", type=click.IntRange(min=1), multiple=True, help="Only these customers")
+def hot_rebuild_cmd(customers: tuple[int, ...]) -> None:
+    """Remake hot records from the source database (after Redis lost its data, or changes made outside the API)."""
+    from mo.hot_record import rebuild
+    from mo.oltp.db import check_connection, make_engine
+    from mo.serving_store.redis_store import close_redis, connect_redis
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_source_url)
+    check_connection(engine)
+    import redis
+
+    client = connect_redis(settings)
+    try:
+        with engine.connect() as conn:
+            written = rebuild(conn, client, settings.redis_prefix, customers or None)
+    except redis.RedisError as exc:
+        raise MoError(f"Redis unreachable for the hot records ({settings.redis_url or 'embedded'}): {exc}") from None
+    finally:
+        close_redis(client)
+        engine.dispose()
+    click.echo(f"{written} hot record{'s' if written != 1 else ''} rebuilt under '{settings.redis_prefix}:hot:'")
+
+
 @cli.command()
 @click.option("--table", "tables", multiple=True, help="Sync only these tables (default: all contracts)")
 @click.option(

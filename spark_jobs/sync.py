@@ -40,7 +40,8 @@ them, :func:`run_sync` runs them in a row.
    and expectation.
 4. :func:`publish`. Fast-forward main to each audit branch (``system.fast_forward``), drop the branch,
    empty the published batches from the restricted staging tables, advance the watermarks, record the
-   run ``published``. Publish is all-or-nothing per run: watermarks only move for a run whose gate passed.
+   run ``published``, then purge erased customers' clear PII from the restricted zone
+   (:mod:`spark_jobs.erasure`). Publish is all-or-nothing per run: watermarks only move for a run whose gate passed.
 
 Every step renews the run's lease (``ops.sync_leases``, ``settings.sync_lease_minutes``) and first checks
 that the run was not declared dead meanwhile (:class:`RunAbandoned`). A run whose lease expired without
@@ -949,6 +950,12 @@ def publish(spark, settings: Settings, manifest: dict[str, Any]) -> dict[str, An
     advance_watermarks(spark, settings, manifest["run_id"], marks)
     now = utcnow()
     record_runs(spark, settings, [_run_row(manifest, n, "published", at=now) for n in unpublished])
+    # Erased customers' clear values leave the restricted zone, whatever this run extracted again; a rerun of
+    # publish repeats it (spark_jobs.erasure).
+    from spark_jobs.erasure import purge_erased_pii
+
+    contracts = load_source_contracts(Path(manifest["contracts_dir"]) if manifest.get("contracts_dir") else None)
+    manifest["erasure_purged"] = purge_erased_pii(spark, settings, contracts)
     manifest["step"] = "published"
     manifest["published_at"] = format_ts(utcnow())
     return manifest

@@ -157,6 +157,25 @@ def _swap(
         raise
 
 
+def _leave_out_erased(pinned: Any, settings: Any) -> None:
+    """Customers whose marketing data was erased (the source's erasure_requests) are not published: no profile,
+    no tags, no event counts, no segment memberships. The serving API unlinked their Redis profile at the
+    erasure; this keeps the next refresh from bringing it back."""
+    from pyspark.sql import functions as F
+
+    from mo.oltp.privacy import erased_customer_ids
+
+    source_url = getattr(settings, "resolved_source_url", None)
+    erased = erased_customer_ids(source_url) if source_url else []
+    if not erased:
+        return
+    for name in ("profile", "events", "membership"):
+        frame = pinned.frames.get(name)
+        if frame is not None:
+            pinned.frames[name] = frame.where(~F.col("customer_id").isin(erased))
+    log.info("publish leaves out %d erased customers", len(erased))
+
+
 def publish(
     settings: Any,
     *,
@@ -194,6 +213,7 @@ def publish(
         redis_client = redis_store.connect_redis(settings, url=redis_url)
     try:
         pinned = pin_inputs(spark, inputs, required=("profile", "events"))
+        _leave_out_erased(pinned, settings)
         contract = store.contract
         profile = profile_frame(pinned, contract)
         events = event_frame(pinned, contract, as_of)

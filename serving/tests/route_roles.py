@@ -18,6 +18,17 @@ CLAIM_HANDLERS = frozenset({"claims_handler"})  # claims:handle
 EXPECTED: dict[str, frozenset[str]] = {
     "GET /v1/customers/{customer_id}": CUSTOMER_READERS,
     "GET /v1/audit": ADMINS,
+    # Consent, contact preferences, complaints (the customer's own channels and the service agents).
+    "POST /v1/customers/{customer_id}/consents": frozenset({"app", "service_agent"}),
+    "GET /v1/customers/{customer_id}/consents": frozenset({"app", "service_agent"}),
+    "POST /v1/customers/{customer_id}/contact-preferences": frozenset({"app", "service_agent"}),
+    "POST /v1/complaints": frozenset({"app", "service_agent"}),
+    "GET /v1/complaints": frozenset({"app", "service_agent"}),
+    "GET /v1/complaints/{complaint_no}": frozenset({"app", "service_agent"}),
+    "POST /v1/complaints/{complaint_no}/assign": frozenset({"service_agent"}),
+    "POST /v1/complaints/{complaint_no}/resolve": frozenset({"service_agent"}),
+    # Erasure: admins only, who read no customer data.
+    "POST /v1/customers/{customer_id}/erasure": ADMINS,
     "POST /v1/claims": CLAIM_FILERS,
     "GET /v1/claims": CLAIM_READERS,
     "GET /v1/claims/at-risk": CLAIM_HANDLERS,
