@@ -3,12 +3,10 @@ campaigns stop marketing to the customer at once; resolution reaches it after th
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import redis
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Connection, insert, select, update
@@ -17,6 +15,7 @@ from app.api.deps import Authorize, Caller, RedisDep, SettingsDep, SourceDep, au
 from app.core.errors import ApiError, problem_responses
 from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from app.core.roles import Scope
+from app.core.timestamps import UtcDateTime
 from app.services import audit, contact
 from app.services.idempotency import idempotency_key, run_once
 from app.services.visibility import require_visible
@@ -87,8 +86,8 @@ class ComplaintRead(BaseModel):
     channel: str
     category: str
     status: Literal["open", "in_progress", "resolved", "closed"]
-    opened_at: datetime
-    resolved_at: datetime | None
+    opened_at: UtcDateTime
+    resolved_at: UtcDateTime | None
     summary: str | None
     assigned_to: str | None
     resolution: str | None
@@ -142,7 +141,7 @@ def _read(conn: Connection, complaint_no: str) -> dict[str, Any] | None:
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    return jsonable_encoder({k: v for k, v in row.items() if k != "id"})
+    return {k: v for k, v in row.items() if k != "id"}
 
 
 class AuthorizeReader(Authorize):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
 from fastapi import APIRouter, Depends, Path
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select
@@ -17,6 +15,7 @@ from app.api.deps import RedisDep, SettingsDep, SourceDep, authorized
 from app.core.errors import ApiError, problem_responses
 from app.core.pagination import Cursor, Limit, decode_cursor, encode_cursor
 from app.core.roles import Scope
+from app.core.timestamps import UtcDateTime
 from app.services import audit, contact
 from app.services.idempotency import idempotency_key, run_once
 from app.services.visibility import require_visible
@@ -68,7 +67,7 @@ class ConsentChanged(BaseModel):
     status: Literal["opt_in", "opt_out"]
     text_version: str
     source: ConsentSource
-    decided_at: datetime
+    decided_at: UtcDateTime
     evidence_id: int
     hot_record: Literal["current", "stale"] = Field(
         description="current: campaigns see the decision now; stale: the grant is recorded but the hot record "
@@ -98,7 +97,7 @@ class CurrentConsent(BaseModel):
     channel: Channel
     purpose: Purpose
     status: Literal["opt_in", "opt_out"]
-    decided_at: datetime | None
+    decided_at: UtcDateTime | None
     source: str | None
     text_version: str | None = Field(description="Consent text version of the evidence; None without evidence.")
     evidence_id: int | None
@@ -112,7 +111,7 @@ class Evidence(BaseModel):
     text_version: str
     source: str
     reason: Literal["customer", "erasure"]
-    decided_at: datetime
+    decided_at: UtcDateTime
     actor: str
     request_id: str
 
@@ -167,7 +166,7 @@ class PreferencesRead(BaseModel):
     time_zone: str
     version: int
     source: str
-    updated_at: datetime
+    updated_at: UtcDateTime
 
 
 class PreferencesSaved(BaseModel):
@@ -306,7 +305,7 @@ def post_consent(
         answer = {
             "customer_id": customer_id,
             **body.model_dump(mode="json"),
-            "decided_at": at.isoformat(),
+            "decided_at": at,
             "evidence_id": evidence_id,
             "hot_record": "current",
         }
@@ -373,7 +372,7 @@ def post_preferences(
             hot_record.mark_prefs_pending(redis_client, prefix, customer_id, version)
         except redis.RedisError as exc:
             raise contact.redis_unavailable(exc, "the preference change") from None
-        saved = jsonable_encoder(contact.preferences(conn, customer_id))
+        saved = contact.preferences(conn, customer_id)
         return 201, {"customer_id": customer_id, "preferences": saved, "hot_record": "current"}
 
     response = run_once(source, caller, key, body.model_dump(mode="json"), write)

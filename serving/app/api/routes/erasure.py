@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import redis
@@ -17,6 +16,7 @@ from app.api.deps import RedisDep, SettingsDep, SourceDep, authorized
 from app.core.context import request_id_var
 from app.core.errors import ApiError, problem_responses
 from app.core.roles import Scope
+from app.core.timestamps import UtcDateTime
 from app.services import audit, contact
 from app.services.idempotency import idempotency_key, run_once
 from mo import hot_record
@@ -73,8 +73,8 @@ class ErasureDone(BaseModel):
     status: Literal["completed"]
     erased: list[ErasedItem]
     kept: list[KeptItem]
-    requested_at: datetime
-    completed_at: datetime
+    requested_at: UtcDateTime
+    completed_at: UtcDateTime
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -246,8 +246,8 @@ def erase_customer(
             "status": "completed",
             "erased": erased,
             "kept": kept,
-            "requested_at": now.isoformat(),
-            "completed_at": now.isoformat(),
+            "requested_at": now,
+            "completed_at": now,
         }
         return 201, answer
 
