@@ -2,10 +2,13 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import audit, auth, customers, health
+from app.api.routes import audit, auth, customer_reads, customers, health, products
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(auth.router)
+# Before customers: POST /v1/customers/lookup must not be read as a customer id.
+api_router.include_router(customer_reads.router)
 api_router.include_router(customers.router)
+api_router.include_router(products.router)
 api_router.include_router(audit.router)
