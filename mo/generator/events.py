@@ -16,9 +16,9 @@ import random
 import uuid
 from datetime import date, datetime, timedelta
 
+from mo import pii
 from mo.generator import reference as ref
 from mo.generator.book import choose, midnight
-from mo import pii
 
 SCHEMA_VERSION = 1
 

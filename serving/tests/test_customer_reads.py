@@ -115,9 +115,11 @@ def test_lookup_by_phone_finds_the_customer_and_the_clear_value_is_nowhere(
 def test_lookup_by_id_number_normalises_like_the_platform(
     client: TestClient, accounts: dict[str, Account], source_customers: dict
 ) -> None:
-    person = next(p for p in source_customers.values() if p.id_number.endswith("X")) if any(
-        p.id_number.endswith("X") for p in source_customers.values()
-    ) else source_customers[11]
+    person = (
+        next(p for p in source_customers.values() if p.id_number.endswith("X"))
+        if any(p.id_number.endswith("X") for p in source_customers.values())
+        else source_customers[11]
+    )
     answer = client.post(
         "/v1/customers/lookup", json={"id_number": f" {person.id_number.lower()} "}, headers=accounts["app"].headers
     )
@@ -176,13 +178,20 @@ def test_an_agent_and_an_organisation_see_only_their_customers(
     world: ApiWorld, client: TestClient, make_account: Callable[..., Account], source_customers: dict
 ) -> None:
     with world.source.connect() as conn:
-        agent_id = conn.execute(
-            select(POLICIES.c.agent_id).where(POLICIES.c.agent_id.is_not(None)).group_by(POLICIES.c.agent_id)
-            .order_by(POLICIES.c.agent_id)
-        ).scalars().first()
+        agent_id = (
+            conn.execute(
+                select(POLICIES.c.agent_id)
+                .where(POLICIES.c.agent_id.is_not(None))
+                .group_by(POLICIES.c.agent_id)
+                .order_by(POLICIES.c.agent_id)
+            )
+            .scalars()
+            .first()
+        )
         parents = {r.parent_id for r in conn.execute(select(ORGS.c.parent_id))}
         leaf_org = next(
-            o for o in conn.execute(select(POLICIES.c.org_id).distinct().order_by(POLICIES.c.org_id)).scalars()
+            o
+            for o in conn.execute(select(POLICIES.c.org_id).distinct().order_by(POLICIES.c.org_id)).scalars()
             if o not in parents
         )
     everyone = set(source_customers)
@@ -202,14 +211,21 @@ def test_an_agent_and_an_organisation_see_only_their_customers(
         if not any(source_customers[c].phone == phone for c in mine):
             found = client.post("/v1/customers/lookup", json={"phone": phone}, headers=account.headers)
             assert found.status_code == 404
-        found = client.post("/v1/customers/lookup", json={"phone": source_customers[inside].phone}, headers=account.headers)
+        found = client.post(
+            "/v1/customers/lookup", json={"phone": source_customers[inside].phone}, headers=account.headers
+        )
         assert found.status_code == 200 and {m["customer_id"] for m in found.json()["matches"]} <= mine
 
 
 def test_roles_without_customer_reads_are_refused(client: TestClient, accounts: dict[str, Account]) -> None:
     for role in ("analyst", "admin"):
         assert client.get("/v1/customers/3/timeline", headers=accounts[role].headers).status_code == 403
-        assert client.post("/v1/customers/lookup", json={"phone": "13800138000"}, headers=accounts[role].headers).status_code == 403
+        assert (
+            client.post(
+                "/v1/customers/lookup", json={"phone": "13800138000"}, headers=accounts[role].headers
+            ).status_code
+            == 403
+        )
         assert client.get("/v1/products", headers=accounts[role].headers).status_code == 200
     assert client.get("/v1/customers/3/policies").status_code == 401
 
@@ -223,8 +239,11 @@ def test_the_timeline_pages_newest_first_through_the_published_window(
     platform, world = platform_world
     customer = 5
     expected = sorted(
-        ((e["event_date"].isoformat(), e["event_type"], e["event_count"]) for e in world.recent_events()
-         if e["customer_id"] == customer),
+        (
+            (e["event_date"].isoformat(), e["event_type"], e["event_count"])
+            for e in world.recent_events()
+            if e["customer_id"] == customer
+        ),
         key=lambda e: (-dt.date.fromisoformat(e[0]).toordinal(), e[1]),
     )
     headers = accounts["app"].headers
@@ -235,7 +254,9 @@ def test_the_timeline_pages_newest_first_through_the_published_window(
     assert first["covers_from"] == (platform.AS_OF - dt.timedelta(days=179)).isoformat()
 
 
-def test_the_timeline_filters_by_type_and_period(client: TestClient, accounts: dict[str, Account], platform_world) -> None:  # type: ignore[no-untyped-def]
+def test_the_timeline_filters_by_type_and_period(
+    client: TestClient, accounts: dict[str, Account], platform_world
+) -> None:  # type: ignore[no-untyped-def]
     platform, world = platform_world
     recent = world.recent_events()
     kind = recent[0]["event_type"]
@@ -355,7 +376,10 @@ def test_every_channel_reads_the_same_product_facts(
     for product in listed:
         row = shelf[product["product_code"]]
         assert (product["name"], product["line"], product["risk_level"], product["status"]) == (
-            row.name, row.line, row.risk_level, row.status
+            row.name,
+            row.line,
+            row.risk_level,
+            row.status,
         )
         one = client.get(f"/v1/products/{product['product_code']}", headers=accounts["app"].headers).json()
         assert one == product
@@ -375,7 +399,9 @@ def test_a_quote_is_priced_by_the_generators_own_rule(
     person = source_customers[9]
     for code, level in (("HE-MED", 1.0), ("LI-TERM", 2.0), ("AC-GEN", 0.5), ("AU-CTPL", 1.0)):
         spec = ref.PRODUCTS[ref.PRODUCT_ID[code] - 1]
-        answer = client.get(f"/v1/products/{code}/quote", params={"customer_id": 9, "cover_level": level}, headers=headers)
+        answer = client.get(
+            f"/v1/products/{code}/quote", params={"customer_id": 9, "cover_level": level}, headers=headers
+        )
         assert answer.status_code == 200, answer.text
         body = answer.json()
         age = (dt.datetime.now(dt.UTC).date() - person.birth_date).days / 365.25

@@ -97,7 +97,12 @@ class LookupResult(BaseModel):
                     "refresh_id": "20261206020000123456a1b2c3",
                     "as_of_date": "2026-12-05",
                     "matches": [
-                        {"customer_id": 1001, "name_masked": "王**", "phone_masked": "138****8000", "customer_tier": "gold"}
+                        {
+                            "customer_id": 1001,
+                            "name_masked": "王**",
+                            "phone_masked": "138****8000",
+                            "customer_tier": "gold",
+                        }
                     ],
                 }
             ]
@@ -125,9 +130,19 @@ def lookup_customer(
     kind, value = ("phone", body.phone) if body.phone is not None else ("id_number", body.id_number)
     normalised = pii.normalise(kind, value) or ""
     if kind == "phone" and not re.fullmatch(r"1[0-9]{10}", normalised):
-        raise ApiError(422, "not a mainland mobile number", kind="validation", errors=[("/body/phone", "11 digits starting with 1, optionally +86")])
+        raise ApiError(
+            422,
+            "not a mainland mobile number",
+            kind="validation",
+            errors=[("/body/phone", "11 digits starting with 1, optionally +86")],
+        )
     if kind == "id_number" and not re.fullmatch(r"[0-9]{17}[0-9X]|[0-9]{15}", normalised):
-        raise ApiError(422, "not a resident ID number", kind="validation", errors=[("/body/id_number", "18 characters (17 digits and a digit or X) or 15 digits")])
+        raise ApiError(
+            422,
+            "not a resident ID number",
+            kind="validation",
+            errors=[("/body/id_number", "18 characters (17 digits and a digit or X) or 15 digits")],
+        )
     try:
         key = settings.platform.require_pii_key()
     except ConfigError as exc:
@@ -221,9 +236,16 @@ def customer_timeline(
     up to the refresh's as-of date), newest day first. A cursor belongs to the refresh it was issued in:
     after a publish the listing must start again (409)."""
     if event_type is not None and not EVENT_TYPE.match(event_type):
-        raise ApiError(422, "unknown event type", kind="validation", errors=[("/query/event_type", "lowercase letters, digits and _")])
+        raise ApiError(
+            422,
+            "unknown event type",
+            kind="validation",
+            errors=[("/query/event_type", "lowercase letters, digits and _")],
+        )
     if since and until and since > until:
-        raise ApiError(422, "the period ends before it starts", kind="validation", errors=[("/query/since", "after until")])
+        raise ApiError(
+            422, "the period ends before it starts", kind="validation", errors=[("/query/since", "after until")]
+        )
     after = decode_cursor(cursor, arity=3)
     _visible(source, caller, customer_id)
     with snapshot(store) as snap:
@@ -231,12 +253,15 @@ def customer_timeline(
         if until is not None and until < covers_from:
             raise ApiError(
                 422,
-                f"the published timeline covers {covers_from} to {snap.as_of_date}; older activity is kept in the lakehouse",
+                f"the published timeline covers {covers_from} to {snap.as_of_date}; "
+                "older activity is kept in the lakehouse",
                 kind="validation",
                 errors=[("/query/until", f"before {covers_from}")],
             )
         if after is not None and after[0] != snap.refresh_id:
-            raise ApiError(409, "the published data changed since the first page (new refresh): start the listing again")
+            raise ApiError(
+                409, "the published data changed since the first page (new refresh): start the listing again"
+            )
         conditions = ["customer_id = :cid"]
         params: dict[str, Any] = {"cid": customer_id, "n": limit + 1}
         if event_type is not None:
@@ -252,7 +277,12 @@ def customer_timeline(
             try:
                 last_day = date.fromisoformat(str(after[1]))
             except ValueError:
-                raise ApiError(422, "cursor is not one this API returned", kind="validation", errors=[("/query/cursor", "invalid cursor")]) from None
+                raise ApiError(
+                    422,
+                    "cursor is not one this API returned",
+                    kind="validation",
+                    errors=[("/query/cursor", "invalid cursor")],
+                ) from None
             conditions.append("(event_date < :last_day OR (event_date = :last_day AND event_type > :last_type))")
             params.update(last_day=_bind_day(snap, last_day), last_type=str(after[2]))
         rows = snap.conn.execute(
@@ -342,7 +372,9 @@ def customer_segments(
     caller: authorized(Scope.CUSTOMERS_READ, "customers.segments"),
     store: StoreDep,
     source: SourceDep,
-    as_of: Annotated[date | None, Query(description="Membership on this day (YYYY-MM-DD); default: the refresh's.")] = None,
+    as_of: Annotated[
+        date | None, Query(description="Membership on this day (YYYY-MM-DD); default: the refresh's.")
+    ] = None,
 ) -> CustomerSegments:
     """The store publishes each segment's latest membership run on or before the refresh's as-of date, with
     the clauses each member matched. That run is the membership for every day from its own as-of date to the
@@ -372,7 +404,9 @@ def customer_segments(
     for s in sorted(segments, key=lambda s: s.segment_id):
         run_day = _day(s.as_of_date)
         if s.run_id is None and run_day is None:
-            not_covered.append(NotCovered(segment_id=s.segment_id, reason="the segment has no published membership run"))
+            not_covered.append(
+                NotCovered(segment_id=s.segment_id, reason="the segment has no published membership run")
+            )
             continue
         if run_day is not None and day < run_day:
             not_covered.append(
@@ -466,7 +500,12 @@ def customer_policies(
     """Newest start date first, from the core systems' policies (not the lake: a policy issued a minute ago is
     here)."""
     if status is not None and status not in POLICY_STATUSES:
-        raise ApiError(422, "unknown policy status", kind="validation", errors=[("/query/status", f"one of {', '.join(POLICY_STATUSES)}")])
+        raise ApiError(
+            422,
+            "unknown policy status",
+            kind="validation",
+            errors=[("/query/status", f"one of {', '.join(POLICY_STATUSES)}")],
+        )
     after = decode_cursor(cursor, arity=2)
     query = (
         select(
@@ -493,7 +532,12 @@ def customer_policies(
         try:
             last_start, last_id = date.fromisoformat(str(after[0])), int(after[1])
         except ValueError:
-            raise ApiError(422, "cursor is not one this API returned", kind="validation", errors=[("/query/cursor", "invalid cursor")]) from None
+            raise ApiError(
+                422,
+                "cursor is not one this API returned",
+                kind="validation",
+                errors=[("/query/cursor", "invalid cursor")],
+            ) from None
         query = query.where(
             or_(
                 POLICIES.c.start_date < last_start,
@@ -509,7 +553,9 @@ def customer_policies(
         )
         for r in rows[:limit]
     ]
-    next_cursor = encode_cursor([rows[limit - 1].start_date.isoformat(), rows[limit - 1].id]) if len(rows) > limit else None
+    next_cursor = (
+        encode_cursor([rows[limit - 1].start_date.isoformat(), rows[limit - 1].id]) if len(rows) > limit else None
+    )
     return Page[PolicySummary](items=items, next_cursor=next_cursor)
 
 
@@ -560,7 +606,12 @@ class Recommendations(BaseModel):
                             ],
                         }
                     ],
-                    "excluded": {"above_risk_rating": 9, "line_already_held": 5, "not_on_sale": 1, "catalogue_incomplete": 0},
+                    "excluded": {
+                        "above_risk_rating": 9,
+                        "line_already_held": 5,
+                        "not_on_sale": 1,
+                        "catalogue_incomplete": 0,
+                    },
                 }
             ]
         }

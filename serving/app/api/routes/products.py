@@ -23,9 +23,7 @@ router = APIRouter(prefix="/v1/products", tags=["products"])
 CUSTOMERS = Customer.__table__
 POLICIES = Policy.__table__
 LINES = ("auto", "property", "accident", "health", "life")
-ProductCode = Annotated[
-    str, Path(min_length=1, max_length=16, pattern=r"^[A-Z0-9][A-Z0-9\-]*$", examples=["AC-TRVL"])
-]
+ProductCode = Annotated[str, Path(min_length=1, max_length=16, pattern=r"^[A-Z0-9][A-Z0-9\-]*$", examples=["AC-TRVL"])]
 
 PRODUCT_EXAMPLE: dict[str, Any] = {
     "product_code": "AC-TRVL",
@@ -82,9 +80,13 @@ def list_products(
 ) -> Page[ProductFacts]:
     """By product code. Every channel renders these facts as they are: none restates them."""
     if line is not None and line not in LINES:
-        raise ApiError(422, "unknown product line", kind="validation", errors=[("/query/line", f"one of {', '.join(LINES)}")])
+        raise ApiError(
+            422, "unknown product line", kind="validation", errors=[("/query/line", f"one of {', '.join(LINES)}")]
+        )
     if status is not None and status not in ("on_sale", "withdrawn"):
-        raise ApiError(422, "unknown product status", kind="validation", errors=[("/query/status", "on_sale or withdrawn")])
+        raise ApiError(
+            422, "unknown product status", kind="validation", errors=[("/query/status", "on_sale or withdrawn")]
+        )
     after = decode_cursor(cursor, arity=1)
     with source_reads(source) as conn:
         rows = product_rows(conn, line=line, status=status, after=str(after[0]) if after else None, limit=limit + 1)
@@ -135,7 +137,9 @@ class Quote(BaseModel):
                     "sum_insured": 3000000.0,
                     "term_months": 12,
                     "payment_modes": ["annual", "monthly"],
-                    "premium_basis": "base premium x cover level x age factor (0.6 at 25, +3.5% a year, between 0.5 and 3.5)",
+                    "premium_basis": (
+                        "base premium x cover level x age factor (0.6 at 25, +3.5% a year, between 0.5 and 3.5)"
+                    ),
                     "inputs": {"age": 36.2, "renewal_year": 0, "vehicle_value": None},
                     "suitable": True,
                     "suitability": "risk level R2 within the customer's rating R3",
@@ -167,7 +171,9 @@ def quote(
     rule. A product above the customer's risk rating is quoted with ``suitable: false`` (it must not be sold);
     a withdrawn product is 409."""
     if cover_level not in pricing.COVER_LEVELS:
-        raise ApiError(422, "unknown cover level", kind="validation", errors=[("/query/cover_level", "one of 0.5, 1, 1.5, 2")])
+        raise ApiError(
+            422, "unknown cover level", kind="validation", errors=[("/query/cover_level", "one of 0.5, 1, 1.5, 2")]
+        )
     now = datetime.now(UTC)
     with source_reads(source) as conn:
         require_visible(conn, caller.principal, customer_id)
