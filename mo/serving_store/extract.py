@@ -37,6 +37,7 @@ class PublishInputs:
     events: str
     membership: str
     definitions: str
+    timeline: str | None = None  # the per-event timeline (optional: an older lake has none)
 
     @classmethod
     def for_catalog(cls, catalog: str) -> PublishInputs:
@@ -45,6 +46,7 @@ class PublishInputs:
             events=f"{catalog}.marts.customer_event_daily",
             membership=f"{catalog}.segments.membership",
             definitions=f"{catalog}.segments.definitions",
+            timeline=f"{catalog}.marts.fct_customer_events",
         )
 
 
@@ -66,7 +68,7 @@ def pin_inputs(spark: SparkSession, inputs: PublishInputs, *, required: tuple[st
     frames: dict[str, DataFrame | None] = {}
     snapshots: dict[str, int | None] = {}
     for key, table in vars(inputs).items():
-        if not spark.catalog.tableExists(table):
+        if table is None or not spark.catalog.tableExists(table):
             if key in required:
                 raise ServingStoreError(f"input table {table} does not exist: build the marts before publishing")
             frames[key] = None
@@ -115,6 +117,18 @@ def event_frame(pinned: PinnedInputs, contract: ServingContract, as_of: date) ->
     first_day = as_of - timedelta(days=contract.event_retention_days - 1)
     recent = events.where((F.col("event_date") >= F.lit(first_day)) & (F.col("event_date") <= F.lit(as_of)))
     return _serving_columns(recent, contract.tables["customer_event_daily"])
+
+
+def timeline_frame(pinned: PinnedInputs, contract: ServingContract, as_of: date) -> DataFrame | None:
+    """The per-event timeline in the same window as the daily counts (None: the lake has no timeline)."""
+    from pyspark.sql import functions as F
+
+    timeline = pinned.frames.get("timeline")
+    if timeline is None:
+        return None
+    first_day = as_of - timedelta(days=contract.event_retention_days - 1)
+    recent = timeline.where((F.col("event_date") >= F.lit(first_day)) & (F.col("event_date") <= F.lit(as_of)))
+    return _serving_columns(recent, contract.tables["customer_events"])
 
 
 def segment_frames(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import yaml
@@ -237,63 +237,81 @@ def test_the_timeline_pages_newest_first_through_the_published_window(
     client: TestClient, accounts: dict[str, Account], platform_world
 ) -> None:  # type: ignore[no-untyped-def]
     platform, world = platform_world
-    customer = 5
-    expected = sorted(
-        (
-            (e["event_date"].isoformat(), e["event_type"], e["event_count"])
-            for e in world.recent_events()
-            if e["customer_id"] == customer
-        ),
-        key=lambda e: (-dt.date.fromisoformat(e[0]).toordinal(), e[1]),
-    )
-    headers = accounts["app"].headers
-    items = all_pages(client, f"/v1/customers/{customer}/timeline", headers, limit=1)
-    assert [(i["event_date"], i["event_type"], i["event_count"]) for i in items] == expected
-    first = client.get(f"/v1/customers/{customer}/timeline", headers=headers).json()
-    assert first["as_of_date"] == platform.AS_OF.isoformat() and first["granularity"] == "day"
+    for customer in (5, 17):
+        mine = [e for e in world.recent_timeline() if e["customer_id"] == customer]
+        expected = [
+            (e["event_id"], e["event_at"], e["event_type"], e["amount"], json.loads(e["attributes"]))
+            for e in sorted(mine, key=lambda e: (e["event_at"], e["event_id"]), reverse=True)
+        ]
+        assert expected, "the world gives each customer events in the window"
+        headers = accounts["app"].headers
+        items = all_pages(client, f"/v1/customers/{customer}/timeline", headers, limit=2)
+        got = [
+            (i["event_id"], dt.datetime.fromisoformat(i["event_at"]), i["event_type"], i["amount"], i["attributes"])
+            for i in items
+        ]
+        assert got == expected
+    first = client.get("/v1/customers/5/timeline", headers=headers).json()
+    assert first["as_of_date"] == platform.AS_OF.isoformat() and first["refresh_id"]
     assert first["covers_from"] == (platform.AS_OF - dt.timedelta(days=179)).isoformat()
+
+
+def test_the_timeline_adds_up_to_the_published_daily_counts(
+    client: TestClient, accounts: dict[str, Account], platform_world
+) -> None:  # type: ignore[no-untyped-def]
+    _, world = platform_world
+    daily = {
+        (e["event_date"].isoformat(), e["event_type"]): e["event_count"]
+        for e in world.recent_events()
+        if e["customer_id"] == 8
+    }
+    counted: dict[tuple[str, str], int] = {}
+    for item in all_pages(client, "/v1/customers/8/timeline", accounts["app"].headers, limit=100):
+        key = (item["event_at"][:10], item["event_type"])
+        counted[key] = counted.get(key, 0) + 1
+    assert counted == daily
 
 
 def test_the_timeline_filters_by_type_and_period(
     client: TestClient, accounts: dict[str, Account], platform_world
 ) -> None:  # type: ignore[no-untyped-def]
     platform, world = platform_world
-    recent = world.recent_events()
+    recent = world.recent_timeline()
     kind = recent[0]["event_type"]
     since, until = platform.AS_OF - dt.timedelta(days=90), platform.AS_OF - dt.timedelta(days=10)
+    seen = 0
     for customer in range(1, 30):
         expected = {
-            (e["event_date"].isoformat(), e["event_count"])
+            e["event_id"]
             for e in recent
             if e["customer_id"] == customer and e["event_type"] == kind and since <= e["event_date"] <= until
         }
         answer = client.get(
             f"/v1/customers/{customer}/timeline",
-            params={"event_type": kind, "since": since.isoformat(), "until": until.isoformat()},
+            params={"event_type": kind, "since": since.isoformat(), "until": until.isoformat(), "limit": 100},
             headers=accounts["app"].headers,
         )
-        assert {(i["event_date"], i["event_count"]) for i in answer.json()["items"]} == expected
-        assert all(i["event_type"] == kind for i in answer.json()["items"])
+        assert {i["event_id"] for i in answer.json()["items"]} == expected
+        seen += len(expected)
+    assert seen > 0
 
 
-def test_timeline_bad_input_and_a_cursor_from_another_refresh(
-    client: TestClient, accounts: dict[str, Account], platform_world
-) -> None:  # type: ignore[no-untyped-def]
-    platform, _ = platform_world
+def test_timeline_bad_input_and_a_cursor_from_another_refresh(client: TestClient, accounts: dict[str, Account]) -> None:
     headers = accounts["app"].headers
     cases = {
         "event_type=DROP%20TABLE": "/query/event_type",
         "since=2026-03-10&until=2026-03-01": "/query/since",
         "until=2025-01-01": "/query/until",
         "cursor=!!": "/query/cursor",
+        f"cursor={encode_cursor(['r', 'not a time', 'x'])}": "/query/cursor",
         "since=2026-13-01": "/query/since",
     }
     for query, field in cases.items():
         answer = client.get(f"/v1/customers/5/timeline?{query}", headers=headers)
         assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == field, (query, answer.text)
-    stale = encode_cursor(["20200101000000000000abcdef", "2026-03-01", "app_login"])
+    stale = encode_cursor(["20200101000000000000abcdef", "2026-03-01 08:00:00", "x"])
     answer = client.get("/v1/customers/5/timeline", params={"cursor": stale}, headers=headers)
-    assert answer.status_code == 409 and "start the listing again" in answer.json()["detail"]
+    assert answer.status_code == 409 and "start again" in answer.json()["detail"]
 
 
 # --- segments ------------------------------------------------------------------------------------------------
@@ -472,3 +490,57 @@ def test_redis_or_the_store_down_is_503_with_the_reason(
             assert answer.json()["detail"].startswith("serving store unavailable")
         # the live reads of the core systems do not depend on the store
         assert down.get("/v1/customers/3/policies", headers=headers).status_code == 200
+
+
+# --- the same reads on a PostgreSQL serving store ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg_client(world: ApiWorld) -> Iterator[TestClient]:
+    """The world's published data once more, on the machine's PostgreSQL (a database of this module's own)."""
+    from conftest import _align_with_source, create_database
+    from sqlalchemy import create_engine, text
+
+    from mo.serving_store import publish_batches
+    from mo.serving_store.store import SqlServingStore
+
+    platform = _load_platform_world()
+    published = platform.make_world("api", 120, seed=11)
+    _align_with_source(published, world.source, platform)
+    url = create_database("postgresql", "h_reads_serving_api")
+    store = SqlServingStore(url)
+    publish_batches(store, as_of=platform.AS_OF, tables=published.batches(), published_by="serving-tests")
+    store.dispose()
+    settings = world.settings.model_copy(update={"database_url": url})
+    with TestClient(create_app(settings), raise_server_exceptions=False) as pg:
+        yield pg
+    admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("DROP DATABASE IF EXISTS h_reads_serving_api WITH (FORCE)"))
+    admin.dispose()
+
+
+def _without_refresh(body: dict) -> dict:
+    return {k: v for k, v in body.items() if k not in ("refresh_id", "next_cursor")}
+
+
+def test_postgresql_and_sqlite_stores_answer_alike(
+    client: TestClient, pg_client: TestClient, accounts: dict[str, Account], source_customers: dict
+) -> None:
+    headers = accounts["service_agent"].headers
+    events = 0
+    for customer in (2, 5, 17, 40, 41, 99):
+        for path in ("segments", "recommendations"):
+            lite = client.get(f"/v1/customers/{customer}/{path}", headers=headers)
+            pg = pg_client.get(f"/v1/customers/{customer}/{path}", headers=headers)
+            assert pg.status_code == lite.status_code == 200, pg.text
+            assert _without_refresh(pg.json()) == _without_refresh(lite.json()), (customer, path)
+        lite_events = all_pages(client, f"/v1/customers/{customer}/timeline", headers, limit=2)
+        pg_events = all_pages(pg_client, f"/v1/customers/{customer}/timeline", headers, limit=2)
+        assert pg_events == lite_events
+        events += len(lite_events)
+        phone = {"phone": source_customers[customer].phone}
+        lite = client.post("/v1/customers/lookup", json=phone, headers=headers)
+        pg = pg_client.post("/v1/customers/lookup", json=phone, headers=headers)
+        assert pg.status_code == 200 and pg.json()["matches"] == lite.json()["matches"]
+    assert events > 0

@@ -71,6 +71,7 @@ def lake(spark, settings) -> tuple[PublishInputs, World]:
     inputs = PublishInputs.for_catalog(catalog)
     _write(spark, inputs.profile, _ddl("customer_profile"), world.profiles)
     _write(spark, inputs.events, _ddl("customer_event_daily"), world.events)
+    _write(spark, inputs.timeline, _ddl("fct_customer_events"), world.timeline())
     _write(spark, inputs.membership, MEMBERSHIP_DDL, world.membership)
     _write(spark, inputs.definitions, DEFINITIONS_DDL, world.definitions)
     return inputs, world
@@ -89,6 +90,7 @@ def test_publish_from_the_lakehouse(spark, settings, lake, pg_schema: str, redis
     assert result.row_counts == {
         "customer_profile": 120,
         "customer_event_daily": events_in_window,
+        "customer_events": len(world.recent_timeline()),
         "segments": 2,
         "segment_members": len(members),
     }

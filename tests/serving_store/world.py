@@ -18,6 +18,7 @@ from mo.serving_store.contract import ARROW_TYPES, ServingTable, load_serving_co
 AS_OF = dt.date(2026, 3, 31)
 PROVINCES = ["Guangdong", "Zhejiang", "Jiangsu", "Sichuan", "Beijing"]
 EVENT_TYPES = ["app_login", "message_open", "claim_filed"]
+DOMAINS = {"app_login": "app", "message_open": "message", "claim_filed": "claim"}
 
 
 def mart_columns(mart: str) -> list[dict[str, Any]]:
@@ -67,6 +68,33 @@ class World:
         first = AS_OF - dt.timedelta(days=retention_days - 1)
         return [e for e in self.events if first <= e["event_date"] <= AS_OF]
 
+    def timeline(self) -> list[dict[str, Any]]:
+        """fct_customer_events rows that add up to the daily counts: ``event_count`` events per daily row."""
+        rows = []
+        for e in self.events:
+            for n in range(e["event_count"]):
+                at = dt.datetime.combine(e["event_date"], dt.time(8 + 3 * n, 7 * n, 0, 250), tzinfo=dt.UTC)
+                rows.append(
+                    {
+                        "event_id": f"{self.tag}:{e['customer_id']}:{e['event_type']}:{e['event_date']}:{n}",
+                        "customer_id": e["customer_id"],
+                        "event_at": at,
+                        "event_date": e["event_date"],
+                        "domain": DOMAINS[e["event_type"]],
+                        "event_type": e["event_type"],
+                        "channel": "app" if DOMAINS[e["event_type"]] == "app" else None,
+                        "object_id": f"C{e['customer_id']:06d}" if e["event_type"] == "claim_filed" else None,
+                        "amount": 1000.5 * (n + 1) if e["event_type"] == "claim_filed" else None,
+                        "attributes": json.dumps({"n": n, "note": 'it\'s "quoted"'}),
+                        "source": "test",
+                    }
+                )
+        return rows
+
+    def recent_timeline(self, retention_days: int = 180) -> list[dict[str, Any]]:
+        first = AS_OF - dt.timedelta(days=retention_days - 1)
+        return [e for e in self.timeline() if first <= e["event_date"] <= AS_OF]
+
     def published_members(self) -> list[dict[str, Any]]:
         """Rows of each segment's latest run on or before AS_OF."""
         latest: dict[str, tuple] = {}
@@ -110,6 +138,7 @@ class World:
                 to_arrow(contract.tables["customer_profile"], self.profiles[half:]),
             ],
             "customer_event_daily": [to_arrow(contract.tables["customer_event_daily"], self.recent_events())],
+            "customer_events": [to_arrow(contract.tables["customer_events"], self.recent_timeline())],
             "segments": [to_arrow(contract.tables["segments"], segments)],
             "segment_members": [to_arrow(contract.tables["segment_members"], members_rows)],
         }

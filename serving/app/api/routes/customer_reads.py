@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -50,6 +50,10 @@ def _bind_day(snap: Snapshot, value: date) -> Any:
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def _invalid(field: str, message: str, detail: str) -> ApiError:
+    return ApiError(422, detail, kind="validation", errors=[(field, message)])
 
 
 def _visible(source: Any, caller: Any, customer_id: int) -> None:
@@ -181,21 +185,38 @@ def lookup_customer(
 # --- timeline ------------------------------------------------------------------------------------------------
 
 
-class TimelineEntry(BaseModel):
-    event_date: date
+class TimelineEvent(BaseModel):
+    event_id: str
+    event_at: datetime
     event_type: str
-    event_count: int
+    domain: str
+    channel: str | None
+    object_id: str | None = Field(description="The policy, claim, recording or complaint the event is about.")
+    amount: float | None
+    attributes: dict[str, Any] | None = Field(description="The event's remaining fields (no PII).")
 
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"event_date": "2026-12-04", "event_type": "app_page_view", "event_count": 7}]}
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "claims:88231:claim_filed",
+                    "event_at": "2026-12-04T09:31:12Z",
+                    "event_type": "claim_filed",
+                    "domain": "claim",
+                    "channel": "app",
+                    "object_id": "88231",
+                    "amount": 3200.0,
+                    "attributes": {"incident_type": "collision"},
+                }
+            ]
+        }
     )
 
 
-class Timeline(Page[TimelineEntry]):
+class Timeline(Page[TimelineEvent]):
     customer_id: int
     refresh_id: str
     as_of_date: date
-    granularity: str = Field("day", description="Entries are the customer's event counts per day and type.")
     covers_from: date = Field(description="First day the published window holds; older activity stays in the lake.")
 
     model_config = ConfigDict(
@@ -205,21 +226,45 @@ class Timeline(Page[TimelineEntry]):
                     "customer_id": 1001,
                     "refresh_id": "20261206020000123456a1b2c3",
                     "as_of_date": "2026-12-05",
-                    "granularity": "day",
                     "covers_from": "2026-06-09",
-                    "items": [{"event_date": "2026-12-04", "event_type": "app_page_view", "event_count": 7}],
-                    "next_cursor": None,
+                    "items": [
+                        {
+                            "event_id": "claims:88231:claim_filed",
+                            "event_at": "2026-12-04T09:31:12Z",
+                            "event_type": "claim_filed",
+                            "domain": "claim",
+                            "channel": "app",
+                            "object_id": "88231",
+                            "amount": 3200.0,
+                            "attributes": {"incident_type": "collision"},
+                        }
+                    ],
+                    "next_cursor": "WyIyMDI2MTIwNjAyMDAwMDEyMzQ1NmExYjJjMyIsIjIwMjYtMTItMDQgMDk6MzE6MTIiLCJ4Il0",
                 }
             ]
         }
     )
 
 
+def _attributes(value: Any) -> dict[str, Any] | None:
+    """The event's attributes object; anything else the lake holds there is served as no attributes."""
+    try:
+        parsed = _json(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _event_at(value: Any) -> datetime:
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 @router.get(
     "/{customer_id}/timeline",
     response_model=Timeline,
     responses=problem_responses(401, 403, 404, 409, 422, 429, 503),
-    summary="The customer's activity, newest first",
+    summary="The customer's events, newest first",
 )
 def customer_timeline(
     customer_id: CustomerId,
@@ -229,39 +274,35 @@ def customer_timeline(
     limit: Limit = 50,
     cursor: Cursor = None,
     event_type: Annotated[str | None, Query(max_length=48, description="Only this event type.")] = None,
-    since: Annotated[date | None, Query(description="First day (inclusive).")] = None,
-    until: Annotated[date | None, Query(description="Last day (inclusive).")] = None,
+    since: Annotated[date | None, Query(description="First day (inclusive, UTC).")] = None,
+    until: Annotated[date | None, Query(description="Last day (inclusive, UTC).")] = None,
 ) -> Timeline:
-    """Daily event counts per type from the published window (the serving contract's event_retention_days
-    up to the refresh's as-of date), newest day first. A cursor belongs to the refresh it was issued in:
-    after a publish the listing must start again (409)."""
+    """One entry per event (policies, claims, recordings, consents, complaints, app, WeChat, forms, coupons,
+    messages) from the published timeline: the serving contract's event_retention_days up to the refresh's
+    as-of date, newest first. A cursor belongs to the refresh it was issued in: after a publish the listing
+    must start again (409), so a page never mixes two refreshes."""
     if event_type is not None and not EVENT_TYPE.match(event_type):
-        raise ApiError(
-            422,
-            "unknown event type",
-            kind="validation",
-            errors=[("/query/event_type", "lowercase letters, digits and _")],
-        )
+        raise _invalid("/query/event_type", "lowercase letters, digits and _", "unknown event type")
     if since and until and since > until:
-        raise ApiError(
-            422, "the period ends before it starts", kind="validation", errors=[("/query/since", "after until")]
-        )
+        raise _invalid("/query/since", "after until", "the period ends before it starts")
     after = decode_cursor(cursor, arity=3)
+    if after is not None:
+        try:
+            last_at = datetime.fromisoformat(str(after[1]))
+        except ValueError:
+            raise _invalid("/query/cursor", "invalid cursor", "cursor is not one this API returned") from None
     _visible(source, caller, customer_id)
     with snapshot(store) as snap:
         covers_from = snap.as_of_date - timedelta(days=store.contract.event_retention_days - 1)
         if until is not None and until < covers_from:
-            raise ApiError(
-                422,
+            raise _invalid(
+                "/query/until",
+                f"before {covers_from}",
                 f"the published timeline covers {covers_from} to {snap.as_of_date}; "
                 "older activity is kept in the lakehouse",
-                kind="validation",
-                errors=[("/query/until", f"before {covers_from}")],
             )
         if after is not None and after[0] != snap.refresh_id:
-            raise ApiError(
-                409, "the published data changed since the first page (new refresh): start the listing again"
-            )
+            raise ApiError(409, "the published data changed since the first page (new refresh): start again")
         conditions = ["customer_id = :cid"]
         params: dict[str, Any] = {"cid": customer_id, "n": limit + 1}
         if event_type is not None:
@@ -274,29 +315,37 @@ def customer_timeline(
             conditions.append("event_date <= :until")
             params["until"] = _bind_day(snap, until)
         if after is not None:
-            try:
-                last_day = date.fromisoformat(str(after[1]))
-            except ValueError:
-                raise ApiError(
-                    422,
-                    "cursor is not one this API returned",
-                    kind="validation",
-                    errors=[("/query/cursor", "invalid cursor")],
-                ) from None
-            conditions.append("(event_date < :last_day OR (event_date = :last_day AND event_type > :last_type))")
-            params.update(last_day=_bind_day(snap, last_day), last_type=str(after[2]))
+            conditions.append("(event_at < :last_at OR (event_at = :last_at AND event_id < :last_id))")
+            # PostgreSQL compares timestamps; SQLite the ISO text exactly as the store holds it
+            params.update(last_at=last_at if snap.store.dialect == "postgresql" else str(after[1]), last_id=after[2])
         rows = snap.conn.execute(
             text(
-                f"SELECT event_date, event_type, event_count FROM {snap.view('customer_event_daily')} "
-                f"WHERE {' AND '.join(conditions)} ORDER BY event_date DESC, event_type LIMIT :n"
+                "SELECT event_id, event_at, event_type, domain, channel, object_id, amount, attributes "
+                f"FROM {snap.view('customer_events')} WHERE {' AND '.join(conditions)} "
+                "ORDER BY event_at DESC, event_id DESC LIMIT :n"
             ),
             params,
         ).all()
         refresh_id, as_of = snap.refresh_id, snap.as_of_date
-    items = [TimelineEntry(event_date=_day(r[0]), event_type=r[1], event_count=int(r[2])) for r in rows[:limit]]
+    page = rows[:limit]
+    items = [
+        TimelineEvent(
+            event_id=r.event_id,
+            event_at=_event_at(r.event_at),
+            event_type=r.event_type,
+            domain=r.domain,
+            channel=r.channel,
+            object_id=r.object_id,
+            amount=r.amount,
+            attributes=_attributes(r.attributes),
+        )
+        for r in page
+    ]
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor([refresh_id, items[-1].event_date.isoformat(), items[-1].event_type])
+        last = page[-1]
+        raw_at = last.event_at.isoformat() if isinstance(last.event_at, datetime) else str(last.event_at)
+        next_cursor = encode_cursor([refresh_id, raw_at, last.event_id])
     return Timeline(
         customer_id=customer_id,
         refresh_id=refresh_id,
