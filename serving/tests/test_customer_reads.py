@@ -544,3 +544,9 @@ def test_postgresql_and_sqlite_stores_answer_alike(
         pg = pg_client.post("/v1/customers/lookup", json=phone, headers=headers)
         assert pg.status_code == 200 and pg.json()["matches"] == lite.json()["matches"]
     assert events > 0
+
+
+def test_the_profile_serves_no_join_tokens(client: TestClient, accounts: dict[str, Account]) -> None:
+    body = client.get("/v1/customers/7", headers=accounts["app"].headers).json()
+    assert "phone_masked" in body["profile"]
+    assert not [name for name in body["profile"] if name.endswith("_token")]
