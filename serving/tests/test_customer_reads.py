@@ -550,3 +550,32 @@ def test_the_profile_serves_no_join_tokens(client: TestClient, accounts: dict[st
     body = client.get("/v1/customers/7", headers=accounts["app"].headers).json()
     assert "phone_masked" in body["profile"]
     assert not [name for name in body["profile"] if name.endswith("_token")]
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ("/v1/customers/5/timeline", ["r", ["2026-03-01"], "x"]),
+        ("/v1/customers/5/timeline", ["r", "2026-03-01 08:00:00", 7]),
+        ("/v1/customers/5/policies", ["2026-03-01", [1]]),
+        ("/v1/customers/5/policies", ["2026-03-01", "1"]),
+        ("/v1/customers/5/policies", [20260301, 1]),
+        ("/v1/products", [{"a": 1}]),
+    ],
+)
+def test_a_forged_cursor_is_422_never_a_500(
+    client: TestClient, accounts: dict[str, Account], path: str, key: list
+) -> None:
+    answer = client.get(path, params={"cursor": encode_cursor(key)}, headers=accounts["app"].headers)
+    assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "/query/cursor", answer.text
+
+
+def test_lookups_without_the_pii_key_are_503_naming_it(
+    world: ApiWorld, accounts: dict[str, Account], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MO_PII_KEY")
+    settings = world.settings.model_copy()  # the platform settings are read again, without the key
+    settings.__dict__.pop("platform", None)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as keyless:
+        answer = keyless.post("/v1/customers/lookup", json={"phone": "13800138000"}, headers=accounts["app"].headers)
+    assert answer.status_code == 503 and "MO_PII_KEY" in answer.json()["detail"]

@@ -88,5 +88,8 @@ def age_on(birth_date: date, day: date) -> float:
 
 
 def within_risk(product_level: str, customer_rating: str) -> bool:
-    """Suitability: a product's risk level never above the customer's risk rating (R1 cautious .. R5)."""
+    """Suitability: a product's risk level never above the customer's risk rating (R1 cautious .. R5). An
+    unknown level or rating is never suitable."""
+    if product_level not in RISK_LEVELS or customer_rating not in RISK_LEVELS:
+        return False
     return RISK_LEVELS.index(product_level) <= RISK_LEVELS.index(customer_rating)

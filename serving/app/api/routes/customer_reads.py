@@ -165,7 +165,7 @@ def lookup_customer(
         visible = [r for r in rows if can_see(conn, caller.principal, int(r.customer_id))]
     if not visible:
         raise ApiError(404, f"no customer with this {kind.replace('_', ' ')} in the published profiles")
-    with source.begin() as conn:
+    with source_reads(source) as conn, conn.begin():
         for r in visible:
             audit.record(
                 conn,
@@ -288,7 +288,9 @@ def customer_timeline(
     after = decode_cursor(cursor, arity=3)
     if after is not None:
         try:
-            last_at = datetime.fromisoformat(str(after[1]))
+            if not all(isinstance(part, str) for part in after):
+                raise ValueError
+            last_at = datetime.fromisoformat(after[1])
         except ValueError:
             raise _invalid("/query/cursor", "invalid cursor", "cursor is not one this API returned") from None
     _visible(source, caller, customer_id)
@@ -579,7 +581,9 @@ def customer_policies(
         query = query.where(POLICIES.c.status == status)
     if after is not None:
         try:
-            last_start, last_id = date.fromisoformat(str(after[0])), int(after[1])
+            if not isinstance(after[0], str) or not isinstance(after[1], int) or isinstance(after[1], bool):
+                raise ValueError
+            last_start, last_id = date.fromisoformat(after[0]), after[1]
         except ValueError:
             raise ApiError(
                 422,

@@ -89,7 +89,7 @@ def list_products(
         )
     after = decode_cursor(cursor, arity=1)
     with source_reads(source) as conn:
-        rows = product_rows(conn, line=line, status=status, after=str(after[0]) if after else None, limit=limit + 1)
+        rows = product_rows(conn, line=line, status=status, after=_code_cursor(after), limit=limit + 1)
     items = [ProductFacts(**product_facts(r)) for r in rows[:limit]]
     return Page[ProductFacts](
         items=items, next_cursor=encode_cursor([items[-1].product_code]) if len(rows) > limit else None
@@ -110,6 +110,16 @@ def get_product(
     if row is None:
         raise ApiError(404, f"product {product_code} not found")
     return ProductFacts(**product_facts(row))
+
+
+def _code_cursor(after: list[Any] | None) -> str | None:
+    if after is None:
+        return None
+    if not isinstance(after[0], str):
+        raise ApiError(
+            422, "cursor is not one this API returned", kind="validation", errors=[("/query/cursor", "invalid cursor")]
+        )
+    return after[0]
 
 
 class Quote(BaseModel):
