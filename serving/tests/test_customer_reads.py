@@ -335,6 +335,25 @@ def test_segments_say_why_and_answer_past_dates_honestly(
     assert on_the_day.status_code == 200
     future = client.get("/v1/customers/3/segments", params={"as_of": "2026-04-01"}, headers=headers)
     assert future.status_code == 422 and "as of 2026-03-31" in future.json()["detail"]
+    # The day before: from the published history (the run of that day), the smart segment not yet run.
+    day_before = platform.AS_OF - dt.timedelta(days=1)
+    history = world.published_history()
+    for customer in range(1, 45):
+        body = client.get(
+            f"/v1/customers/{customer}/segments", params={"as_of": day_before.isoformat()}, headers=headers
+        ).json()
+        expected = {
+            h["segment_id"]: (h["valid_from"].isoformat(), h["valid_to"] and h["valid_to"].isoformat())
+            for h in history
+            if h["customer_id"] == customer
+            and h["valid_from"] <= day_before
+            and (h["valid_to"] is None or h["valid_to"] >= day_before)
+        }
+        got = {i["segment_id"]: (i["member_since"], i["member_until"]) for i in body["items"]}
+        assert got == expected, customer
+        assert [n["segment_id"] for n in body["not_covered"]] == ["api_likely_renewers"]
+        assert body["membership_date"] == day_before.isoformat()
+    assert any(until is not None for h in history for until in [h["valid_to"]]), "someone left the segment"
     past = client.get("/v1/customers/3/segments", params={"as_of": "2026-01-01"}, headers=headers)
     assert past.status_code == 422
     assert past.json()["errors"][0]["field"] == "/query/as_of" and "lakehouse" in past.json()["detail"]
@@ -530,7 +549,7 @@ def test_postgresql_and_sqlite_stores_answer_alike(
     headers = accounts["service_agent"].headers
     events = 0
     for customer in (2, 5, 17, 40, 41, 99):
-        for path in ("segments", "recommendations"):
+        for path in ("segments", "segments?as_of=2026-03-30", "recommendations"):
             lite = client.get(f"/v1/customers/{customer}/{path}", headers=headers)
             pg = pg_client.get(f"/v1/customers/{customer}/{path}", headers=headers)
             assert pg.status_code == lite.status_code == 200, pg.text

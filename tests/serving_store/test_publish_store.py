@@ -50,6 +50,7 @@ def test_publish_round_trips_values_and_counts(store: SqlServingStore):
         "customer_events": len(world.recent_timeline()),
         "segments": 2,
         "segment_members": len(world.published_members()),
+        "segment_member_history": len(world.published_history()),
     }
     for table, n in result.row_counts.items():
         assert _count(store, table) == n

@@ -367,7 +367,11 @@ class SegmentMembership(BaseModel):
     kind: str | None
     segment_version: int
     run_id: str | None
-    run_as_of_date: date | None = Field(description="The reference date of the membership run published.")
+    run_as_of_date: date | None = Field(description="The reference date of the segment's latest published run.")
+    member_since: date | None = Field(
+        None, description="First day of this stretch of membership (same version and reasons), if published."
+    )
+    member_until: date | None = Field(None, description="Last day of the stretch (null: still so in the latest run).")
     why: list[str] = Field(description="The rule clauses (or the smart model's score) the customer matched.")
 
 
@@ -402,6 +406,8 @@ class CustomerSegments(BaseModel):
                             "segment_version": 3,
                             "run_id": "run-20261205",
                             "run_as_of_date": "2026-12-05",
+                            "member_since": "2026-11-20",
+                            "member_until": None,
                             "why": ["/all/0: has_auto = true", "/all/1: days_to_renewal <= 30"],
                         }
                     ],
@@ -427,67 +433,82 @@ def customer_segments(
         date | None, Query(description="Membership on this day (YYYY-MM-DD); default: the refresh's.")
     ] = None,
 ) -> CustomerSegments:
-    """The store publishes each segment's latest membership run on or before the refresh's as-of date, with
-    the clauses each member matched. That run is the membership for every day from its own as-of date to the
-    refresh's; a day outside that span is answered honestly: segments whose run starts later are listed in
-    ``not_covered``, and a day no published run covers (or after the refresh) is a 422 naming the span.
-    Older runs stay in the lakehouse (segments.membership)."""
+    """Why the customer is in each segment (the rule clauses or the smart model's score each member matched),
+    now or on a past day. The store publishes each segment's membership history over the retention window
+    (segment_member_history, from the segment's ``history_from``) and its latest run on or before the
+    refresh's as-of date. A day neither covers is answered honestly: such segments are listed in
+    ``not_covered``; a day no segment covers, or after the refresh, is a 422 naming the span. Older
+    membership stays in the lakehouse (segments.membership)."""
     _visible(source, caller, customer_id)
     with snapshot(store) as snap:
         day = as_of or snap.as_of_date
         if day > snap.as_of_date:
-            raise ApiError(
-                422,
+            raise _invalid(
+                "/query/as_of",
+                f"after {snap.as_of_date}",
                 f"membership on {day} is not published: the current refresh is as of {snap.as_of_date}",
-                kind="validation",
-                errors=[("/query/as_of", f"after {snap.as_of_date}")],
             )
         segments = snap.conn.execute(
-            text(f"SELECT segment_id, name, kind, segment_version, run_id, as_of_date FROM {snap.view('segments')}")
+            text(
+                "SELECT segment_id, name, kind, segment_version, run_id, as_of_date, history_from "
+                f"FROM {snap.view('segments')}"
+            )
         ).all()
         members = snap.conn.execute(
             text(f"SELECT segment_id, matched_clauses FROM {snap.view('segment_members')} WHERE customer_id = :cid"),
             {"cid": customer_id},
         ).all()
+        stretches = snap.conn.execute(
+            text(
+                "SELECT segment_id, valid_from, valid_to, segment_version, matched_clauses "
+                f"FROM {snap.view('segment_member_history')} WHERE customer_id = :cid AND valid_from <= :day "
+                "AND (valid_to IS NULL OR valid_to >= :day)"
+            ),
+            {"cid": customer_id, "day": _bind_day(snap, day)},
+        ).all()
         refresh_id, refresh_as_of = snap.refresh_id, snap.as_of_date
-    why = {m.segment_id: _json(m.matched_clauses) or [] for m in members}
+    latest = {m.segment_id: _json(m.matched_clauses) or [] for m in members}
+    on_day = {h.segment_id: h for h in stretches}
     items, not_covered = [], []
     for s in sorted(segments, key=lambda s: s.segment_id):
-        run_day = _day(s.as_of_date)
-        if s.run_id is None and run_day is None:
-            not_covered.append(
-                NotCovered(segment_id=s.segment_id, reason="the segment has no published membership run")
-            )
-            continue
-        if run_day is not None and day < run_day:
-            not_covered.append(
-                NotCovered(
-                    segment_id=s.segment_id,
-                    reason=f"the published run is as of {run_day}; membership before it is kept in the lakehouse",
+        run_day, history_from = _day(s.as_of_date), _day(s.history_from)
+        item = {
+            "segment_id": s.segment_id,
+            "name": s.name,
+            "kind": s.kind,
+            "segment_version": int(s.segment_version),
+            "run_id": s.run_id,
+            "run_as_of_date": run_day,
+        }
+        if history_from is not None and day >= history_from:
+            stretch = on_day.get(s.segment_id)
+            if stretch is not None:
+                item.update(
+                    segment_version=int(stretch.segment_version),
+                    member_since=_day(stretch.valid_from),
+                    member_until=_day(stretch.valid_to),
+                    why=[str(c) for c in _json(stretch.matched_clauses) or []],
                 )
+                items.append(SegmentMembership(**item))
+        elif run_day is not None and day >= run_day:
+            if s.segment_id in latest:  # the latest run holds from its own day to the refresh's
+                items.append(SegmentMembership(**item, why=[str(c) for c in latest[s.segment_id]]))
+        else:
+            since = history_from or run_day
+            reason = (
+                f"membership is published from {since}; older membership is kept in the lakehouse"
+                if since
+                else "the segment has no published membership run"
             )
-            continue
-        if s.segment_id in why:
-            items.append(
-                SegmentMembership(
-                    segment_id=s.segment_id,
-                    name=s.name,
-                    kind=s.kind,
-                    segment_version=int(s.segment_version),
-                    run_id=s.run_id,
-                    run_as_of_date=run_day,
-                    why=[str(c) for c in why[s.segment_id]],
-                )
-            )
+            not_covered.append(NotCovered(segment_id=s.segment_id, reason=reason))
     if as_of is not None and segments and len(not_covered) == len(segments):
-        earliest = min((_day(s.as_of_date) for s in segments if s.as_of_date is not None), default=None)
-        raise ApiError(
-            422,
-            f"no published membership run covers {day}"
-            + (f": the earliest published run is as of {earliest}" if earliest else "")
+        earliest = min((_day(s.history_from) or _day(s.as_of_date) for s in segments if s.as_of_date), default=None)
+        raise _invalid(
+            "/query/as_of",
+            "not covered by the published membership",
+            f"no published membership covers {day}"
+            + (f": the earliest published day is {earliest}" if earliest else "")
             + "; older membership is kept in the lakehouse",
-            kind="validation",
-            errors=[("/query/as_of", "not covered by the published runs")],
         )
     return CustomerSegments(
         customer_id=customer_id,
