@@ -138,6 +138,8 @@ def test_lookup_by_id_number_normalises_like_the_platform(
         ({"phone": "1380013800<script>"}, "/body/phone"),
         ({"id_number": "1101051949123100"}, "/body/id_number"),
         ({"phone": "1" * 40}, "/body/phone"),
+        ({"phone": None}, "/body/phone"),
+        ({"phone": "+86 138 0013 800"}, "/body/phone"),
     ],
 )
 def test_a_bad_lookup_is_422_naming_the_field(

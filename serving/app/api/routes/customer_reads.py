@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import and_, or_, select, text
 
 from app.api.deps import SettingsDep, SourceDep, StoreDep, authorized
@@ -35,7 +35,8 @@ from mo.oltp.models import Policy
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 POLICIES = Policy.__table__
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
-POLICY_STATUSES = ("quoted", "pending_payment", "in_force", "lapsed", "surrendered", "expired")
+PolicyStatus = Literal["quoted", "pending_payment", "in_force", "lapsed", "surrendered", "expired"]
+POLICY_STATUSES = get_args(PolicyStatus)
 
 
 def _day(value: Any) -> date | None:
@@ -64,16 +65,26 @@ def _visible(source: Any, caller: Any, customer_id: int) -> None:
 # --- lookup --------------------------------------------------------------------------------------------------
 
 
+# A mainland mobile number (optionally +86, spaces or hyphens between digits); a resident ID number of 18
+# characters (17 digits and a check digit or X) or the old 15 digits. The schema states what is accepted.
+Phone = Annotated[str, StringConstraints(max_length=32, pattern=r"^ *(\+?86)?[ -]*1([ -]*[0-9]){10} *$")]
+IdNumber = Annotated[str, StringConstraints(max_length=32, pattern=r"^ *([0-9]{17}[0-9Xx]|[0-9]{15}) *$")]
+
+
 class LookupRequest(BaseModel):
     """Exactly one of phone or ID number. Sent in the body, never in the URL: clear values must not reach
     access logs, proxies or browser histories."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"phone": "138 0013 8000"}, {"id_number": "11010519491231002X"}]},
+        json_schema_extra={
+            "examples": [{"phone": "+86 138 0013 8000"}, {"id_number": "11010519491231002X"}],
+            "oneOf": [{"required": ["phone"]}, {"required": ["id_number"]}],
+        },
     )
-    phone: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[0-9 +\-()]+$")
-    id_number: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[0-9Xx ]+$")
+    # Absent means None (defaults are not validated); an explicit null is refused like any non-string.
+    phone: Phone = None  # type: ignore[assignment]
+    id_number: IdNumber = None  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _exactly_one(self) -> LookupRequest:
@@ -273,7 +284,9 @@ def customer_timeline(
     source: SourceDep,
     limit: Limit = 50,
     cursor: Cursor = None,
-    event_type: Annotated[str | None, Query(max_length=48, description="Only this event type.")] = None,
+    event_type: Annotated[
+        str | None, Query(max_length=48, pattern=EVENT_TYPE.pattern, description="Only this event type.")
+    ] = None,
     since: Annotated[date | None, Query(description="First day (inclusive, UTC).")] = None,
     until: Annotated[date | None, Query(description="Last day (inclusive, UTC).")] = None,
 ) -> Timeline:
@@ -567,7 +580,7 @@ def customer_policies(
     source: SourceDep,
     limit: Limit = 50,
     cursor: Cursor = None,
-    status: Annotated[str | None, Query(max_length=16, description="Only policies in this status.")] = None,
+    status: Annotated[PolicyStatus | None, Query(description="Only policies in this status.")] = None,
 ) -> Page[PolicySummary]:
     """Newest start date first, from the core systems' policies (not the lake: a policy issued a minute ago is
     here)."""

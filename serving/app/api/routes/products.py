@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +22,8 @@ from mo.oltp.models import Customer, Policy
 router = APIRouter(prefix="/v1/products", tags=["products"])
 CUSTOMERS = Customer.__table__
 POLICIES = Policy.__table__
-LINES = ("auto", "property", "accident", "health", "life")
+Line = Literal["auto", "property", "accident", "health", "life"]
+LINES = get_args(Line)
 ProductCode = Annotated[str, Path(min_length=1, max_length=16, pattern=r"^[A-Z0-9][A-Z0-9\-]*$", examples=["AC-TRVL"])]
 
 PRODUCT_EXAMPLE: dict[str, Any] = {
@@ -75,8 +76,8 @@ def list_products(
     source: SourceDep,
     limit: Limit = 50,
     cursor: Cursor = None,
-    line: Annotated[str | None, Query(max_length=16, description="Only this line.")] = None,
-    status: Annotated[str | None, Query(max_length=16, description="on_sale | withdrawn")] = None,
+    line: Annotated[Line | None, Query(description="Only this line.")] = None,
+    status: Annotated[Literal["on_sale", "withdrawn"] | None, Query(description="Only this status.")] = None,
 ) -> Page[ProductFacts]:
     """By product code. Every channel renders these facts as they are: none restates them."""
     if line is not None and line not in LINES:
@@ -171,7 +172,10 @@ def quote(
     caller: authorized(Scope.CUSTOMERS_READ, "products.quote"),
     source: SourceDep,
     customer_id: Annotated[int, Query(ge=1, le=2**63 - 1, description="The customer quoted for.")],
-    cover_level: Annotated[float, Query(description="Multiple of the typical sum insured: 0.5, 1, 1.5 or 2.")] = 1.0,
+    cover_level: Annotated[
+        float,
+        Query(ge=0.5, le=2.0, multiple_of=0.5, description="Multiple of the typical sum insured: 0.5, 1, 1.5, 2."),
+    ] = 1.0,
     vehicle_value: Annotated[
         float | None,
         Query(gt=0, le=50_000_000, description="Vehicle-valued motor covers: the vehicle's value (default: on file)."),
