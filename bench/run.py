@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "benchmarks.md"
-ORDER = ["generator", "events", "sync", "reconcile", "preview", "publish", "profiles"]
+ORDER = ["generator", "events", "sync", "reconcile", "preview", "publish", "profiles", "claims"]
 
 
 def machine() -> str:

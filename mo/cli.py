@@ -116,6 +116,77 @@ def broker_status_cmd() -> None:
     _echo_json(broker_status(get_settings()))
 
 
+@cli.group()
+def outbox() -> None:
+    """The transactional outbox: business events the API wrote with its changes, published to Kafka."""
+
+
+@outbox.command("relay")
+@click.option("--once", is_flag=True, help="One pass (up to --batch-size events), then exit")
+@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True, help="Events per pass")
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.01),
+    default=0.5,
+    show_default=True,
+    help="Seconds between passes when nothing waits; the first backoff step while the broker is down",
+)
+@click.option(
+    "--max-backoff", type=click.FloatRange(min=0.01), default=30.0, show_default=True, help="Longest wait in an outage"
+)
+def outbox_relay_cmd(once: bool, batch_size: int, poll_interval: float, max_backoff: float) -> None:
+    """Publish the outbox to Kafka, at least once, in id order per customer; until stopped (SIGTERM, Ctrl-C)."""
+    import logging
+    import signal
+    import threading
+
+    from mo.events.broker import ensure_broker
+    from mo.events.relay import relay_once, require_outbox, run_relay
+    from mo.oltp.db import check_connection, make_engine
+    from mo.oltp.outbox import outbox_status
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_source_url)
+    check_connection(engine)
+    require_outbox(engine)
+    if once:
+        if settings.uses_embedded_kafka:
+            ensure_broker(settings)
+        result = relay_once(engine, settings, batch_size)
+        _echo_json({**result.__dict__, "outbox": outbox_status(engine).as_dict()})
+        if result.failed:
+            raise MoError(f"{result.failed} events not acknowledged by the broker: {result.error}")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.uses_embedded_kafka:
+        try:
+            ensure_broker(settings)
+        except MoError as exc:  # the loop waits for it like for any outage
+            click.echo(f"warning: {exc}", err=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    source = engine.url.render_as_string(hide_password=True)
+    click.echo(f"outbox relay: {source} -> {settings.resolved_kafka_bootstrap}")
+    stats = run_relay(
+        engine, settings, batch_size=batch_size, poll_interval_s=poll_interval, max_backoff_s=max_backoff, stop=stop
+    )
+    click.echo(f"outbox relay stopped: {stats.published} events published in {stats.passes} passes")
+
+
+@outbox.command("status")
+def outbox_status_cmd() -> None:
+    """Events waiting in the outbox and the relay lag (age of the oldest waiting event), as JSON."""
+    from mo.events.relay import require_outbox
+    from mo.oltp.db import check_connection, make_engine
+    from mo.oltp.outbox import outbox_status
+
+    engine = make_engine(get_settings().resolved_source_url)
+    check_connection(engine)
+    require_outbox(engine)
+    _echo_json(outbox_status(engine).as_dict())
+
+
 @cli.command()
 @click.option("--table", "tables", multiple=True, help="Sync only these tables (default: all contracts)")
 @click.option(

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # events than this waiting on the broker for the ingest (events_ingest runs every 10 minutes) is a lag
     sync_max_age_hours: float = Field(default=3.0, gt=0)
     events_max_waiting: int = Field(default=100_000, ge=0)
+    # ... and the API's business events waiting in the outbox longer than this (the relay or the broker is down)
+    outbox_max_lag_minutes: float = Field(default=15.0, gt=0)
 
     # Serving store (published profiles, segments). Default: SQLite file and embedded Redis under home.
     serving_db_url: str | None = None  # postgresql://... for a server (schema `serving`)

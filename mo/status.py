@@ -214,6 +214,39 @@ def broker_problems(report: dict[str, Any], now: datetime, limits: dict[str, flo
     return []
 
 
+def outbox_report(settings: Settings) -> dict[str, Any] | None:
+    """The API's outbox in the source database: events waiting for the relay and the oldest one's age
+    (None when the source has no outbox yet or does not answer; the source check reports the latter)."""
+    from sqlalchemy import inspect
+
+    from mo.oltp.db import make_engine
+    from mo.oltp.outbox import outbox_status
+
+    try:
+        engine = make_engine(settings.resolved_source_url)
+        try:
+            if "outbox" not in inspect(engine).get_table_names():
+                return None
+            return outbox_status(engine).as_dict()
+        finally:
+            engine.dispose()
+    except Exception:  # noqa: BLE001 - an unreachable source is the source check's problem line
+        return None
+
+
+def outbox_problems(report: dict[str, Any], now: datetime, limits: dict[str, float]) -> list[str]:
+    """Business events from the API waiting in the outbox longer than the limit: the relay or the broker is down."""
+    outbox = report.get("outbox") or {}
+    lag = outbox.get("lag_seconds") or 0.0
+    if lag > limits["max_outbox_lag_minutes"] * 60:
+        return [
+            f"outbox: {outbox.get('pending')} API events wait for the relay, the oldest for {lag / 60:.0f} min "
+            f"(limit {limits['max_outbox_lag_minutes']:g}); is `mo outbox relay` running and the broker up?"
+            + (f" last error: {outbox['last_error']}" if outbox.get("last_error") else "")
+        ]
+    return []
+
+
 def serving_problems(report: dict[str, Any], now: datetime, limits: dict[str, float]) -> list[str]:
     serving = report.get("serving") or {}
     if serving and not serving.get("reachable", True):
@@ -221,18 +254,37 @@ def serving_problems(report: dict[str, Any], now: datetime, limits: dict[str, fl
     return []
 
 
-PROBLEM_CHECKS: list[Check] = [source_problems, table_problems, reconcile_problems, broker_problems, serving_problems]
+PROBLEM_CHECKS: list[Check] = [
+    source_problems,
+    table_problems,
+    reconcile_problems,
+    broker_problems,
+    outbox_problems,
+    serving_problems,
+]
 
 
-def health_problems(report: dict[str, Any], *, now: datetime, max_sync_age_hours: float, max_waiting: int) -> list[str]:
+def health_problems(
+    report: dict[str, Any],
+    *,
+    now: datetime,
+    max_sync_age_hours: float,
+    max_waiting: int,
+    max_outbox_lag_minutes: float = 15.0,
+) -> list[str]:
     """What needs a data engineer's attention in a status report, one line each (empty: healthy).
 
     The source, broker or serving store not answering; per table (:func:`table_problems`) a sync run that
     stopped on it or died, a table never synced or silver older than ``max_sync_age_hours``; more than
-    ``max_waiting`` events waiting on the broker for the ingest. A source ahead of silver between two
+    ``max_waiting`` events waiting on the broker for the ingest; API events older than
+    ``max_outbox_lag_minutes`` waiting in the outbox for the relay. A source ahead of silver between two
     syncs is not a problem: it is what the next sync picks up.
     """
-    limits = {"max_sync_age_hours": max_sync_age_hours, "max_waiting": max_waiting}
+    limits = {
+        "max_sync_age_hours": max_sync_age_hours,
+        "max_waiting": max_waiting,
+        "max_outbox_lag_minutes": max_outbox_lag_minutes,
+    }
     return [problem for check in PROBLEM_CHECKS for problem in check(report, now, limits)]
 
 
@@ -264,11 +316,16 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "tables": tables,
         "events": events,
         "broker": broker_report(settings),
+        "outbox": outbox_report(settings),
         "marts": marts,
         "serving": _serving(settings),
     }
     report["problems"] = health_problems(
-        report, now=now, max_sync_age_hours=settings.sync_max_age_hours, max_waiting=settings.events_max_waiting
+        report,
+        now=now,
+        max_sync_age_hours=settings.sync_max_age_hours,
+        max_waiting=settings.events_max_waiting,
+        max_outbox_lag_minutes=settings.outbox_max_lag_minutes,
     )
     return report
 
@@ -304,6 +361,9 @@ def format_status(report: dict[str, Any]) -> str:
     lag = broker.get("ingest_lag") or {}
     waiting = f"   waiting for ingest {lag['waiting']}" if "waiting" in lag else ""
     lines.append(f"broker   {broker.get('bootstrap', '-')} reachable={broker.get('reachable')}{waiting}")
+    outbox = report.get("outbox")
+    if outbox is not None:
+        lines.append(f"outbox   pending {outbox['pending']}   oldest waiting {outbox['lag_seconds']:.0f} s")
     marts = report.get("marts") or {}
     lines.append("marts    " + "   ".join(f"{name} {'-' if n is None else n}" for name, n in marts.items()))
     serving = report.get("serving") or {}

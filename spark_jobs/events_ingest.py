@@ -16,7 +16,8 @@ Exactly once across crashes, by two rules:
    commit re-writes the missing dead letters only.
 
 Bronze is raw: an event the producer sent twice (same event_id, two offsets) is kept twice; only our own
-re-reads are dropped. De-duplication by event_id belongs to silver.
+re-reads are dropped. De-duplication by event_id belongs to staging: stg_events__events keeps the first
+ingested copy, which also absorbs the outbox relay's at-least-once repeats (mo.events.relay).
 
 The cluster id is part of the key because offsets only mean something within one broker's log: the
 embedded broker keeps messages in memory and each start is a new cluster id, so a restarted broker's

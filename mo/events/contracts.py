@@ -120,6 +120,11 @@ def _compile(schema: dict, format_checker: FormatChecker) -> Check:
             checks.append(lambda x, rx=re.compile(value): not isinstance(x, str) or rx.search(x) is not None)
         elif keyword == "format":
             checks.append(lambda x, fmt=value: format_checker.conforms(x, fmt))
+        elif keyword == "minItems":
+            checks.append(lambda x, n=value: not isinstance(x, list) or len(x) >= n)
+        elif keyword == "items" and isinstance(value, dict):
+            item = _compile(value, format_checker)
+            checks.append(lambda x, item=item: not isinstance(x, list) or all(item(i) for i in x))
         elif keyword == "properties":
             props = [(name, _compile(sub, format_checker)) for name, sub in value.items()]
             required = tuple(schema.get("required", ()))

@@ -21,6 +21,12 @@ SOURCES = {
     "message_open": "sms",
     "claim_filed": "core",
     "policy_near_renewal": "core",
+    "claim_status_changed": "core",
+    "claim_document_attached": "app",
+    "consent_changed": "app",
+    "complaint_opened": "app",
+    "complaint_resolved": "core",
+    "customer_erased": "core",
 }
 EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -51,6 +57,40 @@ def _payload(event_type: str, seq: int) -> dict[str, Any]:
             }
         case "policy_near_renewal":
             return {"policy_no": policy_no, "product_code": "AUTO01", "end_date": "2026-12-31", "days_to_end": 30}
+        case "claim_status_changed":
+            return {
+                "claim_no": f"CL{seq:08d}",
+                "from_status": "under_review",
+                "to_status": "docs_requested" if seq % 2 else "approved",
+                "changed_by": "claims_handler",
+                "reason": "invoice missing" if seq % 2 else None,
+            }
+        case "claim_document_attached":
+            return {
+                "claim_no": f"CL{seq:08d}",
+                "document_id": f"D{seq}",
+                "content_type": "application/pdf",
+                "size_bytes": 1000 + seq,
+                "sha256": hashlib.sha256(f"doc-{seq}".encode()).hexdigest(),
+            }
+        case "consent_changed":
+            return {
+                "channel": "sms",
+                "purpose": "marketing",
+                "status": "opt_out" if seq % 2 else "opt_in",
+                "text_version": "2026-11",
+                "source": "app",
+            }
+        case "complaint_opened":
+            return {"complaint_no": f"CP{seq:08d}", "channel": "app", "category": "claim", "policy_no": policy_no}
+        case "complaint_resolved":
+            return {"complaint_no": f"CP{seq:08d}", "category": "claim", "resolved_by": "service_agent"}
+        case "customer_erased":
+            return {
+                "request_id": f"ER{seq}",
+                "erased": ["profile", "tags", "marketing_consents", "hot_record"],
+                "kept_under_legal_hold": ["policies", "claims"],
+            }
     raise ValueError(f"unknown event_type {event_type!r}")
 
 

@@ -13,13 +13,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import ValidationError
 
 from app.api.main import api_router
 from app.core.config import Settings, get_settings
 from app.core.context import configure_logging
 from app.core.errors import install_handlers
-from app.core.middleware import RequestContext
+from app.core.middleware import OutboxCollector, RequestContext
 from app.core.security import TokenVerifier
 from app.core.stores import open_stores
 from app.services import audit
@@ -85,9 +86,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     app.include_router(api_router)
 
+    # Gauges read from the stores at scrape time, in a registry of this app's own (several apps in one
+    # process, as in tests, must not collide in the global one).
+    store_metrics = CollectorRegistry()
+    store_metrics.register(OutboxCollector(lambda: app.state.stores.source))
+
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest() + generate_latest(store_metrics), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(
         RequestContext,
@@ -107,8 +113,16 @@ def _problem_detail(state: dict[str, Any]) -> str | None:
 
 
 def serve_app() -> FastAPI:
+    """The process's app; a configuration problem stops it with one line naming each bad setting."""
     configure_logging()
-    return create_app()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        reasons = "; ".join(
+            str(e.get("ctx", {}).get("error") or e["msg"]).removeprefix("Value error, ") for e in exc.errors()
+        )
+        raise SystemExit(f"serving: {reasons}") from None
+    return create_app(settings)
 
 
 app = serve_app()

@@ -244,3 +244,10 @@ def test_the_rate_limit_answers_429_with_retry_after(world: ApiWorld, client: Te
 
 def test_every_role_exists_as_an_account(accounts: dict[str, Account]) -> None:
     assert set(accounts) == {r.value for r in Role}
+
+
+def test_metrics_count_requests_by_route_and_show_the_outbox(client: TestClient) -> None:
+    client.get("/health")
+    text = client.get("/metrics").text
+    assert 'mo_api_requests_total{method="GET",route="/health",status="200"}' in text
+    assert "mo_outbox_pending_events " in text and "mo_outbox_lag_seconds " in text

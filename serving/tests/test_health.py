@@ -136,3 +136,4 @@ def test_production_process_refuses_to_start_without_its_secrets(home: Path) -> 
     assert "refusing to start in production" in result.stderr
     assert "SERVING_SECRET_KEY is the placeholder" in result.stderr
     assert "MO_PII_KEY" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

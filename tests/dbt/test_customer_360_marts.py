@@ -33,7 +33,13 @@ STREAM_DOMAINS = {
     "coupon_redeem": "coupon",
     "message_open": "message",
     "policy_near_renewal": "policy",
+    "claim_status_changed": "claim",
+    "claim_document_attached": "claim",
+    "consent_changed": "consent",
+    "customer_erased": "lifecycle",
 }
+# Business events restating a silver row: the timeline takes them from silver only.
+RESTATED_FROM_SILVER = ("claim_filed", "complaint_opened", "complaint_resolved")
 
 
 def mart(settings, name: str) -> str:
@@ -139,12 +145,28 @@ def test_timeline_has_every_domain_present_in_the_data(dbt_world, dbt_as_of, cus
     stream_ids = {
         r["event_id"]
         for r in spark.table(f"{settings.catalog_name}.bronze.events")
-        .where("event_type <> 'claim_filed'")
+        .where(f"event_type not in {RESTATED_FROM_SILVER}")
         .select("event_id")
         .collect()
     }
     timeline_ids = {r["event_id"] for r in events.where("source like 'mo.%'").select("event_id").collect()}
     assert timeline_ids == stream_ids
+
+
+def test_an_event_relayed_twice_is_counted_once(dbt_world, customer_360_build):
+    """bronze keeps both copies of an event the outbox relay sent twice; the timeline holds it once."""
+    from tests.dbt.conftest import RELAYED_TWICE
+
+    settings, spark = dbt_world
+    bronze = spark.table(f"{settings.catalog_name}.bronze.events")
+    timeline = spark.table(mart(settings, "fct_customer_events"))
+    relayed = bronze.where(f"event_type in {RELAYED_TWICE}").select("event_id").distinct()
+    twice = [r["event_id"] for r in relayed.collect()]
+    assert len(twice) == len(RELAYED_TWICE)
+    for event_id in twice:
+        assert bronze.where(f"event_id = '{event_id}'").count() == 2
+        assert timeline.where(f"event_id = '{event_id}'").count() == 1
+    assert timeline.groupBy("event_id").count().where("count > 1").count() == 0
 
 
 def test_timeline_table_has_the_contract_columns_and_types(dbt_world, customer_360_build):

@@ -31,7 +31,7 @@ def _one_error_line(result: subprocess.CompletedProcess) -> str:
 def test_help_lists_every_job(tmp_path):
     result = run_mo("--help", home=tmp_path)
     assert result.returncode == 0
-    for command in ("generate", "advance-day", "sync", "ingest-events", "status", "broker", "db"):
+    for command in ("generate", "advance-day", "sync", "ingest-events", "status", "broker", "db", "outbox"):
         assert command in result.stdout
 
 

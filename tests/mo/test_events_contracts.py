@@ -15,7 +15,8 @@ from mo.events.samples import SOURCES, sample_event, sample_stream
 
 BEHAVIOUR = {"app_page_view", "wechat_follow", "wechat_click", "form_submit", "coupon_claim", "coupon_redeem"}
 BEHAVIOUR |= {"message_open"}
-BUSINESS = {"claim_filed", "policy_near_renewal"}
+BUSINESS = {"claim_filed", "policy_near_renewal", "claim_status_changed", "claim_document_attached"}
+BUSINESS |= {"consent_changed", "complaint_opened", "complaint_resolved", "customer_erased"}
 ENVELOPE = ["event_id", "event_type", "schema_version", "occurred_at", "customer_id", "source", "payload"]
 
 
@@ -97,6 +98,31 @@ def test_sample_events_honour_their_contracts():
             sample_event("coupon_claim", payload={"coupon_id": "C1", "value": 5}),
             "payload: 'campaign_id' is a required property",
         ),
+        (
+            sample_event(
+                "claim_status_changed",
+                payload={**sample_event("claim_status_changed")["payload"], "to_status": "closed"},
+            ),
+            "payload.to_status: 'closed' is not one of",
+        ),
+        (
+            sample_event("consent_changed", payload={**sample_event("consent_changed")["payload"], "purpose": "ads"}),
+            "payload.purpose: 'ads' is not one of ['marketing', 'service']",
+        ),
+        (
+            sample_event(
+                "customer_erased",
+                payload={**sample_event("customer_erased")["payload"], "erased": ["profile", "Zhang Wei 13800138000"]},
+            ),
+            "payload.erased.1: 'Zhang Wei 13800138000' is not one of",
+        ),
+        (
+            sample_event(
+                "claim_document_attached",
+                payload={**sample_event("claim_document_attached")["payload"], "content_type": "text/html"},
+            ),
+            "payload.content_type: 'text/html' is not one of",
+        ),
         ({k: v for k, v in sample_event("form_submit").items() if k != "event_type"}, "event_type: missing"),
         ([1, 2], "not an event: expected a JSON object, got list"),
     ],
@@ -122,7 +148,7 @@ def test_schemas_are_valid_json_files_with_a_topic():
 POOL = [None, True, False, 0, 1, -1, 1.0, 5.5, -0.5, 2**63 - 1, 2**63, "", "x", "app", "sms", "core", "app_push",
         "2026-11-01", "2026-13-01", "2026-11-01T10:00:00Z", "2026-02-30T10:00:00Z", "2026-11-01T10:00:00+08:00",
         "0e5a1c9e-0b7d-4c55-9f57-3d1a2b3c4d5e", "0E5A1C9E-0B7D-4C55-9F57-3D1A2B3C4D5E", "a" * 64, "A" * 64, [], {},
-        {"page": "p"}]  # fmt: skip
+        {"page": "p"}, ["profile"], ["profile", "tags"], ["profile", 1], ["Zhang Wei"]]  # fmt: skip
 
 
 def _mutations(event: dict, rng) -> list[dict]:

@@ -124,3 +124,37 @@ def test_broker_down_lagging_ingest_and_serving_store_down():
     serving["problems"] = health_problems(serving, now=NOW, **LIMITS)
     text = format_status({"source": "s", "catalog": {"name": "c", "warehouse": "w"}, **serving})
     assert text.endswith("problems:\n  - serving store postgresql://h/db unreachable: timeout")
+
+
+def test_api_events_stuck_in_the_outbox_past_the_limit_are_a_problem():
+    tables = {"customers": _table("2026-03-01T11:30:00")}
+    fresh = _report(tables, outbox={"pending": 3, "lag_seconds": 60.0, "last_error": None})
+    assert health_problems(fresh, now=NOW, **LIMITS, max_outbox_lag_minutes=15) == []
+    stuck = _report(tables, outbox={"pending": 40, "lag_seconds": 16 * 60.0, "last_error": "NoBrokersAvailable"})
+    (problem,) = health_problems(stuck, now=NOW, **LIMITS, max_outbox_lag_minutes=15)
+    assert problem.startswith("outbox: 40 API events wait for the relay, the oldest for 16 min (limit 15)")
+    assert "mo outbox relay" in problem and problem.endswith("last error: NoBrokersAvailable")
+    text = format_status({"source": "s", "catalog": {"name": "c", "warehouse": "w"}, **stuck})
+    assert "outbox   pending 40   oldest waiting 960 s" in text
+
+
+def test_outbox_report_reads_the_sources_outbox(settings):
+    from mo.oltp.db import make_engine, migrate
+    from mo.oltp.outbox import add_event, new_event
+    from mo.status import outbox_report
+
+    assert outbox_report(settings) is None  # no source yet: the source check reports that
+    engine = make_engine(settings.resolved_source_url)
+    migrate(engine)
+    assert outbox_report(settings)["pending"] == 0
+    with engine.begin() as conn:
+        event = new_event(
+            "complaint_opened",
+            customer_id=1,
+            payload={"complaint_no": "CP1", "channel": "app", "category": "service", "policy_no": None},
+            source="app",
+        )
+        add_event(conn, event, settings=settings)
+    report = outbox_report(settings)
+    engine.dispose()
+    assert report["pending"] == 1 and report["lag_seconds"] >= 0

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from mo.oltp import outbox  # noqa: F401 - the outbox table is on Base.metadata too
 from mo.oltp.models import Base
 
 config = context.config

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import audit, auth, customer_reads, customers, health, products
+from app.api.routes import audit, auth, claims, customer_reads, customers, health, products
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -12,3 +12,4 @@ api_router.include_router(customer_reads.router)
 api_router.include_router(customers.router)
 api_router.include_router(products.router)
 api_router.include_router(audit.router)
+api_router.include_router(claims.router)

@@ -18,6 +18,7 @@ start with one line instead of serving with a guessable key.
 from __future__ import annotations
 
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -68,6 +69,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     max_page_size: int = Field(default=100, ge=1)
+    # Claim documents, content-addressed by SHA-256 (a shared volume when several hosts serve). None: MO_HOME/documents.
+    document_dir: str | None = None
 
     @cached_property
     def platform(self) -> PlatformSettings:
@@ -86,6 +89,10 @@ class Settings(BaseSettings):
     def resolved_redis_url(self) -> str | None:
         """None: the platform's embedded Redis under MO_HOME (development only)."""
         return self.redis_url or self.platform.redis_url
+
+    @property
+    def resolved_document_dir(self) -> Path:
+        return Path(self.document_dir) if self.document_dir else self.platform.home / "documents"
 
     @property
     def redis_prefix(self) -> str:

@@ -1,8 +1,12 @@
 -- Stream events (bronze.events) mapped onto the timeline: the event_type decides the domain, the
 -- payload's identifying field becomes object_id and its money value the amount; the whole payload
 -- (tokens only, no clear PII by contract) stays in attributes.
--- claim_filed from the stream restates a claim the claims system already holds: the timeline takes
--- that fact from silver (claims.reported_at) and leaves the stream copy out, so it is not counted twice.
+-- Business events that restate a row the core systems hold (claim_filed, complaint_opened,
+-- complaint_resolved) are taken from silver (claims.reported_at, complaints.opened_at/resolved_at) and
+-- their stream copies left out, so they are not counted twice. Those that carry what silver cannot
+-- (every claim status change with who and why, each document, every consent change with its purpose
+-- and text version, an erasure) keep their own types. The outbox relays at least once: a repeat of an
+-- event_id is dropped in stg_events__events.
 
 with
 
@@ -22,6 +26,9 @@ mapped as (
             when event_type in ('coupon_claim', 'coupon_redeem') then 'coupon'
             when event_type = 'message_open' then 'message'
             when event_type = 'policy_near_renewal' then 'policy'
+            when event_type in ('claim_status_changed', 'claim_document_attached') then 'claim'
+            when event_type = 'consent_changed' then 'consent'
+            when event_type = 'customer_erased' then 'lifecycle'
         end as domain,
         event_type,
         coalesce(get_json_object(payload, '$.channel'), source) as channel,
@@ -31,9 +38,11 @@ mapped as (
             get_json_object(payload, '$.message_id'),
             get_json_object(payload, '$.article_id'),
             get_json_object(payload, '$.form'),
+            get_json_object(payload, '$.claim_no'),
             get_json_object(payload, '$.policy_no'),
             get_json_object(payload, '$.product_code'),
-            get_json_object(payload, '$.page')
+            get_json_object(payload, '$.page'),
+            get_json_object(payload, '$.request_id')
         ) as object_id,
         cast(get_json_object(payload, '$.value') as double) as amount,
         payload as attributes,

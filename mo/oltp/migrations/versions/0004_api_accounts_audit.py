@@ -1,7 +1,7 @@
 """serving API: staff users, API clients, the append-only audit log, idempotency keys
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-06
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
