@@ -131,6 +131,7 @@ def profile_batch(start: int, n: int, seed: int, table: ServingTable) -> pa.Reco
         "name_masked": np.char.add("C**", ids_text.astype(str)).astype(object),
         "phone_masked": np.char.add("138****", (ids % 10_000).astype(str)).astype(object),
         "phone_token": np.char.add("tok", ids_text.astype(str)).astype(object),
+        "id_number_token": np.char.add("idtok", ids_text.astype(str)).astype(object),
         "customer_since_date": np.datetime64(AS_OF) - rng.integers(30, 5000, n).astype("timedelta64[D]"),
         "gender": _choice(rng, ["M", "F"], n, [0.52, 0.48]),
         "age": age,

@@ -13,8 +13,8 @@ For a contract column ``c`` with a ``pii`` kind:
 The HMAC is computed with native Spark functions rather than a Python UDF: no Python worker round trip
 per row, and it runs on any cluster without shipping code. HMAC(K, m) = sha256((K ^ opad) || sha256((K ^
 ipad) || m)); the two padded keys are computed here in Python and enter the plan as binary literals.
-:func:`token` is the same function in plain Python (the serving layer tokenises a looked-up phone with
-it), and a unit test holds the two together.
+:func:`mo.pii.token` is the same function in plain Python (the serving layer tokenises a looked-up phone
+with it; re-exported here), and a unit test holds the two together.
 
 Normalisation before hashing, so formatting differences do not split one person into two tokens:
 ``id_number`` trimmed and upper-cased (the check digit X), ``phone`` digits only without a leading
@@ -24,68 +24,16 @@ Only ASCII spaces are trimmed, identically in Spark and Python.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-
 from mo.contracts import TableContract
-
-TOKENISED_KINDS = frozenset({"id_number", "phone", "identifier", "plate"})
-MASKED_KINDS = frozenset({"name", "id_number", "phone", "plate", "address"})
-PII_KINDS = TOKENISED_KINDS | MASKED_KINDS
-
-_BLOCK_SIZE = 64  # SHA-256 block size in bytes
-
-
-def padded_keys(key: bytes) -> tuple[bytes, bytes]:
-    """(K ^ ipad, K ^ opad) as RFC 2104 defines them for SHA-256."""
-    if len(key) > _BLOCK_SIZE:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(_BLOCK_SIZE, b"\0")
-    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
-
-
-# --- plain Python (reference implementation, used by serving and tests) ---------------------------
-
-
-def normalise(kind: str, value: str | None) -> str | None:
-    if value is None:
-        return None
-    if kind == "id_number":
-        return value.strip(" ").upper()
-    if kind == "phone":
-        digits = re.sub(r"[^0-9]", "", value)
-        return digits[2:] if len(digits) == 13 and digits.startswith("86") else digits
-    if kind == "plate":
-        return re.sub(r"[ \t·\-]", "", value).upper()
-    return value.strip(" ")
-
-
-def token(key: bytes, kind: str, value: str | None) -> str | None:
-    """The join token of a value: lowercase hex HMAC-SHA256 of the normalised value."""
-    norm = normalise(kind, value)
-    if norm is None:
-        return None
-    return hmac.new(key, norm.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def mask(kind: str, value: str | None) -> str | None:
-    """The display form of a value (None for kinds that have none)."""
-    if value is None or kind not in MASKED_KINDS:
-        return None
-    norm = normalise(kind, value) if kind in ("id_number", "phone", "plate") else value
-    if norm is None:
-        return None
-    if kind == "name":
-        return norm[:1] + "**"
-    if kind == "id_number":
-        return norm[:3] + "*" * max(len(norm) - 7, 0) + norm[-4:]
-    if kind == "phone":
-        return norm[:3] + "****" + norm[-4:]
-    if kind == "plate":
-        return norm[:2] + "****" + norm[-1:]
-    return norm[:6] + "****"  # address
-
+from mo.pii import (  # noqa: F401  (re-exported: the lake and its tests import them from here)
+    MASKED_KINDS,
+    PII_KINDS,
+    TOKENISED_KINDS,
+    mask,
+    normalise,
+    padded_keys,
+    token,
+)
 
 # --- Spark (native functions only) ------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TypeVar
 
+from mo import pricing
 from mo.generator import reference as ref
 
 Item = TypeVar("Item")
@@ -582,13 +583,13 @@ def _vehicle_value(subject: tuple, start: date) -> float:
 
 
 def _premium(spec: ref.ProductSpec, age: float, vehicle_value: float | None, renewal_year: int, factor: float) -> float:
-    base = spec.base_premium
-    if spec.line == "auto":
-        if spec.sum_insured == 0 and vehicle_value:
-            base = 800 + vehicle_value * 0.018
-        base *= max(0.85**renewal_year, 0.6)  # no-claim discount builds up with each renewal
-    elif spec.line in ("health", "life"):
-        base *= factor * min(max(0.6 + (age - 25) * 0.035, 0.5), 3.5)
-    else:
-        base *= factor
-    return money(base)
+    """The shared pricing rule (mo.pricing), which the serving API's quotes use too."""
+    return pricing.premium(
+        line=spec.line,
+        base_premium=spec.base_premium,
+        vehicle_valued=spec.sum_insured == 0,
+        age=age,
+        vehicle_value=vehicle_value,
+        renewal_year=renewal_year,
+        cover_level=factor,
+    )

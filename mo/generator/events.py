@@ -16,9 +16,9 @@ import random
 import uuid
 from datetime import date, datetime, timedelta
 
+from mo import pii
 from mo.generator import reference as ref
 from mo.generator.book import choose, midnight
-from spark_jobs import pii
 
 SCHEMA_VERSION = 1
 
@@ -28,7 +28,7 @@ def occurred(ts: datetime) -> str:
 
 
 def openid_token(openid: str, key: bytes | None) -> str:
-    """The same token silver holds for the customer's wechat_openid (spark_jobs.pii), so events join to it."""
+    """The same token silver holds for the customer's wechat_openid (mo.pii), so events join to it."""
     if key:
         return pii.token(key, "identifier", openid) or ""
     return hashlib.sha256(pii.normalise("identifier", openid).encode("utf-8")).hexdigest()  # type: ignore[union-attr]

@@ -1,8 +1,9 @@
 """The serving store: what the serving API and campaigns read, published atomically from the lakehouse.
 
-- :func:`publish` copies customer_profile, customer_event_daily (last 180 days), segments and segment
-  members into PostgreSQL schema ``serving`` (a SQLite file under MO_HOME by default) and one Redis key
-  per customer, and swaps them in atomically (see docs/serving-store.md).
+- :func:`publish` copies customer_profile, customer_event_daily and customer_events (last 180 days),
+  segments, segment members and the membership history of the same 180 days into PostgreSQL schema
+  ``serving`` (a SQLite file under MO_HOME by default) and one Redis key per customer, and swaps them in
+  atomically (see docs/serving-store.md).
 - :func:`get_profile` reads a customer's profile from the current Redis refresh.
 - :func:`preview_segment` counts, samples and profiles the customers a segment rule selects.
 """

@@ -37,6 +37,8 @@ class PublishInputs:
     events: str
     membership: str
     definitions: str
+    timeline: str | None = None  # the per-event timeline (optional: an older lake has none)
+    runs: str | None = None  # every membership run per segment, empty ones included (optional)
 
     @classmethod
     def for_catalog(cls, catalog: str) -> PublishInputs:
@@ -45,6 +47,8 @@ class PublishInputs:
             events=f"{catalog}.marts.customer_event_daily",
             membership=f"{catalog}.segments.membership",
             definitions=f"{catalog}.segments.definitions",
+            timeline=f"{catalog}.marts.fct_customer_events",
+            runs=f"{catalog}.segments.runs",
         )
 
 
@@ -66,7 +70,7 @@ def pin_inputs(spark: SparkSession, inputs: PublishInputs, *, required: tuple[st
     frames: dict[str, DataFrame | None] = {}
     snapshots: dict[str, int | None] = {}
     for key, table in vars(inputs).items():
-        if not spark.catalog.tableExists(table):
+        if table is None or not spark.catalog.tableExists(table):
             if key in required:
                 raise ServingStoreError(f"input table {table} does not exist: build the marts before publishing")
             frames[key] = None
@@ -117,10 +121,23 @@ def event_frame(pinned: PinnedInputs, contract: ServingContract, as_of: date) ->
     return _serving_columns(recent, contract.tables["customer_event_daily"])
 
 
+def timeline_frame(pinned: PinnedInputs, contract: ServingContract, as_of: date) -> DataFrame | None:
+    """The per-event timeline in the same window as the daily counts (None: the lake has no timeline)."""
+    from pyspark.sql import functions as F
+
+    timeline = pinned.frames.get("timeline")
+    if timeline is None:
+        return None
+    first_day = as_of - timedelta(days=contract.event_retention_days - 1)
+    recent = timeline.where((F.col("event_date") >= F.lit(first_day)) & (F.col("event_date") <= F.lit(as_of)))
+    return _serving_columns(recent, contract.tables["customer_events"])
+
+
 def segment_frames(
-    pinned: PinnedInputs, contract: ServingContract, as_of: date
+    pinned: PinnedInputs, contract: ServingContract, as_of: date, history_from: DataFrame | None = None
 ) -> tuple[DataFrame | None, DataFrame | None]:
-    """(segments, segment_members): each segment's latest membership run on or before ``as_of``."""
+    """(segments, segment_members): each segment's latest membership run on or before ``as_of``; with
+    ``history_from`` (segment_id, history_from), the first day the published membership history covers."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -177,8 +194,11 @@ def segment_frames(
         F.col("kind").alias("run_kind"),
         F.col("rule").alias("run_rule"),
     )
+    if history_from is None:
+        history_from = spark.createDataFrame([], "segment_id string, history_from date")
     segments = (
         ids.join(latest_runs, "segment_id", "left")
+        .join(history_from, "segment_id", "left")
         .join(latest_defs, "segment_id", "left")
         .join(run_defs, ["segment_id", "run_version"], "left")
         .join(sizes, "segment_id", "left")
@@ -193,9 +213,73 @@ def segment_frames(
             "run_id",
             "as_of_date",
             "refreshed_at",
+            "history_from",
         )
     )
     return _serving_columns(segments, contract.tables["segments"]), members
+
+
+def membership_history_frames(
+    pinned: PinnedInputs, contract: ServingContract, as_of: date
+) -> tuple[DataFrame | None, DataFrame | None]:
+    """(segment_member_history, history_from per segment) over the retention window up to ``as_of``.
+
+    One run per segment and day counts (the latest computed that day). A member's consecutive runs with the
+    same definition version and the same matched clauses become one row ``[valid_from, valid_to]``: valid_from
+    is the first run's as-of date, valid_to the day before the next run of the segment that no longer has the
+    member that way (null: the member is so in the segment's latest run). Runs come from the membership rows
+    and, where the lake has it, segments.runs (which also lists runs that matched nobody: without it, an
+    empty run would look like no run at all and stretch the members of the run before it)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    membership = pinned.frames["membership"]
+    if membership is None:
+        return None, None
+    first_day = as_of - timedelta(days=contract.event_retention_days - 1)
+    window = (F.col("as_of_date") >= F.lit(first_day)) & (F.col("as_of_date") <= F.lit(as_of))
+    current = membership.where(window)
+    runs = current.select("segment_id", "run_id", "as_of_date", "computed_at")
+    listed = pinned.frames.get("runs")
+    if listed is not None:
+        runs = runs.unionByName(listed.where(window).select("segment_id", "run_id", "as_of_date", "computed_at"))
+    runs = runs.groupBy("segment_id", "run_id").agg(
+        F.max("as_of_date").alias("run_date"), F.max("computed_at").alias("computed_at")
+    )
+    latest_of_day = Window.partitionBy("segment_id", "run_date").orderBy(F.desc("computed_at"), F.desc("run_id"))
+    in_order = Window.partitionBy("segment_id").orderBy("run_date")
+    day_runs = (
+        runs.withColumn("_n", F.row_number().over(latest_of_day))
+        .where("_n = 1")
+        .withColumn("run_seq", F.row_number().over(in_order))
+        .withColumn("next_run_date", F.lead("run_date").over(in_order))
+        .select("segment_id", "run_id", "run_date", "run_seq", "next_run_date")
+    )
+    clauses = F.to_json(F.col("matched_clauses"))
+    members = current.select(
+        "segment_id",
+        "run_id",
+        "customer_id",
+        F.col("segment_version").cast("int").alias("segment_version"),
+        clauses.alias("clauses"),
+    ).join(day_runs, ["segment_id", "run_id"])
+    same_way = Window.partitionBy("segment_id", "customer_id", "segment_version", "clauses").orderBy("run_seq")
+    stretches = (
+        members.withColumn("_island", F.col("run_seq") - F.row_number().over(same_way))
+        .groupBy("segment_id", "customer_id", "segment_version", "clauses", "_island")
+        .agg(F.min("run_date").alias("valid_from"), F.max("run_seq").alias("last_seq"))
+    )
+    ends = day_runs.select("segment_id", F.col("run_seq").alias("last_seq"), "next_run_date")
+    history = stretches.join(ends, ["segment_id", "last_seq"]).select(
+        "segment_id",
+        "customer_id",
+        "valid_from",
+        F.date_sub(F.col("next_run_date"), 1).alias("valid_to"),
+        "segment_version",
+        F.col("clauses").alias("matched_clauses"),
+    )
+    history_from = day_runs.groupBy("segment_id").agg(F.min("run_date").alias("history_from"))
+    return _serving_columns(history, contract.tables["segment_member_history"]), history_from
 
 
 def redis_profile_frame(profile: DataFrame, members: DataFrame | None) -> DataFrame:

@@ -1,4 +1,5 @@
-"""Publish a lakehouse build to the serving store: profiles, daily event counts, segments and members.
+"""Publish a lakehouse build to the serving store: profiles, daily event counts, the per-event timeline,
+segments and members.
 
 One refresh, in order (see docs/serving-store.md):
 
@@ -31,10 +32,12 @@ from mo.serving_store.extract import (
     PublishInputs,
     event_frame,
     iter_arrow_batches,
+    membership_history_frames,
     pin_inputs,
     profile_frame,
     redis_profile_frame,
     segment_frames,
+    timeline_frame,
 )
 from mo.serving_store.store import SqlServingStore, default_publisher, new_refresh_id, open_store
 
@@ -217,12 +220,16 @@ def publish(
         contract = store.contract
         profile = profile_frame(pinned, contract)
         events = event_frame(pinned, contract, as_of)
-        segments, members = segment_frames(pinned, contract, as_of)
+        timeline = timeline_frame(pinned, contract, as_of)
+        history, history_from = membership_history_frames(pinned, contract, as_of)
+        segments, members = segment_frames(pinned, contract, as_of, history_from)
         tables = {
             "customer_profile": iter_arrow_batches(profile),
             "customer_event_daily": iter_arrow_batches(events) if events is not None else None,
+            "customer_events": iter_arrow_batches(timeline) if timeline is not None else None,
             "segments": iter_arrow_batches(segments) if segments is not None else None,
             "segment_members": iter_arrow_batches(members) if members is not None else None,
+            "segment_member_history": iter_arrow_batches(history) if history is not None else None,
         }
         redis_profiles = iter_arrow_batches(redis_profile_frame(profile, members)) if use_redis else None
         return publish_batches(

@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "auth", "description": "Access tokens"},
             {"name": "customers", "description": "Published profiles and customer reads"},
+            {"name": "products", "description": "The product catalogue every channel renders from, and quotes"},
             {"name": "audit", "description": "The append-only audit log (admins)"},
             {"name": "health", "description": "Probes and metrics"},
         ],

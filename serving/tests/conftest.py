@@ -105,6 +105,7 @@ def build_world(home: Path, *, source_url: str | None = None, customers: int = W
     serving_url = f"sqlite:///{home / 'serving.db'}"
     platform = _load_platform_world()
     world = platform.make_world("api", customers, seed=11)
+    _align_with_source(world, engine, platform)
     store = SqlServingStore(serving_url)
     client = connect_redis(url=MACHINE_REDIS_URL)
     publish_batches(
@@ -120,6 +121,56 @@ def build_world(home: Path, *, source_url: str | None = None, customers: int = W
     client.close()
     settings = Settings(source_url=source_url, database_url=serving_url, redis_url=MACHINE_REDIS_URL)
     return ApiWorld(home, source_url, serving_url, prefix, settings, engine, customers)
+
+
+def _align_with_source(world, engine: Engine, platform) -> None:  # type: ignore[no-untyped-def]
+    """The published profiles carry the source customers' real tokens, risk rating, age and in-force lines (the
+    lake would compute them so), and one smart segment with the propensity model's score in its reasons."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from mo import pii
+    from mo.oltp.models import Customer, Policy, Product
+
+    customers, policies, products = Customer.__table__, Policy.__table__, Product.__table__
+    key = PII_KEY.encode()
+    with engine.connect() as conn:
+        people = {r.id: r for r in conn.execute(select(customers))}
+        lines: dict[int, set[str]] = {}
+        for cid, line in conn.execute(
+            select(policies.c.customer_id, products.c.line)
+            .join(products, products.c.id == policies.c.product_id)
+            .where(policies.c.status == "in_force")
+        ):
+            lines.setdefault(cid, set()).add(line)
+    for profile in world.profiles:
+        person = people[profile["customer_id"]]
+        held = lines.get(person.id, set())
+        profile.update(
+            phone_token=pii.token(key, "phone", person.phone),
+            id_number_token=pii.token(key, "id_number", person.id_number),
+            phone_masked=pii.mask("phone", person.phone),
+            risk_rating=person.risk_rating,
+            age=(platform.AS_OF - person.birth_date).days // 365,
+            lines_held=",".join(sorted(held)) or None,
+            **{f"has_{line}": line in held for line in ("auto", "property", "accident", "health", "life")},
+        )
+    world.definitions.append(
+        {"segment_id": "api_likely_renewers", "version": 1, "name": "likely renewers", "kind": "smart", "rule": None}
+    )
+    for profile in world.profiles[:40]:
+        world.membership.append(
+            {
+                "run_id": "smart1",
+                "as_of_date": platform.AS_OF,
+                "segment_id": "api_likely_renewers",
+                "segment_version": 1,
+                "customer_id": profile["customer_id"],
+                "matched_clauses": ["smart: score 0.812 >= 0.7 (renewal v1)"],
+                "computed_at": dt.datetime.combine(platform.AS_OF, dt.time(4), tzinfo=dt.UTC),
+            }
+        )
 
 
 @pytest.fixture(scope="session")

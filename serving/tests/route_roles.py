@@ -9,6 +9,9 @@ row: a route missing here fails the test, an allowed role never gets 401/403, ev
 from __future__ import annotations
 
 # Roles by what they do, to keep rows readable; every row still lists its roles explicitly through these.
+ALL_ROLES = frozenset(
+    {"app", "service_agent", "claims_handler", "marketer", "approver", "analyst", "reviewer", "admin"}
+)
 CUSTOMER_READERS = frozenset({"app", "service_agent", "claims_handler", "marketer", "approver", "reviewer"})
 ADMINS = frozenset({"admin"})
 CLAIM_FILERS = frozenset({"app", "service_agent"})  # claims:submit
@@ -36,4 +39,15 @@ EXPECTED: dict[str, frozenset[str]] = {
     "POST /v1/claims/{claim_no}/transitions": CLAIM_HANDLERS,
     "POST /v1/claims/{claim_no}/documents": CLAIM_FILERS,
     "GET /v1/claims/{claim_no}/documents": CLAIM_READERS,
+    # customer reads (scope customers:read)
+    "POST /v1/customers/lookup": CUSTOMER_READERS,
+    "GET /v1/customers/{customer_id}/timeline": CUSTOMER_READERS,
+    "GET /v1/customers/{customer_id}/segments": CUSTOMER_READERS,
+    "GET /v1/customers/{customer_id}/policies": CUSTOMER_READERS,
+    "GET /v1/customers/{customer_id}/recommendations": CUSTOMER_READERS,
+    # the catalogue (scope products:read: every role)
+    "GET /v1/products": ALL_ROLES,
+    "GET /v1/products/{product_code}": ALL_ROLES,
+    # a quote reads the customer's age and rating (scope customers:read)
+    "GET /v1/products/{product_code}/quote": CUSTOMER_READERS,
 }

@@ -75,6 +75,7 @@ def make_world(n: int = 300, seed: int = 7, as_of: dt.date = AS_OF) -> tuple[lis
                 "name_masked": f"C*{i}",
                 "phone_masked": f"138****{i:04d}",
                 "phone_token": f"tok{i}",
+                "id_number_token": f"idtok{i}",
                 "customer_since_date": as_of - dt.timedelta(days=rnd.randint(30, 4000)),
                 "gender": rnd.choice(["M", "F"]),
                 "age": age,

@@ -18,6 +18,10 @@ from tests.serving_store.world import AS_OF, World, make_world, mart_columns
 
 pytestmark = pytest.mark.spark
 
+RUNS_DDL = (
+    "run_id string, as_of_date date, segment_id string, segment_version int, kind string, member_count bigint, "
+    "computed_at timestamp"
+)
 MEMBERSHIP_DDL = (
     "run_id string, as_of_date date, segment_id string, segment_version int, customer_id bigint, "
     "matched_clauses array<string>, computed_at timestamp"
@@ -71,8 +75,10 @@ def lake(spark, settings) -> tuple[PublishInputs, World]:
     inputs = PublishInputs.for_catalog(catalog)
     _write(spark, inputs.profile, _ddl("customer_profile"), world.profiles)
     _write(spark, inputs.events, _ddl("customer_event_daily"), world.events)
+    _write(spark, inputs.timeline, _ddl("fct_customer_events"), world.timeline())
     _write(spark, inputs.membership, MEMBERSHIP_DDL, world.membership)
     _write(spark, inputs.definitions, DEFINITIONS_DDL, world.definitions)
+    spark.sql(f"DROP TABLE IF EXISTS {inputs.runs}")  # a test adds it when it needs it
     return inputs, world
 
 
@@ -89,8 +95,10 @@ def test_publish_from_the_lakehouse(spark, settings, lake, pg_schema: str, redis
     assert result.row_counts == {
         "customer_profile": 120,
         "customer_event_daily": events_in_window,
+        "customer_events": len(world.recent_timeline()),
         "segments": 2,
         "segment_members": len(members),
+        "segment_member_history": len(world.published_history()),
     }
     assert result.redis_keys == 120
 
@@ -108,6 +116,20 @@ def test_publish_from_the_lakehouse(spark, settings, lake, pg_schema: str, redis
         assert segments["s_loyal"].size == sum(1 for m in members if m["segment_id"] == "s_loyal")
         assert segments["s_static"].run_id == "upload1" and segments["s_static"].size == 5
         assert published == {(m["segment_id"], m["customer_id"]) for m in members}
+        # Membership history: Spark's stretches equal the plain-Python reference's.
+        with store.engine.connect() as conn:
+            history = {
+                (r.segment_id, r.customer_id, str(r.valid_from), r.valid_to and str(r.valid_to), r.segment_version,
+                 r.matched_clauses)
+                for r in conn.execute(text(f"SELECT * FROM {store.qualified('segment_member_history')}"))
+            }  # fmt: skip
+        expected_history = {
+            (h["segment_id"], h["customer_id"], str(h["valid_from"]), h["valid_to"] and str(h["valid_to"]),
+             h["segment_version"], h["matched_clauses"])
+            for h in world.published_history()
+        }  # fmt: skip
+        assert history == expected_history and any(h[3] is not None for h in history)
+        assert str(segments["s_loyal"].history_from) == str(AS_OF - dt.timedelta(days=1))
         audit = store.refreshes()[0]
         snapshots = audit["source"]
         for table in (inputs.profile, inputs.events, inputs.membership, inputs.definitions):
@@ -171,3 +193,24 @@ def _check_previews(spark, inputs: PublishInputs, stores: list[SqlServingStore])
     finally:
         for store in stores:
             store.dispose()
+
+
+def test_a_run_that_matched_nobody_ends_every_stretch(spark, settings, lake, tmp_path):
+    """segments.runs lists runs without members: the day's later, empty run of s_loyal empties that day."""
+    inputs, world = lake
+    empty = {
+        "run_id": "run0-empty",
+        "as_of_date": AS_OF - dt.timedelta(days=1),
+        "segment_id": "s_loyal",
+        "segment_version": 2,
+        "kind": "dynamic",
+        "member_count": 0,
+        "computed_at": dt.datetime.combine(AS_OF - dt.timedelta(days=1), dt.time(5), tzinfo=dt.UTC),
+    }
+    _write(spark, inputs.runs, RUNS_DDL, [empty])
+    result = publish(settings, spark=spark, as_of=AS_OF, db_url=f"sqlite:///{tmp_path / 's.db'}", use_redis=False)
+    expected = world.published_history(runs_table=[empty])
+    assert result.row_counts["segment_member_history"] == len(expected)
+    loyal = [h for h in expected if h["segment_id"] == "s_loyal"]
+    assert loyal and all(h["valid_from"] == AS_OF and h["valid_to"] is None for h in loyal)
+    assert len(loyal) < len(world.published_history()), "without the empty run, run0's members would stretch back"

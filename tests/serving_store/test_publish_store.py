@@ -47,8 +47,10 @@ def test_publish_round_trips_values_and_counts(store: SqlServingStore):
     assert result.row_counts == {
         "customer_profile": 60,
         "customer_event_daily": len(world.recent_events()),
+        "customer_events": len(world.recent_timeline()),
         "segments": 2,
         "segment_members": len(world.published_members()),
+        "segment_member_history": len(world.published_history()),
     }
     for table, n in result.row_counts.items():
         assert _count(store, table) == n

@@ -18,6 +18,7 @@ from mo.serving_store.contract import ARROW_TYPES, ServingTable, load_serving_co
 AS_OF = dt.date(2026, 3, 31)
 PROVINCES = ["Guangdong", "Zhejiang", "Jiangsu", "Sichuan", "Beijing"]
 EVENT_TYPES = ["app_login", "message_open", "claim_filed"]
+DOMAINS = {"app_login": "app", "message_open": "message", "claim_filed": "claim"}
 
 
 def mart_columns(mart: str) -> list[dict[str, Any]]:
@@ -67,6 +68,33 @@ class World:
         first = AS_OF - dt.timedelta(days=retention_days - 1)
         return [e for e in self.events if first <= e["event_date"] <= AS_OF]
 
+    def timeline(self) -> list[dict[str, Any]]:
+        """fct_customer_events rows that add up to the daily counts: ``event_count`` events per daily row."""
+        rows = []
+        for e in self.events:
+            for n in range(e["event_count"]):
+                at = dt.datetime.combine(e["event_date"], dt.time(8 + 3 * n, 7 * n, 0, 250), tzinfo=dt.UTC)
+                rows.append(
+                    {
+                        "event_id": f"{self.tag}:{e['customer_id']}:{e['event_type']}:{e['event_date']}:{n}",
+                        "customer_id": e["customer_id"],
+                        "event_at": at,
+                        "event_date": e["event_date"],
+                        "domain": DOMAINS[e["event_type"]],
+                        "event_type": e["event_type"],
+                        "channel": "app" if DOMAINS[e["event_type"]] == "app" else None,
+                        "object_id": f"C{e['customer_id']:06d}" if e["event_type"] == "claim_filed" else None,
+                        "amount": 1000.5 * (n + 1) if e["event_type"] == "claim_filed" else None,
+                        "attributes": json.dumps({"n": n, "note": 'it\'s "quoted"'}),
+                        "source": "test",
+                    }
+                )
+        return rows
+
+    def recent_timeline(self, retention_days: int = 180) -> list[dict[str, Any]]:
+        first = AS_OF - dt.timedelta(days=retention_days - 1)
+        return [e for e in self.timeline() if first <= e["event_date"] <= AS_OF]
+
     def published_members(self) -> list[dict[str, Any]]:
         """Rows of each segment's latest run on or before AS_OF."""
         latest: dict[str, tuple] = {}
@@ -79,6 +107,55 @@ class World:
             for m in self.membership
             if m["segment_id"] in latest and (m["as_of_date"], m["computed_at"], m["run_id"]) == latest[m["segment_id"]]
         ]
+
+    def published_history(self, retention_days: int = 180, runs_table: list[dict] = ()) -> list[dict[str, Any]]:
+        """segment_member_history as the publish computes it (mo.serving_store.extract), in plain Python;
+        ``runs_table``: rows of segments.runs (runs that matched nobody included)."""
+        first = AS_OF - dt.timedelta(days=retention_days - 1)
+        rows = [m for m in self.membership if first <= m["as_of_date"] <= AS_OF]
+        runs: dict[tuple[str, str], tuple] = {}
+        for m in [*rows, *(r for r in runs_table if first <= r["as_of_date"] <= AS_OF)]:
+            key = (m["segment_id"], m["run_id"])
+            runs[key] = max(runs.get(key, (m["as_of_date"], m["computed_at"])), (m["as_of_date"], m["computed_at"]))
+        day_runs: dict[tuple[str, dt.date], tuple] = {}
+        for (segment, run), (day, computed) in runs.items():
+            day_runs[(segment, day)] = max(day_runs.get((segment, day), (computed, run)), (computed, run))
+        sequence: dict[str, list[tuple[dt.date, str]]] = {}
+        for (segment, day), (_, run) in sorted(day_runs.items()):
+            sequence.setdefault(segment, []).append((day, run))
+        history = []
+        for segment, days in sequence.items():
+            state: dict[int, dict[str, Any]] = {}  # customer -> open stretch
+            for index, (day, run) in enumerate(days):
+                now = {
+                    m["customer_id"]: (m["segment_version"], json.dumps(m["matched_clauses"], separators=(",", ":")))
+                    for m in rows
+                    if m["segment_id"] == segment and m["run_id"] == run
+                }
+                for cid, stretch in list(state.items()):
+                    if now.get(cid) != (stretch["segment_version"], stretch["matched_clauses"]):
+                        history.append({**stretch, "valid_to": day - dt.timedelta(days=1)})
+                        del state[cid]
+                for cid, (version, clauses) in now.items():
+                    if cid not in state:
+                        state[cid] = {
+                            "segment_id": segment,
+                            "customer_id": cid,
+                            "valid_from": day,
+                            "segment_version": version,
+                            "matched_clauses": clauses,
+                        }
+                assert index < len(days)
+            history += [{**stretch, "valid_to": None} for stretch in state.values()]
+        return history
+
+    def history_from(self, retention_days: int = 180) -> dict[str, dt.date]:
+        first = AS_OF - dt.timedelta(days=retention_days - 1)
+        days: dict[str, dt.date] = {}
+        for m in self.membership:
+            if first <= m["as_of_date"] <= AS_OF:
+                days[m["segment_id"]] = min(days.get(m["segment_id"], m["as_of_date"]), m["as_of_date"])
+        return days
 
     # -- Arrow, as publish_batches takes it ---------------------------------------------------------
     def batches(self) -> dict[str, list[pa.RecordBatch]]:
@@ -98,6 +175,7 @@ class World:
                 "run_id": None,
                 "as_of_date": AS_OF,
                 "refreshed_at": None,
+                "history_from": self.history_from().get(d["segment_id"]),
             }
             for d in self.definitions
         ]
@@ -110,8 +188,10 @@ class World:
                 to_arrow(contract.tables["customer_profile"], self.profiles[half:]),
             ],
             "customer_event_daily": [to_arrow(contract.tables["customer_event_daily"], self.recent_events())],
+            "customer_events": [to_arrow(contract.tables["customer_events"], self.recent_timeline())],
             "segments": [to_arrow(contract.tables["segments"], segments)],
             "segment_members": [to_arrow(contract.tables["segment_members"], members_rows)],
+            "segment_member_history": [to_arrow(contract.tables["segment_member_history"], self.published_history())],
         }
 
     def redis_batches(self) -> list[pa.RecordBatch]:

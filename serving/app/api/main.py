@@ -2,12 +2,26 @@
 
 from fastapi import APIRouter
 
-from app.api.routes import audit, auth, claims, complaints, consents, customers, erasure, health
+from app.api.routes import (
+    audit,
+    auth,
+    claims,
+    complaints,
+    consents,
+    customer_reads,
+    customers,
+    erasure,
+    health,
+    products,
+)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(auth.router)
+# Before customers: POST /v1/customers/lookup must not be read as a customer id.
+api_router.include_router(customer_reads.router)
 api_router.include_router(customers.router)
+api_router.include_router(products.router)
 api_router.include_router(audit.router)
 api_router.include_router(claims.router)
 api_router.include_router(consents.router)

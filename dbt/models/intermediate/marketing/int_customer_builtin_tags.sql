@@ -39,6 +39,7 @@ final as (
         natural_tags.name_masked,
         natural_tags.phone_masked,
         natural_tags.phone_token,
+        natural_tags.id_number_token,
         natural_tags.customer_since_date,
         natural_tags.gender,
         natural_tags.age,

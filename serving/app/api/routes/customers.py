@@ -97,6 +97,9 @@ def get_customer(
         raise ApiError(404, f"customer {customer_id} is not in the published profiles")
     refresh_id, fields = found
     segments = fields.pop("segments", "") or ""
+    # Join tokens (phone_token, id_number_token) are pseudonymous identifiers, still personal data: the platform
+    # joins on them, no app needs them, so they stay inside.
+    fields = {name: value for name, value in fields.items() if not name.endswith("_token")}
     body: dict[str, Any] = {
         "customer_id": customer_id,
         "refresh_id": refresh_id,
