@@ -8,13 +8,14 @@ tools do, cheaply enough to run daily on the largest tables:
 1. **Row hashes on both sides.** Each live row (``deleted_at`` null, ``updated_at`` up to the table's
    published watermark: a row changed after it is the next sync's business) is encoded canonically as text
    (:func:`field_sql` in the source's SQL, :func:`field_col` in Spark) and hashed with MD5; the first 16 hex
-   digits make two 32-bit numbers ``h1`` and ``h2``. The source computes them in SQL (SQLite, which has no
-   MD5, through a function registered on the Python connection), so only aggregates cross the wire.
+   digits make a 64-bit number ``h``. The source computes it in SQL, the MD5 once per row (SQLite, which has
+   no MD5, through a function registered on the Python connection), so only aggregates cross the wire;
+   Spark keeps ``h`` as two 32-bit halves whose sums cannot overflow.
 2. **Ranges.** The id space ``[lo, hi)`` is cut into ``MO_RECONCILE_PARTS`` ranges; per range each side
-   returns ``count(*)``, ``sum(h1)``, ``sum(h2)`` (sums fit a bigint up to 2^31 rows). Equal triples: the
-   range agrees. A range that differs is cut again, until it holds at most ``MO_RECONCILE_LEAF_ROWS`` rows
-   on either side; then both sides list (id, h1, h2) for it and the ids are compared one by one. A
-   difference costs one query per level (all differing ranges of a level in one ``UNION ALL``).
+   returns ``count(*)`` and ``sum(h)`` modulo 2^64. Equal pairs: the range agrees. A range that differs is
+   cut again, until it holds at most ``MO_RECONCILE_LEAF_ROWS`` rows on either side; then both sides list
+   (id, h) for it and the ids are compared one by one. A difference costs one query per level (all
+   differing ranges of a level in one ``UNION ALL``).
 3. **Pending, not different.** A differing id whose source row has ``updated_at`` after the watermark
    was changed in the source since the last sync: the next sync takes it, so it is reported as pending.
 4. **Repair** (``--repair``): the differing ids of each table go through the sync's gated full-refresh
@@ -145,17 +146,24 @@ def row_text_sql(contract: TableContract, dialect: str) -> str:
     return _concat(dialect, [field_sql(c, dialect) for c in contract.columns])
 
 
-def _md5_sql(expr: str, dialect: str) -> str:
-    return f"mo_md5({expr})" if dialect == "sqlite" else f"md5({expr})"
+def _hash64_sql(row_text: str, dialect: str) -> str:
+    """The row's hash: its MD5's first 16 hex digits as a 64-bit integer (signed in PostgreSQL and SQLite,
+    unsigned in MariaDB: equal modulo 2^64, which is how they are compared).
 
-
-def _hex32_sql(expr: str, dialect: str) -> str:
-    """An 8-hex-digit text as a non-negative integer."""
+    The text and its MD5 appear once in the expression: MariaDB merges derived tables into the outer query
+    and neither it nor PostgreSQL shares a repeated expression, so a hash referred to twice (two 32-bit
+    halves, say) is computed twice per row; that doubled the source side's time."""
     if dialect == "postgresql":
-        return f"CAST(CAST('x' || {expr} AS BIT(32)) AS BIGINT) & 4294967295"
+        return f"CAST(CAST('x' || substr(md5({row_text}), 1, 16) AS BIT(64)) AS BIGINT)"
     if dialect == "mysql":
-        return f"CAST(CONV({expr}, 16, 10) AS UNSIGNED)"
-    return f"mo_hex32({expr})"
+        return f"CAST(CONV(SUBSTR(MD5({row_text}), 1, 16), 16, 10) AS UNSIGNED)"
+    return f"mo_hash64({row_text})"
+
+
+def _hash_sum_sql(expr: str, dialect: str) -> str:
+    """The sum of row hashes, exact (MariaDB and PostgreSQL sum bigints as decimals; SQLite's integers would
+    overflow, so a Python aggregate sums modulo 2^64 there)."""
+    return f"mo_sum64({expr})" if dialect == "sqlite" else f"sum({expr})"
 
 
 def live_filter_sql(contract: TableContract, bound: datetime) -> str:
@@ -164,14 +172,14 @@ def live_filter_sql(contract: TableContract, bound: datetime) -> str:
 
 
 def hashed_rows_sql(contract: TableContract, dialect: str, where: str) -> str:
-    """SELECT id, h1, h2 of the rows matching ``where`` (the MD5 is computed once per row)."""
-    pk = contract.primary_key
-    inner = (
-        f"SELECT {pk} AS id, {_md5_sql(row_text_sql(contract, dialect), dialect)} AS m "
-        f"FROM {contract.table} WHERE {where}"
-    )
-    h1, h2 = _hex32_sql("substr(m, 1, 8)", dialect), _hex32_sql("substr(m, 9, 8)", dialect)
-    return f"SELECT id, {h1} AS h1, {h2} AS h2 FROM ({inner}) hashed"
+    """SELECT id, h of the rows matching ``where`` (h: :func:`_hash64_sql`; compare with :func:`u64`)."""
+    hashed = _hash64_sql(row_text_sql(contract, dialect), dialect)
+    return f"SELECT {contract.primary_key} AS id, {hashed} AS h FROM {contract.table} WHERE {where}"
+
+
+def u64(value) -> int:
+    """A hash or a sum of hashes from any side, as the number compared: modulo 2^64."""
+    return int(value or 0) % 2**64
 
 
 def _int_div(dialect: str) -> str:
@@ -179,15 +187,15 @@ def _int_div(dialect: str) -> str:
 
 
 def digests_sql(contract: TableContract, dialect: str, bound: datetime, ranges: Sequence[Range], parts: int) -> str:
-    """Per range (its index ``r``) and part of it: rows, sum(h1), sum(h2). One UNION ALL branch per range."""
+    """Per range (its index ``r``) and part of it: rows, sum(h). One UNION ALL branch per range."""
     branches = []
     for index, r in enumerate(ranges):
         pk = contract.primary_key
         where = f"{live_filter_sql(contract, bound)} AND {pk} >= {r.lo} AND {pk} < {r.hi}"
         part = f"(id - {r.lo}) * {parts} {_int_div(dialect)} {r.width}"
         branches.append(
-            f"SELECT {index} AS r, part, count(*) AS n, sum(h1) AS s1, sum(h2) AS s2 FROM "
-            f"(SELECT {part} AS part, h1, h2 FROM ({hashed_rows_sql(contract, dialect, where)}) h{index}) p{index} "
+            f"SELECT {index} AS r, part, count(*) AS n, {_hash_sum_sql('h', dialect)} AS s FROM "
+            f"(SELECT {part} AS part, h FROM ({hashed_rows_sql(contract, dialect, where)}) h{index}) p{index} "
             "GROUP BY part"
         )
     return " UNION ALL ".join(branches)
@@ -200,24 +208,35 @@ def leaf_rows_sql(contract: TableContract, dialect: str, bound: datetime, ranges
 
 
 def source_engine(url: str) -> Engine:
-    """An engine on the source whose connections can hash rows: SQLite has no MD5 and no hex parsing,
-    so its connections get both from Python (deterministic functions)."""
+    """An engine on the source whose connections can hash rows: SQLite has no MD5, no hex parsing and no
+    sum beyond 64 bits, so its connections get them from Python (deterministic functions)."""
     from mo.oltp.db import make_engine
 
     engine = make_engine(url)
     if jdbc_source(url).dialect != "sqlite":
         return engine
 
-    def md5(value):
-        return None if value is None else hashlib.md5(str(value).encode("utf-8")).hexdigest()  # noqa: S324 - not security
+    def hash64(value):
+        if value is None:
+            return None
+        unsigned = int(hashlib.md5(str(value).encode("utf-8")).hexdigest()[:16], 16)  # noqa: S324 - not security
+        return unsigned - 2**64 if unsigned >= 2**63 else unsigned  # SQLite integers are signed 64-bit
 
-    def hex32(value):
-        return None if value is None else int(value, 16)
+    class Sum64:
+        def __init__(self) -> None:
+            self.total = 0
+
+        def step(self, value) -> None:
+            if value is not None:
+                self.total = (self.total + value) % 2**64
+
+        def finalize(self) -> str:
+            return str(self.total)  # as text: it may not fit a signed 64-bit integer
 
     @event.listens_for(engine, "connect")
     def _functions(dbapi_conn, _record):
-        dbapi_conn.create_function("mo_md5", 1, md5, deterministic=True)
-        dbapi_conn.create_function("mo_hex32", 1, hex32, deterministic=True)
+        dbapi_conn.create_function("mo_hash64", 1, hash64, deterministic=True)
+        dbapi_conn.create_aggregate("mo_sum64", 1, Sum64)
 
     return engine
 
@@ -253,7 +272,9 @@ def field_col(column: ColumnContract, col):
 
 
 def transform_row_hashes(rows, contract: TableContract):
-    """(id, h1, h2) per row of a frame holding the contract's columns with clear values."""
+    """(id, h1, h2) per row of a frame holding the contract's columns with clear values: the two 32-bit
+    halves of the source's 64-bit hash h (h = h1 * 2^32 + h2), so Spark sums them as longs (exact up to
+    2^31 rows) where a 64-bit sum would overflow; Spark computes the MD5 once for both."""
     from pyspark.sql import functions as F
 
     text_col = F.concat(*[field_col(c, F.col(quote(c.name))) for c in contract.columns])
@@ -281,7 +302,8 @@ def transform_clear_silver(silver, restricted, contract: TableContract):
 
 
 def transform_range_digests(hashes, ranges: Sequence[Range], parts: int):
-    """Spark twin of :func:`digests_sql` over a frame of (id, h1, h2): columns r, part, n, s1, s2."""
+    """Spark twin of :func:`digests_sql` over a frame of (id, h1, h2): columns r, part, n, s1, s2
+    (sum(h) = s1 * 2^32 + s2)."""
     from pyspark.sql import functions as F
 
     bounds = hashes.sparkSession.createDataFrame(
@@ -323,7 +345,7 @@ class Range:
         return Range(start, end)
 
 
-Digest = tuple[int, int, int]  # rows, sum(h1), sum(h2)
+Digest = tuple[int, int]  # rows, sum(h) modulo 2^64
 
 
 def differing_parts(
@@ -331,7 +353,7 @@ def differing_parts(
 ) -> list[tuple[int, int, int]]:
     """(range index, part, larger row count) of every part whose digests differ (a part missing on one side
     has no rows there)."""
-    empty: Digest = (0, 0, 0)
+    empty: Digest = (0, 0)
     out = []
     for key in sorted(set(source) | set(silver)):
         a, b = source.get(key, empty), silver.get(key, empty)
@@ -340,7 +362,12 @@ def differing_parts(
     return out
 
 
-def differing_ids(source: dict[int, tuple[int, int]], silver: dict[int, tuple[int, int]]) -> list[int]:
+def spark_row_hash(row) -> int:
+    """A row of :func:`transform_row_hashes` as the 64-bit hash the source computes."""
+    return (row["h1"] << 32) + row["h2"]
+
+
+def differing_ids(source: dict[int, int], silver: dict[int, int]) -> list[int]:
     return sorted(i for i in set(source) | set(silver) if source.get(i) != silver.get(i))
 
 
@@ -390,8 +417,8 @@ def _source_digests(engine, contract, dialect, bound, ranges, parts) -> dict[tup
         for offset, chunk in (
             (o, ranges[o : o + MAX_RANGES_PER_QUERY]) for o in range(0, len(ranges), MAX_RANGES_PER_QUERY)
         ):
-            for r, part, n, s1, s2 in conn.execute(text(digests_sql(contract, dialect, bound, chunk, parts))):
-                out[(offset + int(r), int(part))] = (int(n), int(s1 or 0), int(s2 or 0))
+            for r, part, n, s in conn.execute(text(digests_sql(contract, dialect, bound, chunk, parts))):
+                out[(offset + int(r), int(part))] = (int(n), u64(s))
     return out
 
 
@@ -400,7 +427,7 @@ def _silver_digests(hashes, ranges, parts) -> dict[tuple[int, int], Digest]:
     for offset in range(0, len(ranges), MAX_RANGES_PER_QUERY):
         chunk = ranges[offset : offset + MAX_RANGES_PER_QUERY]
         for row in transform_range_digests(hashes, chunk, parts).collect():
-            out[(offset + row["r"], row["part"])] = (row["n"], row["s1"] or 0, row["s2"] or 0)
+            out[(offset + row["r"], row["part"])] = (row["n"], u64(((row["s1"] or 0) << 32) + (row["s2"] or 0)))
     return out
 
 
@@ -409,15 +436,15 @@ def _leaf_rows(engine, contract, dialect, bound, hashes, ranges) -> tuple[dict, 
 
     from pyspark.sql import functions as F
 
-    source: dict[int, tuple[int, int]] = {}
-    silver: dict[int, tuple[int, int]] = {}
+    source: dict[int, int] = {}
+    silver: dict[int, int] = {}
     with engine.connect() as conn:
         for chunk in _chunks(ranges, MAX_RANGES_PER_QUERY):
-            for i, h1, h2 in conn.execute(text(leaf_rows_sql(contract, dialect, bound, chunk))):
-                source[int(i)] = (int(h1), int(h2))
+            for i, h in conn.execute(text(leaf_rows_sql(contract, dialect, bound, chunk))):
+                source[int(i)] = u64(h)
             spans = reduce(lambda a, b: a | b, [(F.col("id") >= r.lo) & (F.col("id") < r.hi) for r in chunk])
             for row in hashes.where(spans).collect():
-                silver[row["id"]] = (row["h1"], row["h2"])
+                silver[row["id"]] = spark_row_hash(row)
     return source, silver
 
 
@@ -471,8 +498,8 @@ def reconcile_table(
             silver = _silver_digests(hashes, level, parts)
             source = pending_source.result()
             if not result.ranges_compared - len(level):  # the first level covers every id
-                result.source_rows = sum(n for n, _, _ in source.values())
-                result.silver_rows = sum(n for n, _, _ in silver.values())
+                result.source_rows = sum(n for n, _ in source.values())
+                result.silver_rows = sum(n for n, _ in silver.values())
             nxt: list[Range] = []
             for r, part, rows in differing_parts(source, silver):
                 sub = level[r].part(parts, part)

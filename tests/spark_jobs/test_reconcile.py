@@ -30,12 +30,16 @@ from spark_jobs.extract import jdbc_source, plan_window, read_window
 from spark_jobs.lake import restricted_table, silver_table
 from spark_jobs.reconcile import (
     Range,
+    _silver_digests,
+    _source_digests,
     differing_ids,
     hashed_rows_sql,
     reconcile,
     reconcile_history,
     source_engine,
+    spark_row_hash,
     transform_row_hashes,
+    u64,
 )
 from spark_jobs.sync import layer_counts, run_sync
 
@@ -141,13 +145,19 @@ def test_sql_and_spark_encode_rows_alike(spark, settings, request, url_fixture):
     dialect = jdbc_source(url).dialect
     hashing = source_engine(url)
     with hashing.connect() as conn:
-        in_sql = {int(i): (int(a), int(b)) for i, a, b in conn.execute(text(hashed_rows_sql(TRICKY, dialect, "1 = 1")))}
-    hashing.dispose()
+        in_sql = {int(i): u64(h) for i, h in conn.execute(text(hashed_rows_sql(TRICKY, dialect, "1 = 1")))}
     frame = read_window(spark, settings, jdbc_source(url), TRICKY, plan_window(engine, TRICKY, None))
-    in_spark = {r["id"]: (r["h1"], r["h2"]) for r in transform_row_hashes(frame, TRICKY).collect()}
+    in_spark = {r["id"]: spark_row_hash(r) for r in transform_row_hashes(frame, TRICKY).collect()}
+    # and per range, the sums modulo 2^64 agree too (PostgreSQL's hashes are signed, MariaDB's unsigned)
+    ranges = [Range(1, len(rows) + 1)]
+    in_sql_ranges = _source_digests(hashing, TRICKY, dialect, T, ranges, 2)
+    in_spark_ranges = _silver_digests(transform_row_hashes(frame, TRICKY), ranges, 2)
+    hashing.dispose()
     engine.dispose()
     assert len(in_sql) == len(TRICKY_ROWS)
     assert differing_ids(in_sql, in_spark) == []
+    assert any(h >= 2**63 for h in in_sql.values())  # a hash that is negative as a signed 64-bit integer
+    assert in_sql_ranges == in_spark_ranges and sum(n for n, _ in in_sql_ranges.values()) == len(TRICKY_ROWS)
     # and the encoding tells the tricky values apart: NULL, '', 'N', 'NN' give different rows' hashes
     assert len(set(in_sql.values())) == len(TRICKY_ROWS)
 
