@@ -37,9 +37,9 @@ from spark_jobs.reconcile import (
     reconcile,
     reconcile_history,
     source_engine,
+    source_row_hash,
     spark_row_hash,
     transform_row_hashes,
-    u64,
 )
 from spark_jobs.sync import layer_counts, run_sync
 
@@ -72,7 +72,7 @@ TRICKY = TableContract(
     schema_evolution="strict",
     columns=(
         ColumnContract("id", "bigint", nullable=False),
-        ColumnContract("label", "string"),
+        ColumnContract("label", "string", pii="name"),  # hashed in the PII part
         ColumnContract("amount", "decimal(18,2)"),
         ColumnContract("ratio", "decimal(5,4)"),
         ColumnContract("flag", "boolean"),
@@ -145,7 +145,8 @@ def test_sql_and_spark_encode_rows_alike(spark, settings, request, url_fixture):
     dialect = jdbc_source(url).dialect
     hashing = source_engine(url)
     with hashing.connect() as conn:
-        in_sql = {int(i): u64(h) for i, h in conn.execute(text(hashed_rows_sql(TRICKY, dialect, "1 = 1")))}
+        hashed = conn.execute(text(hashed_rows_sql(TRICKY, dialect, "1 = 1")))
+        in_sql = {int(i): source_row_hash(h, hp) for i, h, hp in hashed}
     frame = read_window(spark, settings, jdbc_source(url), TRICKY, plan_window(engine, TRICKY, None))
     in_spark = {r["id"]: spark_row_hash(r) for r in transform_row_hashes(frame, TRICKY).collect()}
     # and per range, the sums modulo 2^64 agree too (PostgreSQL's hashes are signed, MariaDB's unsigned)
@@ -182,8 +183,12 @@ def _assert_silver_is_source(spark, settings, world: SourceWorld, key: bytes) ->
                 assert [r[column.name] for r in clear] == [r[column.name] for r in live], (name, column.name)
 
 
-def _behind_the_watermark(settings, spark, url: str) -> None:
-    """A synced world, then changes the watermark cannot see; reconcile finds exactly them and repairs them."""
+def _behind_the_watermark(settings, spark, url: str, *, damage_silver: bool = False) -> None:
+    """A synced world, then changes the watermark cannot see; reconcile finds exactly them and repairs them.
+
+    With ``damage_silver``, silver is then changed by hand (as a rollback or a stray UPDATE would): bronze
+    still holds the source's version, so only a repair that re-sends the listed ids whatever bronze holds
+    (``force`` in the full-refresh comparison) brings silver back."""
     engine = make_engine(url)
     migrate(engine)
     world = SourceWorld(engine)
@@ -236,6 +241,11 @@ def _behind_the_watermark(settings, spark, url: str) -> None:
     again = reconcile(spark, settings, TABLES, gate=count_gate)
     assert {n: t["rows_differing"] + t["rows_pending"] for n, t in again["tables"].items()} == dict.fromkeys(TABLES, 0)
     assert reconcile_history(spark, settings)["customers"]["status"] == "in_sync"
+    if damage_silver:
+        spark.sql(f"UPDATE {silver_table(settings, 'customers')} SET city = 'Nowhere' WHERE id = 4")
+        damaged = reconcile(spark, settings, ["customers"], gate=count_gate, repair=True)
+        assert damaged["tables"]["customers"]["differing_ids"] == [4]
+        _assert_silver_is_source(spark, settings, world, key)
     engine.dispose()
 
 
@@ -244,7 +254,7 @@ def test_reconcile_finds_and_repairs_sqlite(spark, settings, monkeypatch):
     monkeypatch.setenv("MO_RECONCILE_PARTS", "4")  # small ranges: the world is small, bisection still runs
     monkeypatch.setenv("MO_RECONCILE_LEAF_ROWS", "2")
     settings = get_settings()
-    _behind_the_watermark(settings, spark, settings.resolved_source_url)
+    _behind_the_watermark(settings, spark, settings.resolved_source_url, damage_silver=True)
 
 
 @pytest.mark.spark
