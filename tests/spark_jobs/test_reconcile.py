@@ -30,11 +30,15 @@ from spark_jobs.extract import jdbc_source, plan_window, read_window
 from spark_jobs.lake import restricted_table, silver_table
 from spark_jobs.reconcile import (
     Range,
+    _silver_digests,
+    _source_digests,
     differing_ids,
     hashed_rows_sql,
     reconcile,
     reconcile_history,
     source_engine,
+    source_row_hash,
+    spark_row_hash,
     transform_row_hashes,
 )
 from spark_jobs.sync import layer_counts, run_sync
@@ -68,7 +72,7 @@ TRICKY = TableContract(
     schema_evolution="strict",
     columns=(
         ColumnContract("id", "bigint", nullable=False),
-        ColumnContract("label", "string"),
+        ColumnContract("label", "string", pii="name"),  # hashed in the PII part
         ColumnContract("amount", "decimal(18,2)"),
         ColumnContract("ratio", "decimal(5,4)"),
         ColumnContract("flag", "boolean"),
@@ -141,13 +145,20 @@ def test_sql_and_spark_encode_rows_alike(spark, settings, request, url_fixture):
     dialect = jdbc_source(url).dialect
     hashing = source_engine(url)
     with hashing.connect() as conn:
-        in_sql = {int(i): (int(a), int(b)) for i, a, b in conn.execute(text(hashed_rows_sql(TRICKY, dialect, "1 = 1")))}
-    hashing.dispose()
+        hashed = conn.execute(text(hashed_rows_sql(TRICKY, dialect, "1 = 1")))
+        in_sql = {int(i): source_row_hash(h, hp) for i, h, hp in hashed}
     frame = read_window(spark, settings, jdbc_source(url), TRICKY, plan_window(engine, TRICKY, None))
-    in_spark = {r["id"]: (r["h1"], r["h2"]) for r in transform_row_hashes(frame, TRICKY).collect()}
+    in_spark = {r["id"]: spark_row_hash(r) for r in transform_row_hashes(frame, TRICKY).collect()}
+    # and per range, the sums modulo 2^64 agree too (PostgreSQL's hashes are signed, MariaDB's unsigned)
+    ranges = [Range(1, len(rows) + 1)]
+    in_sql_ranges = _source_digests(hashing, TRICKY, dialect, T, ranges, 2)
+    in_spark_ranges = _silver_digests(transform_row_hashes(frame, TRICKY), ranges, 2)
+    hashing.dispose()
     engine.dispose()
     assert len(in_sql) == len(TRICKY_ROWS)
     assert differing_ids(in_sql, in_spark) == []
+    assert any(h >= 2**63 for h in in_sql.values())  # a hash that is negative as a signed 64-bit integer
+    assert in_sql_ranges == in_spark_ranges and sum(n for n, _ in in_sql_ranges.values()) == len(TRICKY_ROWS)
     # and the encoding tells the tricky values apart: NULL, '', 'N', 'NN' give different rows' hashes
     assert len(set(in_sql.values())) == len(TRICKY_ROWS)
 
@@ -245,3 +256,26 @@ def test_reconcile_finds_and_repairs_mariadb(spark, settings, mariadb_url, monke
     monkeypatch.setenv("MO_RECONCILE_LEAF_ROWS", "4")
     settings = get_settings()
     _behind_the_watermark(settings, spark, mariadb_url)
+
+
+def _silver_damaged_by_hand(settings, spark) -> None:
+    """Silver changed by hand (as a rollback or a stray UPDATE would) while bronze holds the source's
+    version: the repair re-sends the listed ids whatever bronze holds (``force`` in the full-refresh
+    comparison), so silver comes back; a comparison with bronze alone would find nothing to write."""
+    engine = make_engine(settings.resolved_source_url)
+    migrate(engine)
+    world = SourceWorld(engine)
+    world.seed(customers=6)
+    run_sync(spark, settings, ["customers"], gate=count_gate)
+    spark.sql(f"UPDATE {silver_table(settings, 'customers')} SET city = 'Nowhere' WHERE id = 4")
+    damaged = reconcile(spark, settings, ["customers"], gate=count_gate, repair=True)
+    assert damaged["tables"]["customers"]["differing_ids"] == [4]
+    live = world.live_rows("customers")
+    expected = expected_silver(world.contracts["customers"], live, settings.require_pii_key())
+    assert frame_rows(spark.table(silver_table(settings, "customers"))) == expected
+    engine.dispose()
+
+
+@pytest.mark.spark
+def test_repair_brings_back_silver_damaged_by_hand(spark, settings):
+    _silver_damaged_by_hand(settings, spark)

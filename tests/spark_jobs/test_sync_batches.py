@@ -76,6 +76,13 @@ def test_sync_goes_on_after_maintenance_merged_batches_into_one_file(spark, sett
 SEED = int(os.environ.get("MO_SYNC_INTERLEAVE_SEED", "20261206"))
 STEPS = int(os.environ.get("MO_SYNC_INTERLEAVE_STEPS", "14"))
 CRASH_POINTS = ("between_writes", "after_extract", "after_merge", "before_publish", "mid_publish")
+# The first crash point a rerun from each step can still reach (a rerun starts past the extract).
+REACHED_BY = {
+    "extracted": "after_extract",
+    "merged": "after_merge",
+    "gated": "before_publish",
+    "publishing": "mid_publish",
+}
 
 
 class Crash(BaseException):
@@ -148,6 +155,8 @@ class Interleaving:
         self.contract = world.contracts["customers"]
         self.pending: tuple[str, dict, list[dict]] | None = None  # (step reached, manifest, source as read)
         self.publishes = 0
+        self.reruns = 0
+        self.crashes: Counter[str] = Counter()
         self.most_batches_in_a_file = 0
 
     # source
@@ -166,8 +175,16 @@ class Interleaving:
         return "change " + ",".join(done)
 
     # sync attempts
-    def attempt(self, crash_at: str | None) -> str:
+    def crash_point(self, reachable: tuple[str, ...]) -> str | None:
+        """Where this attempt dies: the first crash point not hit yet, in turn, until every one was hit (so
+        any seed covers them all); then a random one 45% of the time."""
+        random_draw = self.rng.random() < 0.45 and self.rng.choice(reachable)
+        unhit = [point for point in CRASH_POINTS if point in reachable and not self.crashes[point]]
+        return unhit[0] if unhit else random_draw or None
+
+    def attempt(self, *, may_crash: bool = True) -> str:
         self.pending = None
+        crash_at = self.crash_point(CRASH_POINTS) if may_crash else None
         read = self.world.live_rows("customers")
         try:
             if crash_at == "between_writes":
@@ -175,6 +192,7 @@ class Interleaving:
                     sync.extract_to_bronze(self.spark, self.settings, TABLES)
             manifest = sync.extract_to_bronze(self.spark, self.settings, TABLES)
         except Crash:
+            self.crashes["between_writes"] += 1
             return "sync, died between the bronze and staging writes"
         return self._continue("extracted", manifest, read, crash_at)
 
@@ -188,6 +206,7 @@ class Interleaving:
         start = next(i for i, (name, _, _) in enumerate(steps) if name == step)
         for name, point, action in steps[start:]:
             if point is not None and crash_at == point:
+                self.crashes[point] += 1
                 self.pending = (name, manifest, read)
                 return f"sync, died {point}"
             if action is not None:
@@ -198,16 +217,19 @@ class Interleaving:
                     sync.publish(self.spark, self.settings, manifest)
             sync.publish(self.spark, self.settings, manifest)
         except Crash:
+            self.crashes["mid_publish"] += 1
             self.pending = ("publishing", manifest, read)
             return "sync, died publishing before the watermarks moved"
         self.check_published(read)
         return "sync, published"
 
-    def rerun_crashed(self, crash_at: str | None) -> str:
+    def rerun_crashed(self) -> str:
         assert self.pending is not None
         step, manifest, read = self.pending
         if self.rng.random() < 0.3:  # the manifest was lost: rebuilt from ops.sync_runs
             manifest, step = sync.manifest_from_runs(self.spark, self.settings, manifest["run_id"]), "extracted"
+        self.reruns += 1
+        crash_at = self.crash_point(CRASH_POINTS[CRASH_POINTS.index(REACHED_BY[step]) :])
         return "rerun of the dead run: " + self._continue(step, manifest, read, crash_at)
 
     # maintenance
@@ -252,19 +274,20 @@ class Interleaving:
         )
         assert not [v for v, n in versions.items() if n > 1], "bronze holds a version twice"
 
+    def covered(self) -> bool:
+        return set(self.crashes) == set(CRASH_POINTS) and self.reruns > 0
+
     def step(self) -> str:
-        rng = self.rng
-        crash_at = rng.choice(CRASH_POINTS) if rng.random() < 0.45 else None
-        roll = rng.random()
+        roll = self.rng.random()
         if roll < 0.3:
             return self.change_source()
         if roll < 0.42:
             return self.maintain()
         if roll < 0.52:
             return self.compact()
-        if self.pending and roll < 0.72:
-            return self.rerun_crashed(crash_at)
-        return self.attempt(crash_at)
+        if self.pending and (roll < 0.72 or not self.reruns):  # the first dead run is always rerun
+            return self.rerun_crashed()
+        return self.attempt()
 
 
 def test_random_interleavings_of_changes_crashes_reruns_and_compaction(spark, settings, world):
@@ -273,15 +296,20 @@ def test_random_interleavings_of_changes_crashes_reruns_and_compaction(spark, se
     run = Interleaving(spark, settings, world, rng)
     history: list[str] = []
     try:
-        run.attempt(None)
-        for _ in range(STEPS):
+        run.attempt(may_crash=False)
+        # STEPS steps, then more until every crash point was hit and a dead run rerun (a few at most: the
+        # crash points are taken in turn)
+        while len(history) < STEPS or (not run.covered() and len(history) < 3 * STEPS):
             history.append(run.step())
             print(f"step {len(history)}: {history[-1]}", flush=True)  # shown live with -s
         history.append(run.compact())  # whatever the draw, the last runs go over a compacted bronze
         while run.pending or not history or history[-1] != "sync, published":
-            history.append(run.attempt(None))  # the platform settles: a clean run publishes everything
+            history.append(run.attempt(may_crash=False))  # the platform settles: a clean run publishes everything
     except (Exception, Crash) as exc:
         steps = "\n".join(f"  {i}. {h}" for i, h in enumerate(history, 1))
         pytest.fail(f"seed {SEED} (MO_SYNC_INTERLEAVE_SEED), after:\n{steps}\nfailed: {exc!r}"[:6000])
     assert run.publishes >= 3, history
     assert run.most_batches_in_a_file >= 2, "maintenance never merged several batches into one file"
+    assert set(run.crashes) == set(CRASH_POINTS), f"crash points never hit: {set(CRASH_POINTS) - set(run.crashes)}"
+    assert run.reruns >= 1, "no dead run was rerun"
+    print(f"crashes {dict(run.crashes)}, reruns {run.reruns}, publishes {run.publishes}, {len(history)} steps")
