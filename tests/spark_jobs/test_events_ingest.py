@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+from mo.events.contracts import topic_kind
 from mo.events.producer import EventPublisher, publish_raw
 from mo.events.samples import sample_event, sample_stream
 from mo.status import broker_report, format_status
@@ -62,7 +63,7 @@ def test_valid_events_land_in_bronze_exactly_once(lake, kafka_settings):
     events = sample_stream(300)
     _publish(kafka_settings, events)
     lag = ingest_lag(kafka_settings)
-    behaviour = sum(e["source"] != "core" for e in events)
+    behaviour = sum(topic_kind(e["event_type"]) == "behaviour" for e in events)  # the topic is the contract's
     assert (lag["waiting"], lag["group"]) == (300, consumer_group(kafka_settings))
     assert {t: v["waiting"] for t, v in lag["topics"].items()} == {
         f"{kafka_settings.kafka_topic_prefix}.behaviour": behaviour,
@@ -98,10 +99,7 @@ def test_valid_events_land_in_bronze_exactly_once(lake, kafka_settings):
         )
         assert row.occurred == event["occurred_at"]  # stored as the UTC instant it names
         assert json.loads(row.payload) == event["payload"]
-        assert (
-            row.topic
-            == f"{kafka_settings.kafka_topic_prefix}.{'business' if event['source'] == 'core' else 'behaviour'}"
-        )
+        assert row.topic == f"{kafka_settings.kafka_topic_prefix}.{topic_kind(event['event_type'])}"
         assert row.kafka_cluster_id.startswith("mo-")
     assert len({(r.topic, r.partition, r.offset) for r in rows}) == 300
     assert len({r.batch_id for r in rows}) == 3
