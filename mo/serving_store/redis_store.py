@@ -14,7 +14,8 @@ Why one packed string rather than a hash per customer: a 43-field hash costs Red
 names stored in every hash, listpack encoding) and 3.8 KB once a value passes
 ``hash-max-listpack-value``; the packed array costs about 0.54 KB, so 5M profiles fit in under 3 GB
 (docs/serving-store.md).
-Readers take every field at once anyway (:func:`get_profile`, one ``MGET`` of the names and the values).
+Readers take every field at once anyway (:func:`read_profile`: the pointer, the names and the values in one
+server-side script).
 
 A publish writes the new refresh's keys in bulk (:func:`set_commands`) while readers keep using the old
 pointer, then switches the pointer with one ``SET`` (atomic in Redis). Readers read the pointer and then
@@ -304,21 +305,31 @@ def get_profile(client: redis.Redis, customer_id: int | str, *, prefix: str = DE
     return None if found is None else found[1]
 
 
+# The pointer and the customer's profile in it, read on the server in one step: one round trip, and no
+# publish can switch the pointer between the two reads. Keys are derived from the pointer inside the
+# script, so this is for a single Redis server (as the store is), not a cluster.
+_READ_PROFILE_LUA = """
+local refresh = redis.call('GET', KEYS[1])
+if not refresh then return false end
+local base = ARGV[1] .. ':profile:' .. refresh .. ':'
+return {refresh, redis.call('GET', base .. 'fields'), redis.call('GET', base .. ARGV[2])}
+"""
+_read_profile_script: Any = None
+
+
 def read_profile(
     client: redis.Redis, customer_id: int | str, *, prefix: str = DEFAULT_PREFIX
 ) -> tuple[str, dict[str, Any]] | None:
-    """The current refresh id and the customer's profile in it, or None if the customer is not in it.
-
-    Reads the pointer, then the field names and the values in one ``MGET``. An empty answer is trusted
-    only if the pointer did not move in between; otherwise the read is repeated on the new refresh."""
-    keys = ProfileKeys(prefix)
-    for _ in range(3):
-        refresh_id = current_refresh(client, prefix=prefix)
-        if refresh_id is None:
-            return None
-        fields, values = client.mget(keys.fields(refresh_id), keys.profile(refresh_id, customer_id))  # type: ignore[misc]
-        if fields is not None and values is not None:
-            return refresh_id, dict(zip(json.loads(fields), json.loads(values), strict=True))
-        if current_refresh(client, prefix=prefix) == refresh_id:
-            return None
+    """The current refresh id and the customer's profile in it, or None if nothing is published or the
+    customer is not in the current refresh. One round trip (a server-side script, sent by its SHA)."""
+    global _read_profile_script
+    if _read_profile_script is None:
+        _read_profile_script = client.register_script(_READ_PROFILE_LUA)
+    found = _read_profile_script(keys=[ProfileKeys(prefix).current], args=[prefix, str(customer_id)], client=client)
+    if not found:
+        return None
+    refresh_id, fields, values = found
+    if fields is None or values is None:
+        return None
+    return _text(refresh_id), dict(zip(json.loads(fields), json.loads(values), strict=True))
     return None

@@ -30,23 +30,23 @@ from mo.serving_store.store import SqlServingStore
 log = logging.getLogger("app.auth")
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_stores(request: Request) -> Stores:
+async def get_stores(request: Request) -> Stores:
     return request.app.state.stores
 
 
-def get_redis(request: Request) -> redis.Redis:
+async def get_redis(request: Request) -> redis.Redis:
     return request.app.state.stores.redis
 
 
-def get_source(request: Request) -> Engine:
+async def get_source(request: Request) -> Engine:
     return request.app.state.stores.source
 
 
-def get_store(request: Request) -> SqlServingStore:
+async def get_store(request: Request) -> SqlServingStore:
     return request.app.state.stores.store
 
 
