@@ -305,9 +305,7 @@ def test_the_outbox_relay_runs_the_platforms_relay_command(services: dict) -> No
     assert relay["depends_on"]["serving-init"]["condition"] == "service_completed_successfully"
     from mo.cli import cli
 
-    outbox = getattr(cli, "commands", {}).get("outbox")
-    if outbox is None:
-        pytest.skip("`mo outbox` arrives with the transactional outbox (h/outbox); the compose checks above ran")
+    outbox = cli.commands["outbox"]
     assert "relay" in outbox.commands and "status" in outbox.commands
 
 
@@ -629,11 +627,11 @@ SERVING_PYTHON = REPO / "serving" / ".venv" / "bin" / "python"
 
 @pytest.mark.mariadb
 @needs_mariadb_server
-@pytest.mark.skipif(not SERVING_PYTHON.exists(), reason="no serving environment (make serving-env)")
 def test_serving_init_lets_the_api_write_only_its_tables_and_the_relay_only_the_outbox() -> None:
     """docker/mariadb/20-serving-logins.sh, then what serving-init runs as the source's owner: the migration
     and `app.cli grant-logins`. The API's login then writes its own tables and nothing else, never deletes;
     the relay's login touches the outbox only."""
+    assert SERVING_PYTHON.exists(), "serving/.venv is missing: run `make serving-env` (make test does)"
     import pymysql
 
     writer_password, api_password, relay_password = "writer-pw", "api 'pw'", "relay-pw"
