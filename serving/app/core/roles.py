@@ -25,6 +25,13 @@ class Scope(StrEnum):
     COMPLAINTS_WRITE = "complaints:write"  # file a complaint
     COMPLAINTS_HANDLE = "complaints:handle"  # assign, resolve
     ERASURE = "erasure:write"
+    SEGMENTS_READ = "segments:read"  # definitions, versions, previews
+    SEGMENTS_WRITE = "segments:write"  # create, edit, archive, upload static lists
+    SEGMENTS_EXPORT = "segments:export"  # members, masked (audited)
+    CAMPAIGNS_READ = "campaigns:read"  # campaigns, previews, funnels, reports
+    CAMPAIGNS_WRITE = "campaigns:write"  # draft, edit, submit, schedule, pause, resume, cancel
+    CAMPAIGNS_APPROVE = "campaigns:approve"  # approve or reject another person's campaign (four eyes)
+    CONTACT_EVIDENCE = "contact:evidence"  # the ledger's evidence export for a regulator (audited)
     AUDIT_READ = "audit:read"
     ACCOUNTS_ADMIN = "accounts:admin"
 
@@ -68,10 +75,23 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
         }
     ),
     Role.CLAIMS_HANDLER: frozenset({S.CUSTOMERS_READ, S.PRODUCTS_READ, S.CLAIMS_READ, S.CLAIMS_HANDLE}),
-    Role.MARKETER: frozenset({S.CUSTOMERS_READ, S.PRODUCTS_READ}),
-    Role.APPROVER: frozenset({S.CUSTOMERS_READ, S.PRODUCTS_READ}),
-    Role.ANALYST: frozenset({S.PRODUCTS_READ}),
-    Role.REVIEWER: frozenset({S.CUSTOMERS_READ, S.PRODUCTS_READ, S.CLAIMS_READ}),
+    Role.MARKETER: frozenset(
+        {
+            S.CUSTOMERS_READ,
+            S.PRODUCTS_READ,
+            S.SEGMENTS_READ,
+            S.SEGMENTS_WRITE,
+            S.SEGMENTS_EXPORT,
+            S.CAMPAIGNS_READ,
+            S.CAMPAIGNS_WRITE,
+        }
+    ),
+    Role.APPROVER: frozenset(
+        {S.CUSTOMERS_READ, S.PRODUCTS_READ, S.SEGMENTS_READ, S.CAMPAIGNS_READ, S.CAMPAIGNS_APPROVE}
+    ),
+    Role.ANALYST: frozenset({S.PRODUCTS_READ, S.SEGMENTS_READ, S.CAMPAIGNS_READ}),
+    # Compliance review: claims and sales-recording QC, and the contact ledger's evidence for a regulator.
+    Role.REVIEWER: frozenset({S.CUSTOMERS_READ, S.PRODUCTS_READ, S.CLAIMS_READ, S.CAMPAIGNS_READ, S.CONTACT_EVIDENCE}),
     Role.ADMIN: frozenset({S.AUDIT_READ, S.ACCOUNTS_ADMIN, S.ERASURE, S.PRODUCTS_READ}),
 }
 
