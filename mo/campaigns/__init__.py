@@ -1,0 +1,1 @@
+"""Campaigns: segments to touches, the contact ledger, channels and results."""
