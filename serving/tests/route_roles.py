@@ -21,6 +21,13 @@ CLAIM_HANDLERS = frozenset({"claims_handler"})  # claims:handle
 EXPECTED: dict[str, frozenset[str]] = {
     "GET /v1/customers/{customer_id}": CUSTOMER_READERS,
     "GET /v1/audit": ADMINS,
+    # Accounts: admins only.
+    "POST /v1/accounts/users": ADMINS,
+    "GET /v1/accounts/users": ADMINS,
+    "POST /v1/accounts/users/{username}/{action}": ADMINS,
+    "POST /v1/accounts/clients": ADMINS,
+    "GET /v1/accounts/clients": ADMINS,
+    "POST /v1/accounts/clients/{client_id}/{action}": ADMINS,
     # Consent, contact preferences, complaints (the customer's own channels and the service agents).
     "POST /v1/customers/{customer_id}/consents": frozenset({"app", "service_agent"}),
     "GET /v1/customers/{customer_id}/consents": frozenset({"app", "service_agent"}),

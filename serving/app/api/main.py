@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from app.api.routes import (
+    accounts,
     audit,
     auth,
     claims,
@@ -23,6 +24,7 @@ api_router.include_router(customer_reads.router)
 api_router.include_router(customers.router)
 api_router.include_router(products.router)
 api_router.include_router(audit.router)
+api_router.include_router(accounts.router)
 api_router.include_router(claims.router)
 api_router.include_router(consents.router)
 api_router.include_router(complaints.router)
