@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from app.api.routes import (
     audit,
     auth,
+    campaigns,
     claims,
     complaints,
     consents,
@@ -27,3 +28,4 @@ api_router.include_router(claims.router)
 api_router.include_router(consents.router)
 api_router.include_router(complaints.router)
 api_router.include_router(erasure.router)
+api_router.include_router(campaigns.router)
