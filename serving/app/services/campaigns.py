@@ -304,7 +304,7 @@ def _illegal(exc: IllegalTransition, campaign_id: int) -> ApiError:
         f"campaign {campaign_id} is {exc.status}: it cannot {exc.action}; allowed now: {', '.join(allowed) or 'none'}",
         kind="illegal-transition",
         errors=[("/path/campaign_id", f"a {exc.status} campaign cannot {exc.action}")],
-        extra={"status": exc.status, "allowed_actions": allowed},
+        extra={"current_status": exc.status, "allowed_actions": allowed},
     )
 
 
