@@ -47,8 +47,8 @@ def test_sms_is_rendered_from_the_catalogue_and_the_profile() -> None:
     out = render(sms(), CONTEXT)
     text = "【中安保险】尊敬的张*，您的机动车综合险将于2026-12-30到期，续保请点击https://m.example.cn/r，回T退订"
     assert out.preview == {"text": text, "length": len(text), "parts": 1}
-    assert out.payload == {"sign_name": "中安保险", "template_code": "SMS_RENEWAL_01", "template_param": {
-        "name": "张*", "product": "机动车综合险", "renewal_date": "2026-12-30", "link": "https://m.example.cn/r"}}  # fmt: skip
+    params = {"name": "张*", "product": "机动车综合险", "renewal_date": "2026-12-30", "link": "https://m.example.cn/r"}
+    assert out.payload == {"sign_name": "中安保险", "template_code": "SMS_RENEWAL_01", "template_param": params}
 
 
 @pytest.mark.parametrize(
@@ -134,8 +134,8 @@ def test_without_a_customer_profile_widths_are_estimated() -> None:
 
 
 def test_wechat_fields_push_limits_and_coupon_stocks() -> None:
-    wechat = {"channel": "wechat", "template": {"template_id": "TM_RENEWAL_REMINDER", "url": "http://x",
-              "data": {"thing1": "{{product.name}}", "time2": "{{profile.next_renewal_date}}", "thing4": "x"}}}  # fmt: skip
+    data = {"thing1": "{{product.name}}", "time2": "{{profile.next_renewal_date}}", "thing4": "x"}
+    wechat = {"channel": "wechat", "template": {"template_id": "TM_RENEWAL_REMINDER", "url": "http://x", "data": data}}
     out = render_channel(wechat, CONTEXT)
     assert pointers(out) == ["/template/url", "/template/data/thing3", "/template/data/thing4"]
     wechat["template"]["data"] = {"thing1": "保" * 21, "time2": "x", "thing3": "y"}
