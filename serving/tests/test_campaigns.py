@@ -365,6 +365,8 @@ def test_edits_need_the_current_version_and_the_author(
     assert other.status_code == 403
     bad = client.patch(url, json={"version": 2, "channels": [sms(name="{{offer.nope}}")]}, headers=marketer.headers)
     assert bad.status_code == 422 and "/body/channels/0/template/params/name" in bad.text
+    empty = client.patch(url, json={"version": 2}, headers=marketer.headers)
+    assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "/body"
     assert counts(world.source) == before
     assert [e["to_status"] for e in client.get(url, headers=marketer.headers).json()["events"]] == ["draft", "draft"]
 

@@ -390,6 +390,9 @@ def edit_campaign(
     changes = {k: v for k, v in changes.items() if v is not None}
     if body.schedule is not None:
         changes["schedule"] = body.schedule.document()
+    if not changes:
+        raise ApiError(422, "nothing to change: name at least one field besides version", kind="validation",
+                       errors=[("/body", "no field to change")])  # fmt: skip
     with source.begin() as conn:
         return service.edit(conn, caller, campaign_id, changes, body.version)
 
@@ -457,6 +460,9 @@ def preview_campaign(
 ) -> Any:
     """SMS text with its length and parts as the provider counts them, WeChat template data, push title and
     body: rendered from the catalogue's product facts and the customer's published profile, with every problem."""
+    if customer_id is None and caller.principal.scoped_to_customers:
+        raise ApiError(422, "customer_id is required for a caller limited to an organisation or agent",
+                       kind="validation", errors=[("/query/customer_id", "required for your scope")])  # fmt: skip
     with source_reads(source) as conn:
         row = service.load(conn, campaign_id)
         if customer_id is not None:
