@@ -4,6 +4,7 @@ versions, previews from the published profile, and what is (not) written, audite
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -480,22 +481,21 @@ def db_world(request, world: ApiWorld, tmp_path_factory) -> Iterator[tuple[ApiWo
     admin.dispose()
 
 
-def test_lifecycle_on_postgresql_and_mariadb(db_world, people: dict[str, Account]) -> None:  # type: ignore[no-untyped-def]
-    world, client = db_world
+def _account(world: ApiWorld, client: TestClient, role: str) -> Account:
     from conftest import PASSWORD
 
     from app.services.accounts import create_user
 
-    accounts = {}
-    for role in ("marketer", "approver"):
-        username = f"{role}-{uuid.uuid4().hex[:8]}"
-        with world.source.begin() as conn:
-            create_user(conn, username=username, password=PASSWORD, role=role)
-        token = client.post(
-            "/v1/auth/token", data={"grant_type": "password", "username": username, "password": PASSWORD}
-        )
-        accounts[role] = Account(role, username, token.json()["access_token"])
-    marketer, approver = accounts["marketer"], accounts["approver"]
+    username = f"{role}-{uuid.uuid4().hex[:8]}"
+    with world.source.begin() as conn:
+        create_user(conn, username=username, password=PASSWORD, role=role)
+    token = client.post("/v1/auth/token", data={"grant_type": "password", "username": username, "password": PASSWORD})
+    return Account(role, username, token.json()["access_token"])
+
+
+def test_lifecycle_on_postgresql_and_mariadb(db_world, people: dict[str, Account]) -> None:  # type: ignore[no-untyped-def]
+    world, client = db_world
+    marketer, approver = _account(world, client, "marketer"), _account(world, client, "approver")
     campaign = create(client, marketer, schedule={"kind": "recurring", "frequency": "daily", "local_time": "09:30",
                                                    "time_zone": "Asia/Shanghai"})  # fmt: skip
     assert act(client, marketer, campaign, "approve").status_code == 403  # a marketer holds no approval scope
@@ -521,6 +521,35 @@ def test_lifecycle_on_postgresql_and_mariadb(db_world, people: dict[str, Account
         ).scalar()
     assert events == ["draft", "submitted", "approved", "scheduled", "cancelled"]
     assert outbox == 5 and audits >= 5 + 3  # five changes and three refusals
+    # two approvers deciding the same campaign at once: one wins, the other is told 409; one decision recorded
+    second = create(client, marketer)
+    assert act(client, marketer, second, "submit").status_code == 200
+    other = _account(world, client, "approver")
+    barrier = threading.Barrier(2)
+    answers: list[Any] = [None, None]
+
+    def decide(i: int, who: Account, action: str) -> None:
+        barrier.wait()
+        answers[i] = act(client, who, second, action, version=2, note="decided")
+
+    threads = [threading.Thread(target=decide, args=(0, approver, "approve")),
+               threading.Thread(target=decide, args=(1, other, "reject"))]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    with world.source.connect() as conn:
+        decided = (
+            conn.execute(
+                select(EVENTS.c.to_status).where(
+                    EVENTS.c.campaign_id == second["id"], EVENTS.c.from_status == "submitted"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(decided) == 1
     with world.source.begin() as conn:
         snap = snapshot_audience(conn, campaign, 1, [(c, ["rule"]) for c in range(1, 41)])
     with world.source.begin() as conn:
