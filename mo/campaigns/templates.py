@@ -321,6 +321,56 @@ def _coupon(template: Mapping[str, Any], context: RenderContext, out: Rendered) 
     out.preview = {"stock_id": stock_id, "coupon_value": stock["value"]}
 
 
+def stored_campaign(row: Any) -> dict[str, Any]:
+    """A ``campaigns`` row as the campaign document the checks and renderers take (JSON columns parsed)."""
+    import json
+
+    detail = json.loads(row.offer_detail) if row.offer_detail else {}
+    return {
+        "campaign_code": row.campaign_code,
+        "name": row.name,
+        "objective": row.objective,
+        "product_line": row.product_line,
+        "purpose": row.purpose,
+        "offer": {"type": row.offer_type, "product_code": row.offer_product_code, **detail},
+        "segment_id": row.segment_id,
+        "channels": json.loads(row.channels),
+        "schedule": json.loads(row.schedule),
+        "priority": row.priority,
+        "holdout_share": row.holdout_share,
+        "ends_at": row.ends_at,
+    }
+
+
+def context_for(
+    campaign: Mapping[str, Any], product: Mapping[str, Any] | None, profile: Mapping[str, Any] | None = None
+) -> RenderContext:
+    """The render context of a campaign document: ``product`` is the offered product's catalogue facts (as
+    app.services.products.product_facts gives them; None without a product), ``profile`` the customer's
+    published profile row (None: widths estimated). The API's checks and previews and the dispatcher's
+    rendering at decision time build it here, so every channel states the same facts."""
+    offer = campaign["offer"]
+    stock = registry()["coupon"]["stocks"].get(offer.get("stock_id") or "")
+    ends_at = campaign.get("ends_at")
+    return RenderContext(
+        product=product,
+        offer={
+            "type": offer.get("type"),
+            "product_code": offer.get("product_code"),
+            "stock_id": offer.get("stock_id"),
+            "coupon_value": stock["value"] if stock else None,
+            "description": offer.get("description"),
+        },
+        campaign={
+            "campaign_code": campaign.get("campaign_code"),
+            "name": campaign.get("name"),
+            "ends_at": ends_at.date() if isinstance(ends_at, datetime) else ends_at,
+            "product_line": campaign.get("product_line"),
+        },
+        profile=profile,
+    )
+
+
 RENDERERS = {"sms": _sms, "wechat": _wechat, "push": _push, "coupon": _coupon}
 
 

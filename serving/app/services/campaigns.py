@@ -50,31 +50,14 @@ def _stored(moment: datetime) -> datetime:
 # --- checks ----------------------------------------------------------------------------------------------------
 
 
-def offer_context(offer: dict[str, Any]) -> dict[str, Any]:
-    stock = templates.registry()["coupon"]["stocks"].get(offer.get("stock_id") or "")
-    return {
-        "type": offer.get("type"),
-        "product_code": offer.get("product_code"),
-        "stock_id": offer.get("stock_id"),
-        "coupon_value": stock["value"] if stock else None,
-        "description": offer.get("description"),
-    }
-
-
 def render_context(conn: Connection, values: dict[str, Any], profile: dict[str, Any] | None = None) -> Any:
+    """The campaign's render context with the offered product's facts from the one catalogue."""
     product = None
     code = values["offer"].get("product_code")
     if code:
         row = product_row(conn, code)
         product = product_facts(row) if row is not None else None
-    campaign = {
-        "campaign_code": values.get("campaign_code"),
-        "name": values["name"],
-        "ends_at": schedules.utc(values["ends_at"]).date(),
-        "product_line": values["product_line"],
-    }
-    return templates.RenderContext(product=product, offer=offer_context(values["offer"]), campaign=campaign,
-                                   profile=profile)  # fmt: skip
+    return templates.context_for(values, product, profile)
 
 
 def problems_of(conn: Connection, values: dict[str, Any], *, now: datetime, prefix: str) -> list[tuple[str, str]]:
@@ -135,22 +118,7 @@ def _refuse(problems: list[tuple[str, str]], what: str) -> ApiError:
 
 
 def _values_of(row: Any) -> dict[str, Any]:
-    """A stored campaign as the document the checks take."""
-    detail = json.loads(row.offer_detail) if row.offer_detail else {}
-    return {
-        "campaign_code": row.campaign_code,
-        "name": row.name,
-        "objective": row.objective,
-        "product_line": row.product_line,
-        "purpose": row.purpose,
-        "offer": {"type": row.offer_type, "product_code": row.offer_product_code, **detail},
-        "segment_id": row.segment_id,
-        "channels": json.loads(row.channels),
-        "schedule": json.loads(row.schedule),
-        "priority": row.priority,
-        "holdout_share": row.holdout_share,
-        "ends_at": row.ends_at,
-    }
+    return templates.stored_campaign(row)
 
 
 def view(row: Any) -> dict[str, Any]:
