@@ -13,14 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from mo.oltp.campaign_tables import CampaignAudience, CampaignOccurrence
 
-OCCURRENCES = CampaignOccurrence.__table__
-AUDIENCE = CampaignAudience.__table__
+OCCURRENCES = cast(Table, CampaignOccurrence.__table__)
+AUDIENCE = cast(Table, CampaignAudience.__table__)
 CHUNK = 2000
 
 

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from mo.errors import MoError
 from mo.oltp.campaign_tables import CAMPAIGN_STATUSES, Campaign, CampaignEvent
 
-CAMPAIGNS = Campaign.__table__
-EVENTS = CampaignEvent.__table__
+CAMPAIGNS = cast(Table, Campaign.__table__)
+EVENTS = cast(Table, CampaignEvent.__table__)
 
 WRITE = "campaigns:write"
 APPROVE = "campaigns:approve"
@@ -234,7 +234,7 @@ def dispatcher_transition(
     to_status = record_transition(conn, row, action, actor="system:dispatcher", role=None, request_id=request_id,
                                   note=note, values=values, now=now, settings=settings)  # fmt: skip
     conn.execute(
-        insert(AuditEntry.__table__).values(
+        insert(cast(Table, AuditEntry.__table__)).values(
             at=now,
             request_id=request_id[:64],
             actor="system:dispatcher",

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -94,13 +94,14 @@ def _profile_type(name: str) -> str:
     return column.type if column is not None else "string"
 
 
-def known_fields(namespace: str) -> tuple[str, ...] | frozenset[str] | None:
-    return {
+def known_fields(namespace: str) -> Collection[str] | None:
+    fields: dict[str, Collection[str]] = {
         "product": PRODUCT_FIELDS,
         "profile": profile_fields(),
         "offer": OFFER_FIELDS,
         "campaign": CAMPAIGN_FIELDS,
-    }.get(namespace)
+    }
+    return fields.get(namespace)
 
 
 def placeholder_problems(text: str, pointer: str) -> list[tuple[str, str]]:
