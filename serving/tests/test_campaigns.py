@@ -417,6 +417,9 @@ def test_preview_renders_each_channel_from_the_catalogue_and_the_published_profi
     assert by_channel["wechat"]["message"]["data"]["thing1"] == product_name
     assert by_channel["push"]["message"]["title"] == f"{product_name}续保"
     assert all(c["ok"] for c in preview["channels"])
+    # one source of product facts: the name every channel states is the catalogue's, as GET /v1/products serves it
+    catalogue = client.get("/v1/products/AU-COMP", headers=people["analyst"].headers).json()
+    assert catalogue["name"] == product_name == by_channel["sms"]["payload"]["template_param"]["product"]
     only = client.get(url + "&channel=push", headers=people["approver"].headers).json()
     assert [c["channel"] for c in only["channels"]] == ["push"]
     assert client.get(url + "&channel=coupon", headers=people["approver"].headers).status_code == 422
