@@ -6,6 +6,7 @@ from app.api.routes import (
     accounts,
     audit,
     auth,
+    campaigns,
     claims,
     complaints,
     consents,
@@ -29,3 +30,4 @@ api_router.include_router(claims.router)
 api_router.include_router(consents.router)
 api_router.include_router(complaints.router)
 api_router.include_router(erasure.router)
+api_router.include_router(campaigns.router)
