@@ -46,7 +46,7 @@ CHANNELS = ("sms", "wechat", "push", "coupon")
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\.([a-z_][a-z0-9_]*)\s*\}\}")
 SMS_PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-# The catalogue's facts a template may name (app.services.products.product_facts serves exactly these).
+# The catalogue's facts a template may name (mo.catalogue.product_facts serves exactly these).
 PRODUCT_FIELDS = (
     "product_code",
     "name",
@@ -347,7 +347,7 @@ def context_for(
     campaign: Mapping[str, Any], product: Mapping[str, Any] | None, profile: Mapping[str, Any] | None = None
 ) -> RenderContext:
     """The render context of a campaign document: ``product`` is the offered product's catalogue facts (as
-    app.services.products.product_facts gives them; None without a product), ``profile`` the customer's
+    mo.catalogue.product_facts gives them; None without a product), ``profile`` the customer's
     published profile row (None: widths estimated). The API's checks and previews and the dispatcher's
     rendering at decision time build it here, so every channel states the same facts."""
     offer = campaign["offer"]

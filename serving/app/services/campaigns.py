@@ -21,11 +21,11 @@ from app.api.deps import Caller
 from app.core.context import request_id_var
 from app.core.errors import ApiError
 from app.services import audit
-from app.services.products import product_facts, product_row
 from mo.campaigns import lifecycle, templates
 from mo.campaigns import schedule as schedules
 from mo.campaigns import segments as segment_store
 from mo.campaigns.lifecycle import IllegalTransition, StaleVersion
+from mo.catalogue import product_facts, product_row
 from mo.oltp.campaign_tables import Campaign, CampaignEvent
 from mo.oltp.outbox import add_event
 
