@@ -17,6 +17,9 @@ ADMINS = frozenset({"admin"})
 CLAIM_FILERS = frozenset({"app", "service_agent"})  # claims:submit
 CLAIM_READERS = frozenset({"app", "service_agent", "claims_handler", "reviewer"})  # claims:read
 CLAIM_HANDLERS = frozenset({"claims_handler"})  # claims:handle
+SEGMENT_READERS = frozenset({"marketer", "approver", "analyst"})  # segments:read
+SEGMENT_WRITERS = frozenset({"marketer"})  # segments:write
+SEGMENT_EXPORTERS = frozenset({"marketer"})  # segments:export
 
 EXPECTED: dict[str, frozenset[str]] = {
     "GET /v1/customers/{customer_id}": CUSTOMER_READERS,
@@ -57,4 +60,13 @@ EXPECTED: dict[str, frozenset[str]] = {
     "GET /v1/products/{product_code}": ALL_ROLES,
     # a quote reads the customer's age and rating (scope customers:read)
     "GET /v1/products/{product_code}/quote": CUSTOMER_READERS,
+    # segments for marketers (scopes segments:read / write / export)
+    "POST /v1/segments": SEGMENT_WRITERS,
+    "GET /v1/segments": SEGMENT_READERS,
+    "GET /v1/segments/{segment_id}": SEGMENT_READERS,
+    "POST /v1/segments/{segment_id}/versions": SEGMENT_WRITERS,
+    "POST /v1/segments/{segment_id}/archive": SEGMENT_WRITERS,
+    "POST /v1/segments/preview": SEGMENT_READERS,
+    "POST /v1/segments/{segment_id}/upload": SEGMENT_WRITERS,
+    "GET /v1/segments/{segment_id}/members": SEGMENT_EXPORTERS,
 }

@@ -14,6 +14,7 @@ from app.api.routes import (
     erasure,
     health,
     products,
+    segments,
 )
 
 api_router = APIRouter()
@@ -29,3 +30,4 @@ api_router.include_router(claims.router)
 api_router.include_router(consents.router)
 api_router.include_router(complaints.router)
 api_router.include_router(erasure.router)
+api_router.include_router(segments.router)
