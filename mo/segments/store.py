@@ -22,9 +22,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, and_, func, insert, select, text, update
 
 from mo import pii
 from mo.errors import MoError
@@ -38,9 +38,9 @@ from mo.segments.definitions import (
     parse_definition,
 )
 
-SEGMENTS = Segment.__table__
-VERSIONS = SegmentDefinitionVersion.__table__
-STATIC_MEMBERS = SegmentStaticMember.__table__
+SEGMENTS = cast(Table, Segment.__table__)
+VERSIONS = cast(Table, SegmentDefinitionVersion.__table__)
+STATIC_MEMBERS = cast(Table, SegmentStaticMember.__table__)
 
 MAX_UPLOAD_ROWS = 200_000  # customer ids or phones in one static list
 MAX_REPORTED_LINES = 20

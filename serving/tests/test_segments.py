@@ -249,6 +249,9 @@ def test_static_lists_from_ids_and_phones_are_versions_and_no_clear_phone_is_kep
     assert body["segment"]["latest_version"] == 2 and body["segment"]["current"]["member_count"] == 5
     with world.source.connect() as conn:
         assert segment_store.static_members(conn, segment_id, 2) == ids
+    previewed = client.post("/v1/segments/preview", json={"segment_id": segment_id, "sample_size": 3}, headers=marketer)
+    assert previewed.status_code == 200, previewed.text
+    assert (previewed.json()["count"], previewed.json()["sample_ids"], previewed.json()["version"]) == (5, ids[:3], 2)
 
     with world.source.connect() as conn:
         phones = dict(conn.execute(select(Customer.__table__.c.id, Customer.__table__.c.phone)).all())
