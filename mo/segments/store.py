@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, and_, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from mo import pii
 from mo.errors import MoError
@@ -276,18 +277,24 @@ def create_segment(
     if exists is not None:
         raise SegmentExists(f"segment {definition.id!r} already exists ({exists.status})", field="/id")
     now = _now()
-    conn.execute(
-        insert(SEGMENTS).values(
-            segment_id=definition.id,
-            kind=definition.kind,
-            status="active",
-            origin=origin,
-            latest_version=1,
-            created_by=created_by,
-            created_at=now,
-            updated_at=now,
-        )
+    head = insert(SEGMENTS).values(
+        segment_id=definition.id,
+        kind=definition.kind,
+        status="active",
+        origin=origin,
+        latest_version=1,
+        created_by=created_by,
+        created_at=now,
+        updated_at=now,
     )
+    if conn.dialect.name == "sqlite":  # one writer at a time: the check above holds (pysqlite has no savepoints)
+        conn.execute(head)
+    else:
+        try:  # two creators racing: the second waits on the first's row, then finds the id taken
+            with conn.begin_nested():
+                conn.execute(head)
+        except IntegrityError:
+            raise SegmentExists(f"segment {definition.id!r} already exists (active)", field="/id") from None
     _insert_version(
         conn, definition, 1, created_by=created_by, members=members, unknown_count=None, source=source, now=now
     )

@@ -543,3 +543,32 @@ def test_two_editors_racing_get_two_versions_on_postgresql_and_mariadb(core_db) 
         t.join()
     assert not errors, errors
     assert sorted(results) == [2, 3]
+
+
+def test_two_creators_racing_for_one_id_get_one_segment_on_postgresql_and_mariadb(core_db) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    engine = core_db
+    definition = parse_definition(
+        {"id": "db-twice", "name": "t", "description": "d", "owner": "crm", "kind": "dynamic", "rule": RULE}
+    )
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            with engine.begin() as conn:
+                segment_store.create_segment(conn, definition, created_by="t")
+            outcomes.append("created")
+        except segment_store.SegmentExists:
+            outcomes.append("exists")
+
+    threads = [threading.Thread(target=create) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["created", "exists"]
+    with engine.connect() as conn:
+        assert [v.version for v in segment_store.versions(conn, "db-twice")] == [1]

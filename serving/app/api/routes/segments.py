@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from app.api.deps import Caller, SettingsDep, SourceDep, StoreDep, authorized
 from app.core.errors import ApiError, problem_responses
@@ -443,7 +443,10 @@ def create_segment(
         _written(conn, caller, body.segment_id, 201, f"{body.segment_id} v1 {body.kind}")
         return 201, _segment_read(conn, body.segment_id)
 
-    return run_once(source, caller, key, body.model_dump(mode="json"), write)
+    try:
+        return run_once(source, caller, key, body.model_dump(mode="json"), write)
+    except IntegrityError:  # another request created this id between our check and our insert
+        raise ApiError(409, f"segment {body.segment_id!r} already exists") from None
 
 
 @router.get("", response_model=Page[SegmentRead], responses=READ_ERRORS, summary="List segments")
