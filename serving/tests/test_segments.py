@@ -307,6 +307,22 @@ def test_static_lists_from_ids_and_phones_are_versions_and_no_clear_phone_is_kep
     assert version_count(world, segment_id) == before and version_count(world, dynamic_id) == 1
 
 
+def test_a_list_over_the_row_limit_or_with_a_bad_header_is_refused_by_line() -> None:
+    with pytest.raises(segment_store.UploadError, match="more than 3 rows"):
+        segment_store.parse_static_list("customer_id\n1\n2\n3\n4\n", pii_key=None, max_rows=3)
+    with pytest.raises(segment_store.UploadError, match="line 1"):
+        segment_store.parse_static_list("mobile\n13800138000\n", pii_key=b"k")
+    parsed = segment_store.parse_static_list("phone\n+86 138 0013 8000\n13800138000\n\n", pii_key=b"k")
+    assert parsed.rows == 2 and parsed.duplicates == 1 and parsed.tokens == [pii_token(b"k", "13800138000")]
+    assert "13800138000" not in repr(parsed)
+
+
+def pii_token(key: bytes, phone: str) -> str:
+    from mo import pii
+
+    return pii.token(key, "phone", phone) or ""
+
+
 def test_an_oversized_upload_is_refused_naming_the_file(world: ApiWorld, accounts) -> None:  # type: ignore[no-untyped-def]
     from app.main import create_app
 
@@ -352,8 +368,17 @@ def test_export_is_masked_audited_and_is_what_evaluate_now_returns(
     exports = [r for r in audit_rows(world, "segments.export") if (r.detail or "").startswith(segment_id)]
     assert len(exports) == 2 and "json" in exports[0].detail and "csv" in exports[1].detail
 
-    evaluation = segment_store.evaluate_now(world.source, _store(world), segment_id)
-    assert [m.customer_id for m in evaluation.members] == expected
+    store = _store(world)
+    try:
+        evaluation = segment_store.evaluate_now(world.source, store, segment_id)
+        assert [m.customer_id for m in evaluation.members] == expected
+        assert client.post(f"/v1/segments/{segment_id}/archive", headers={**marketer, **idem()}).status_code == 200
+        with pytest.raises(segment_store.SegmentArchived):
+            segment_store.evaluate_now(world.source, store, segment_id)
+        kept = segment_store.evaluate_now(world.source, store, segment_id, 1, allow_archived=True)
+        assert [m.customer_id for m in kept.members] == expected
+    finally:
+        store.dispose()
     assert client.get(f"/v1/segments/{segment_id}/members", headers=accounts["analyst"].headers).status_code == 403
 
 
