@@ -399,17 +399,36 @@ def segments_compile(rule_file: Path, dialect: str, as_of) -> None:
     )
 
 
+@segments.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+def segments_import(folder: Path | None) -> None:
+    """Import definition files (default: schemas/segments/examples) into the definition store (core database).
+
+    A new version where a file changed; a segment edited through the API since keeps the API's versions."""
+    from mo.oltp.db import make_engine
+    from mo.segments.store import import_folder
+
+    engine = make_engine(get_settings().resolved_source_url)
+    try:
+        report = import_folder(engine, folder, imported_by=f"file:{getpass.getuser()}"[:80])
+    finally:
+        engine.dispose()
+    for line in report.lines():
+        click.echo(line)
+
+
 @segments.command("refresh")
 @click.option(
     "--folder",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="Definitions folder (default: schemas/segments/examples)",
+    help="Definitions folder imported into the store first (default: schemas/segments/examples)",
 )
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Reference date (default today)")
 @click.option("--run-id", default=None, help="Run id (default manual-<as-of>); re-running it replaces its rows")
 def segments_refresh(folder: Path | None, as_of, run_id: str | None) -> None:
-    """Evaluate every static, dynamic and smart segment on the marts and write the run's membership."""
+    """Evaluate every active segment of the definition store (static, dynamic, smart) on the marts and write
+    the run's membership; the folder's files are imported into the store first."""
     from mo.segments.membership import refresh_from_folder
 
     report = refresh_from_folder(

@@ -20,6 +20,9 @@ CLAIM_HANDLERS = frozenset({"claims_handler"})  # claims:handle
 CAMPAIGN_READERS = frozenset({"marketer", "approver", "analyst", "reviewer"})  # campaigns:read
 CAMPAIGN_WRITERS = frozenset({"marketer"})  # campaigns:write
 CAMPAIGN_APPROVERS = frozenset({"approver"})  # campaigns:approve
+SEGMENT_READERS = frozenset({"marketer", "approver", "analyst"})  # segments:read
+SEGMENT_WRITERS = frozenset({"marketer"})  # segments:write
+SEGMENT_EXPORTERS = frozenset({"marketer"})  # segments:export
 
 EXPECTED: dict[str, frozenset[str]] = {
     "GET /v1/customers/{customer_id}": CUSTOMER_READERS,
@@ -73,4 +76,13 @@ EXPECTED: dict[str, frozenset[str]] = {
     "POST /v1/campaigns/{campaign_id}/resume": CAMPAIGN_WRITERS,
     "POST /v1/campaigns/{campaign_id}/cancel": CAMPAIGN_WRITERS,
     "GET /v1/campaigns/{campaign_id}/preview": CAMPAIGN_READERS,
+    # segments for marketers (scopes segments:read / write / export)
+    "POST /v1/segments": SEGMENT_WRITERS,
+    "GET /v1/segments": SEGMENT_READERS,
+    "GET /v1/segments/{segment_id}": SEGMENT_READERS,
+    "POST /v1/segments/{segment_id}/versions": SEGMENT_WRITERS,
+    "POST /v1/segments/{segment_id}/archive": SEGMENT_WRITERS,
+    "POST /v1/segments/preview": SEGMENT_READERS,
+    "POST /v1/segments/{segment_id}/upload": SEGMENT_WRITERS,
+    "GET /v1/segments/{segment_id}/members": SEGMENT_EXPORTERS,
 }

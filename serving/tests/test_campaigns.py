@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 
 from mo.campaigns import lifecycle
-from mo.campaigns import segments as segment_store
 from mo.campaigns.audience import snapshot_audience
 from mo.events.contracts import check_event
 from mo.oltp.api_tables import AuditEntry
@@ -327,26 +326,32 @@ def test_a_scheduled_time_that_passed_before_scheduling_is_refused(
     assert counts(world.source) == before
 
 
-def test_archived_segment_is_refused_at_submission(
-    world: ApiWorld, client: TestClient, people: dict[str, Account], monkeypatch: pytest.MonkeyPatch
+def test_submission_pins_the_segments_current_version_and_refuses_an_archived_one(
+    world: ApiWorld, client: TestClient, people: dict[str, Account]
 ) -> None:
+    """Against the real definition store: a segment made and edited through the segments API is pinned at its
+    latest version; once archived, a campaign on it cannot be submitted."""
     marketer = people["marketer"]
-    campaign = create(client, marketer)
-    real = segment_store.lookup_segment
-
-    def archived(conn, segment_id):  # type: ignore[no-untyped-def]
-        ref = real(conn, segment_id)
-        return ref and segment_store.SegmentRef(ref.segment_id, 3, True)
-
-    monkeypatch.setattr(segment_store, "lookup_segment", archived)
+    segment_id = f"s-camp-{uuid.uuid4().hex[:8]}"
+    rule = {"attr": "gender", "op": "eq", "value": "F"}
+    definition = {"segment_id": segment_id, "name": "Women", "description": "Female customers.",
+                  "owner": "growth-marketing", "kind": "dynamic", "rule": rule}  # fmt: skip
+    made = client.post("/v1/segments", json=definition, headers={**marketer.headers, **idem()})
+    assert made.status_code == 201, made.text
+    edit = {k: v for k, v in definition.items() if k not in ("segment_id", "kind")}
+    edit["rule"] = {"all": [rule, {"attr": "customer_tier", "op": "in", "value": ["gold", "platinum"]}]}
+    url = f"/v1/segments/{segment_id}"
+    assert client.post(f"{url}/versions", json=edit, headers={**marketer.headers, **idem()}).status_code in (200, 201)
+    pinned = create(client, marketer, segment_id=segment_id)
+    assert act(client, marketer, pinned, "submit").json()["segment_version"] == 2
+    campaign = create(client, marketer, segment_id=segment_id)
+    archived = client.post(f"{url}/archive", json={}, headers={**marketer.headers, **idem()})
+    assert archived.status_code == 200, archived.text
     before = counts(world.source)
     answer = act(client, marketer, campaign, "submit")
     assert answer.status_code == 422, answer.text
     assert "archived" in {e["field"]: e["message"] for e in answer.json()["errors"]}["/campaign/segment_id"]
     assert counts(world.source) == before
-    monkeypatch.setattr(segment_store, "lookup_segment",
-                        lambda conn, sid: segment_store.SegmentRef(sid, 3, False))  # fmt: skip
-    assert act(client, marketer, campaign, "submit").json()["segment_version"] == 3  # the version is pinned
 
 
 def test_edits_need_the_current_version_and_the_author(

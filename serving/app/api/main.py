@@ -15,6 +15,7 @@ from app.api.routes import (
     erasure,
     health,
     products,
+    segments,
 )
 
 api_router = APIRouter()
@@ -31,3 +32,4 @@ api_router.include_router(consents.router)
 api_router.include_router(complaints.router)
 api_router.include_router(erasure.router)
 api_router.include_router(campaigns.router)
+api_router.include_router(segments.router)
