@@ -18,6 +18,8 @@ CLAIM_FILERS = frozenset({"app", "service_agent"})  # claims:submit
 CLAIM_READERS = frozenset({"app", "service_agent", "claims_handler", "reviewer"})  # claims:read
 CLAIM_HANDLERS = frozenset({"claims_handler"})  # claims:handle
 
+# Not here, by design: POST /v1/webhooks/{provider} and GET /v1/t/{token} take no bearer token (a provider's
+# signature, a signed link token); test_route_roles lists them as public, test_webhooks tests their refusals.
 EXPECTED: dict[str, frozenset[str]] = {
     "GET /v1/customers/{customer_id}": CUSTOMER_READERS,
     "GET /v1/audit": ADMINS,

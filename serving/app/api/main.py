@@ -13,6 +13,8 @@ from app.api.routes import (
     erasure,
     health,
     products,
+    tracking,
+    webhooks,
 )
 
 api_router = APIRouter()
@@ -27,3 +29,6 @@ api_router.include_router(claims.router)
 api_router.include_router(consents.router)
 api_router.include_router(complaints.router)
 api_router.include_router(erasure.router)
+# Public with a signature (no bearer token): provider receipts and tracked links.
+api_router.include_router(webhooks.router)
+api_router.include_router(tracking.router)
