@@ -67,7 +67,8 @@ def sandbox_log(server: SandboxServer, table: str = "received", provider: str | 
 
 
 def inject(server: SandboxServer, provider: str, kind: str, count: int) -> None:
-    httpx.post(f"{server.url}/_sandbox/faults", json={"provider": provider, "kind": kind, "count": count}).raise_for_status()
+    fault = {"provider": provider, "kind": kind, "count": count}
+    httpx.post(f"{server.url}/_sandbox/faults", json=fault).raise_for_status()
 
 
 def configure(server: SandboxServer, **changes: Any) -> None:

@@ -16,8 +16,16 @@ from fastapi import FastAPI, Request
 from mo.channels import signing
 from mo.channels.adapters import PERMANENT, RETRYABLE, SENT, make_adapter
 from mo.config import get_settings
-from tests.channels.helpers import PAYLOADS, configure, inject, openid, phone, point_channels_at, running_sandbox
-from tests.channels.helpers import sandbox_log
+from tests.channels.helpers import (
+    PAYLOADS,
+    configure,
+    inject,
+    openid,
+    phone,
+    point_channels_at,
+    running_sandbox,
+    sandbox_log,
+)
 from tests.channels.helpers import sandbox_log as log_of
 
 
