@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from xml.etree import ElementTree
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mo.oltp.campaign_tables import Delivery
 
-DELIVERIES = Delivery.__table__
+DELIVERIES = cast(Table, Delivery.__table__)
 MAX_ITEMS = 1000
 
 
@@ -83,11 +83,13 @@ def _parse_item(provider: str, item: dict[str, Any], index: int) -> Receipt:
         return Receipt(_text(item, "out_id", index), _text(item, "biz_id", index, False), success, detail)
     if provider == "push":
         status = _text(item, "status", index)
-        return Receipt(_text(item, "cid", index), _text(item, "msg_id", index, False), status == "delivered", status)
+        return Receipt(
+            _text(item, "cid", index), _text(item, "msg_id", index, False), status == "delivered", str(status)
+        )
     if provider == "coupon":
         status = _text(item, "status", index)
         key = _text(item, "out_request_no", index)
-        return Receipt(key, _text(item, "coupon_id", index, False), status == "SENDED", status)
+        return Receipt(key, _text(item, "coupon_id", index, False), status == "SENDED", str(status))
     raise ReceiptError("/path/provider", f"unknown provider '{provider}'")
 
 

@@ -113,7 +113,7 @@ class SandboxConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> SandboxConfig:
-        base = {
+        base: dict[str, Any] = {
             "wechat_appid": settings.channel_wechat_appid,
             "wechat_secret": settings.channel_wechat_secret,
             "wechat_token": settings.channel_wechat_token,

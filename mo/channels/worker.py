@@ -27,9 +27,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mo.channels.adapters import PERMANENT, SENT, Adapter, SendResult, make_adapter
@@ -40,7 +40,7 @@ from mo.oltp.campaign_tables import Delivery
 from mo.oltp.models import Customer
 
 log = logging.getLogger(__name__)
-DELIVERIES = Delivery.__table__
+DELIVERIES = cast(Table, Delivery.__table__)
 CUSTOMERS = Customer.__table__
 FINAL = {"sent", "failed", "dead_letter"}
 
@@ -151,7 +151,7 @@ class ChannelWorker:
         self.adapters = adapters or {}
         self.buckets: dict[str, TokenBucket] = {}
         self.stats = WorkerStats()
-        self._dead_producer = None
+        self._dead_producer: Any = None
 
     def adapter(self, channel: str) -> Adapter:
         if channel not in self.adapters:
