@@ -158,6 +158,7 @@ class Log:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a test double: durable enough, not an fsync per request
         self._db.executescript(SCHEMA)
 
     def request(self, provider: str, endpoint: str, client_msg_id: str | None, status: int, code: str | None,
@@ -748,8 +749,15 @@ def stop_detached(settings: Settings) -> bool:
     pid = _running_pid(settings)
     if pid is None:
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+    import psutil
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).wait(timeout=5)
+        if not psutil.pid_exists(pid):
+            break
     _pid_file(settings).unlink(missing_ok=True)
     return True
 
