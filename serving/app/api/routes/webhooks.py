@@ -125,12 +125,12 @@ async def receive(
     request.state.action = "webhooks.receive"
     body = await request.body()
     timestamp, nonce = _credentials(provider, request, settings)
-    where = "/query/timestamp" if provider == "wechat" else "/header/X-Mo-Timestamp"
+    where = "/query/" if provider == "wechat" else "/header/X-Mo-"
     if provider != "wechat":
         _check_body_signature(request, body, settings, timestamp, nonce)
-    _check_fresh(timestamp, where)
-    await run_in_threadpool(_check_nonce, redis_client, settings, provider, nonce, where.replace("timestamp", "nonce")
-                            .replace("Timestamp", "Nonce"))  # fmt: skip
+    _check_fresh(timestamp, where + ("timestamp" if provider == "wechat" else "Timestamp"))
+    nonce_field = where + ("nonce" if provider == "wechat" else "Nonce")
+    await run_in_threadpool(_check_nonce, redis_client, settings, provider, nonce, nonce_field)
     try:
         items = receipts.parse(provider, body)
     except receipts.ReceiptError as exc:
