@@ -37,6 +37,35 @@ NONCE_TTL_S = 600
 ProviderName = Annotated[Literal["sms", "wechat", "push", "coupon"], Path(examples=["sms"])]
 
 
+# What the providers post: SMS reports (Aliyun SmsReport), push and coupon callbacks as JSON arrays; WeChat's
+# TEMPLATESENDJOBFINISH event as XML. Read from the raw body (the signature covers its bytes).
+RECEIPT_BODIES = {
+    "application/json": {
+        "schema": {"type": "array", "minItems": 1, "maxItems": receipts.MAX_ITEMS, "items": {"type": "object"}},
+        "example": [
+            {
+                "phone_number": "13800138000",
+                "send_time": "2026-12-06 10:00:00",
+                "report_time": "2026-12-06 10:00:03",
+                "success": True,
+                "err_code": "DELIVERED",
+                "err_msg": "用户接收成功",
+                "sms_size": "1",
+                "biz_id": "932702304080415357^0",
+                "out_id": "5f0c8a52-6a55-4a4e-9d4e-1d2f3a4b5c6d",
+            }
+        ],
+    },
+    "text/xml": {
+        "schema": {"type": "string", "maxLength": 4096},
+        "example": "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oAbc]]></FromUserName>"
+        "<CreateTime>1765015200</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        "<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>200163836</MsgID>"
+        "<Status><![CDATA[success]]></Status></xml>",
+    },
+}
+
+
 class ReceiptsRecorded(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"provider": "sms", "recorded": 1, "duplicates": 0, "unknown": 0}]}
@@ -116,6 +145,7 @@ def _record(source: Engine, provider: str, items: list[receipts.Receipt], reques
     response_model=ReceiptsRecorded,
     responses=problem_responses(400, 401, 409, 413, 422),
     summary="Receive a provider's delivery receipts (signed; no bearer token)",
+    openapi_extra={"requestBody": {"required": True, "content": RECEIPT_BODIES}},
 )
 async def receive(
     provider: ProviderName, request: Request, settings: SettingsDep, source: SourceDep, redis_client: RedisDep
