@@ -63,13 +63,13 @@ def run() -> str:  # noqa: PLR0915 - one linear measurement
 
         payloads = {
             "sms": {
-                "sign_name": "安心保险",
-                "template_code": "SMS_480103",
-                "template_param": {"name": "张", "claim_no": "C1"},
+                "sign_name": "中安保险",
+                "template_code": "SMS_SERVICE_01",
+                "template_param": {"name": "张", "notice": "理赔已受理"},
             },
-            "wechat": {"template_id": "TPL_RENEWAL_REMINDER_01", "data": {"first": {"value": "续保提醒"}}},
+            "wechat": {"template_id": "TM_RENEWAL_REMINDER", "data": {"thing1": {"value": "车险续保"}}},
             "push": {"title": "续保提醒", "body": "您的车险即将到期"},
-            "coupon": {"stock_id": "9856000"},
+            "coupon": {"stock_id": "STOCK_AUTO_50"},
         }
         channels = list(payloads)
         customers = 500

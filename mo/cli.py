@@ -192,6 +192,30 @@ def hot() -> None:
     """Hot contact records in Redis: consent, complaints, quiet hours, erasure, as campaign dispatch checks them."""
 
 
+@hot.command("refresh")
+def hot_refresh_cmd() -> None:
+    """Remake the hot records of customers whose consents, complaints or preferences changed in the source since
+    the last refresh (changes made outside the API); the first refresh remakes them all."""
+    from mo.hot_record import refresh_changed
+    from mo.oltp.db import check_connection, make_engine
+    from mo.serving_store.redis_store import close_redis, connect_redis
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_source_url)
+    check_connection(engine)
+    import redis
+
+    client = connect_redis(settings)
+    try:
+        with engine.connect() as conn:
+            written = refresh_changed(conn, client, settings.redis_prefix)
+    except redis.RedisError as exc:
+        raise MoError(f"Redis unreachable for the hot records ({settings.redis_url or 'embedded'}): {exc}") from None
+    finally:
+        close_redis(client)
+    click.echo(f"hot records refreshed: {written}")
+
+
 @hot.command("rebuild")
 @click.option("--customer", "customers", type=click.IntRange(min=1), multiple=True, help="Only these customers")
 def hot_rebuild_cmd(customers: tuple[int, ...]) -> None:

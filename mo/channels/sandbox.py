@@ -464,6 +464,10 @@ class Sandbox:
                 or any(not isinstance(v, dict) or "value" not in v for v in data.values())
             ):
                 return self._wx(ep, client_msg_id, 47003, f"argument invalid! data.{extra[0] if extra else ''}")
+            limits = template.get("fields") if isinstance(template.get("fields"), dict) else {}
+            too_long = [k for k, v in data.items() if k in limits and len(str(v["value"])) > int(limits[k])]
+            if too_long:
+                return self._wx(ep, client_msg_id, 47003, f"argument invalid! data.{too_long[0]}.value exceeds limit")
             msgid = str(int(time.time() * 1000) * 1000 + secrets.randbelow(1000))
             self.log.accept("wechat", client_msg_id or f"auto-{msgid}", msgid, touser, body)
             self.log.request("wechat", ep, client_msg_id, 200, "0")

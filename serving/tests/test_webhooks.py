@@ -219,9 +219,10 @@ def test_sandbox_receipts_reach_this_api_end_to_end(world, app, client, tmp_path
                 person = conn.execute(select(customers.c.id, customers.c.phone).limit(1)).first()
             from mo.channels.messages import new_send
 
+            payload = {"sign_name": "中安保险", "template_code": "SMS_SERVICE_01",
+                       "template_param": {"name": "张", "notice": "理赔已受理"}}  # fmt: skip
             message = new_send(ledger_id=1, touch_key=f"campaign:9:1:{person.id}", customer_id=person.id,
-                               channel="sms", payload={"sign_name": "安心保险", "template_code": "SMS_480103",
-                                                       "template_param": {"name": "张", "claim_no": "C1"}})  # fmt: skip
+                               channel="sms", payload=payload)  # fmt: skip
             assert ChannelWorker(PlatformSettings(), world.source).process(message) == "sent"
             deadline = time.monotonic() + 20
             while "delivered" not in _states(world, message["message_id"]):

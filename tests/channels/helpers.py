@@ -22,10 +22,14 @@ from tests.mo.outbox_helpers import customer_row
 
 CHANNEL_ENV = ("WECHAT", "SMS", "PUSH", "COUPON")
 PAYLOADS: dict[str, dict[str, Any]] = {
-    "sms": {"sign_name": "安心保险", "template_code": "SMS_480103", "template_param": {"name": "张", "claim_no": "X1"}},
-    "wechat": {"template_id": "TPL_RENEWAL_REMINDER_01", "data": {"first": {"value": "续保提醒"}}, "url": None},
+    "sms": {
+        "sign_name": "中安保险",
+        "template_code": "SMS_SERVICE_01",
+        "template_param": {"name": "张", "notice": "理赔已受理"},
+    },
+    "wechat": {"template_id": "TM_RENEWAL_REMINDER", "data": {"thing1": {"value": "车险续保"}}, "url": None},
     "push": {"title": "续保提醒", "body": "您的车险即将到期", "extras": {"campaign": "1"}},
-    "coupon": {"stock_id": "9856000", "coupon_value": 50},
+    "coupon": {"stock_id": "STOCK_AUTO_50", "coupon_value": 50},
 }
 
 

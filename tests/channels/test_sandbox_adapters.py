@@ -66,6 +66,7 @@ def test_each_provider_accepts_once_per_client_message_id_and_answers_its_query(
         ("wechat", openid(999), PAYLOADS["wechat"], "43004"),
         ("wechat", openid(1), {**PAYLOADS["wechat"], "template_id": "TPL_NOT_APPROVED"}, "40037"),
         ("wechat", openid(1), {**PAYLOADS["wechat"], "data": {"nope": {"value": "x"}}}, "47003"),
+        ("wechat", openid(1), {**PAYLOADS["wechat"], "data": {"thing1": {"value": "长" * 21}}}, "47003"),
         ("sms", phone(998), PAYLOADS["sms"], "isv.MOBILE_NUMBER_ILLEGAL"),
         ("sms", phone(1), {**PAYLOADS["sms"], "sign_name": "未注册签名"}, "isv.SMS_SIGNATURE_ILLEGAL"),
         ("sms", phone(1), {**PAYLOADS["sms"], "template_code": "SMS_999"}, "isv.SMS_TEMPLATE_ILLEGAL"),
@@ -102,8 +103,8 @@ def test_sms_signature_nonce_is_single_use_and_timestamps_expire(sandbox) -> Non
     params = {"AccessKeyId": settings.channel_sms_access_key_id, "Action": "SendSms", "Format": "JSON",
               "SignatureMethod": "HMAC-SHA1", "SignatureNonce": "n-1", "SignatureVersion": "1.0",
               "Timestamp": "2020-01-01T00:00:00Z", "Version": "2017-05-25", "PhoneNumbers": phone(1),
-              "SignName": "安心保险", "TemplateCode": "SMS_480103",
-              "TemplateParam": json.dumps({"name": "a", "claim_no": "b"})}  # fmt: skip
+              "SignName": "中安保险", "TemplateCode": "SMS_SERVICE_01",
+              "TemplateParam": json.dumps({"name": "a", "notice": "b"})}  # fmt: skip
     params["Signature"] = signing.aliyun_signature(params, settings.channel_sms_access_key_secret)
     answer = httpx.post(f"{sandbox.url}/", data=params)
     assert (answer.status_code, answer.json()["Code"]) == (400, "InvalidTimeStamp.Expired")

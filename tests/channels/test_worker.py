@@ -171,7 +171,7 @@ def test_no_address_or_erased_customer_fails_without_a_provider_call(source, san
 
 
 def test_invalid_messages_are_refused_by_the_producer_and_the_worker(source, sandbox) -> None:
-    bad = {**send_message(1, "sms"), "payload": {"sign_name": "安心保险"}}
+    bad = {**send_message(1, "sms"), "payload": {"sign_name": "中安保险"}}
     with pytest.raises(ContractViolation, match="template_code"):
         produce_sends(FakeProducer(), [send_message(2, "sms"), bad], get_settings())
     worker = _worker(source)
