@@ -527,6 +527,62 @@ def segments_history(segment_id: str) -> None:
         )
 
 
+@cli.group()
+def channels() -> None:
+    """Channel delivery: the provider sandbox and the channel workers."""
+
+
+@channels.group("sandbox")
+def channels_sandbox() -> None:
+    """The provider sandbox (WeChat, Aliyun SMS, JPush, WeChat Pay coupons) for development and tests."""
+
+
+@channels_sandbox.command("start")
+def channels_sandbox_start() -> None:
+    from mo.channels.sandbox import start_detached
+
+    click.echo(start_detached(get_settings()))
+
+
+@channels_sandbox.command("stop")
+def channels_sandbox_stop() -> None:
+    from mo.channels.sandbox import stop_detached
+
+    click.echo("stopped" if stop_detached(get_settings()) else "not running")
+
+
+@channels_sandbox.command("status")
+def channels_sandbox_status() -> None:
+    from mo.channels.sandbox import status
+
+    _echo_json(status(get_settings()))
+
+
+@channels.command("worker")
+@click.option("--channel", type=click.Choice(["sms", "wechat", "push", "coupon"]), default=None,
+              help="Deliver only this channel (its own consumer group); all channels without.")  # fmt: skip
+@click.option("--once", is_flag=True, help="Stop when the sends topic has nothing more for this group.")
+def channels_worker(channel: str | None, once: bool) -> None:
+    import logging
+    import signal
+    import threading
+
+    from mo.channels.worker import ChannelWorker
+    from mo.oltp.db import make_engine
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    settings.require_channel_secrets()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    worker = ChannelWorker(settings, make_engine(settings.resolved_source_url), channel=channel)
+    try:
+        stats = worker.run(once=once, stop=stop)
+    except KeyboardInterrupt:
+        stats = worker.stats
+    _echo_json(stats.as_dict())
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, standalone_mode=False)

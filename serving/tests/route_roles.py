@@ -24,6 +24,8 @@ SEGMENT_READERS = frozenset({"marketer", "approver", "analyst"})  # segments:rea
 SEGMENT_WRITERS = frozenset({"marketer"})  # segments:write
 SEGMENT_EXPORTERS = frozenset({"marketer"})  # segments:export
 
+# Not here, by design: POST /v1/webhooks/{provider} and GET /v1/t/{token} take no bearer token (a provider's
+# signature, a signed link token); test_route_roles lists them as public, test_webhooks tests their refusals.
 EXPECTED: dict[str, frozenset[str]] = {
     "GET /v1/customers/{customer_id}": CUSTOMER_READERS,
     "GET /v1/audit": ADMINS,

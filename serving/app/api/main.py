@@ -16,6 +16,8 @@ from app.api.routes import (
     health,
     products,
     segments,
+    tracking,
+    webhooks,
 )
 
 api_router = APIRouter()
@@ -33,3 +35,6 @@ api_router.include_router(complaints.router)
 api_router.include_router(erasure.router)
 api_router.include_router(campaigns.router)
 api_router.include_router(segments.router)
+# Public with a signature (no bearer token): provider receipts and tracked links.
+api_router.include_router(webhooks.router)
+api_router.include_router(tracking.router)
