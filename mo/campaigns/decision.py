@@ -31,6 +31,7 @@ when the database gives up on a lock (deadlock, SQLite busy).
 
 from __future__ import annotations
 
+import io
 import json
 import time as clock
 import uuid
@@ -48,7 +49,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from mo.campaigns import holdout
 from mo.campaigns.ledger import window_counts
-from mo.hot_record import OPEN_COMPLAINT, HotRecord, QuietHours, hot_key, parse_record, source_states
+from mo.campaigns.sql import one_of
+from mo.hot_record import OPEN_COMPLAINT, HotRecord, QuietHours, hot_key, source_states
 from mo.oltp.campaign_tables import LedgerEntry
 from mo.oltp.models import Claim, Complaint, Customer
 
@@ -131,7 +133,7 @@ class ContactPolicy:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     touch_key: str
     customer_id: int
@@ -207,45 +209,81 @@ class _Contact:
     origin: str  # hot | source
 
 
-def _prefs(body: str | None) -> dict | None:
-    if not body or body.startswith("pending"):
-        return None
-    text, _, _ = body.rpartition("|")
-    return json.loads(text)
-
-
 def _quiet(prefs: Mapping | None) -> tuple[time, time] | None:
     if prefs and prefs.get("quiet_start") and prefs.get("quiet_end"):
         return time.fromisoformat(prefs["quiet_start"]), time.fromisoformat(prefs["quiet_end"])
     return None
 
 
+# Every hash of a chunk in one reply, JSON-encoded by Redis: the pure-Python reply parser costs more per element
+# than the lookups themselves, and a chunk's records then decode in one json.loads. (Keys of one chunk must
+# live on one node: a single Redis, as configured here, or a cluster with hash tags.)
+_HGETALL_MANY = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
+return cjson.encode(out)
+"""
+REDIS_KEYS_PER_CALL = 1000
+
+
+def _contact_from_fields(cid: int, fields: Mapping[str, str]) -> _Contact | None:
+    """The hot record's fields (as mo.hot_record.parse_record reads them), with the consent versions and the
+    preferences' time zone; None when the record is unknown (not built, or a preference change pending)."""
+    if "built" not in fields:
+        return None
+    consents: dict[tuple[str, str], str] = {}
+    versions: dict[tuple[str, str], int] = {}
+    complaints = []
+    prefs = None
+    for name, value in fields.items():
+        if name.startswith("consent:"):
+            _, channel, purpose = name.split(":", 2)
+            status, _, version = value.rpartition("|")
+            consents[(channel, purpose)] = status
+            versions[(channel, purpose)] = int(version or 0)
+        elif name.startswith("complaint:"):
+            complaints.append(name[10:])
+        elif name == "prefs":
+            body = value.rpartition("|")[0]
+            if body == "pending":
+                return None
+            prefs = json.loads(body)
+    quiet = _quiet(prefs)
+    record = HotRecord(
+        customer_id=cid,
+        known=True,
+        consents=consents,
+        open_complaints=tuple(sorted(complaints)),
+        max_push_per_week=prefs.get("max_push_per_week") if prefs else None,
+        quiet_hours=QuietHours(prefs["quiet_start"], prefs["quiet_end"], prefs["time_zone"]) if quiet else None,
+        erased=fields.get("erased") == "1",
+        built_at=fields.get("built"),
+    )
+    return _Contact(record, versions, prefs.get("time_zone") if prefs else None, quiet, "hot")
+
+
 def _hot(client: redis.Redis | None, prefix: str, ids: Sequence[int]) -> tuple[dict[int, _Contact], str | None]:
     if client is None:
         return {}, "no redis client"
     try:
+        script = client.register_script(_HGETALL_MANY)
         pipe = client.pipeline(transaction=False)
-        for cid in ids:
-            pipe.hgetall(hot_key(prefix, cid))
-        raws = pipe.execute()
+        for start in range(0, len(ids), REDIS_KEYS_PER_CALL):
+            script(keys=[hot_key(prefix, cid) for cid in ids[start : start + REDIS_KEYS_PER_CALL]], client=pipe)
+        replies = pipe.execute()
     except redis.RedisError as exc:
         return {}, f"redis unavailable: {type(exc).__name__}"
     found: dict[int, _Contact] = {}
-    for cid, raw in zip(ids, raws, strict=True):
-        if not raw:
-            continue
-        record = parse_record(cid, raw)
-        if not record.known:
-            continue
-        fields = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-                  for k, v in raw.items()}  # fmt: skip
-        versions = {}
-        for name, value in fields.items():
-            if name.startswith("consent:"):
-                _, channel, purpose = name.split(":", 2)
-                versions[(channel, purpose)] = int(value.rpartition("|")[2] or 0)
-        prefs = _prefs(fields.get("prefs"))
-        found[cid] = _Contact(record, versions, prefs.get("time_zone") if prefs else None, _quiet(prefs), "hot")
+    position = 0
+    for reply in replies:
+        for flat in json.loads(reply):
+            cid = ids[position]
+            position += 1
+            if not flat or isinstance(flat, dict):  # an empty hash encodes as {}
+                continue
+            contact = _contact_from_fields(cid, dict(zip(flat[::2], flat[1::2], strict=True)))
+            if contact is not None:
+                found[cid] = contact
     return found, None
 
 
@@ -267,7 +305,7 @@ def _open_claims(conn: Connection, ids: Sequence[int]) -> dict[int, list[str]]:
     found: dict[int, list[str]] = {}
     rows = conn.execute(
         select(CLAIMS.c.customer_id, CLAIMS.c.claim_no).where(
-            CLAIMS.c.customer_id.in_(ids), CLAIMS.c.status.not_in(CLOSED_CLAIM), CLAIMS.c.deleted_at.is_(None)
+            one_of(conn, CLAIMS.c.customer_id, ids), CLAIMS.c.status.not_in(CLOSED_CLAIM), CLAIMS.c.deleted_at.is_(None)
         )
     )
     for cid, number in rows:
@@ -279,7 +317,7 @@ def _open_complaints(conn: Connection, ids: Sequence[int]) -> dict[int, list[str
     found: dict[int, list[str]] = {}
     rows = conn.execute(
         select(COMPLAINTS.c.customer_id, COMPLAINTS.c.complaint_no).where(
-            COMPLAINTS.c.customer_id.in_(ids),
+            one_of(conn, COMPLAINTS.c.customer_id, ids),
             COMPLAINTS.c.status.in_(OPEN_COMPLAINT),
             COMPLAINTS.c.deleted_at.is_(None),
         )
@@ -294,7 +332,7 @@ def _customers(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, boo
     c = CUSTOMERS.c
     rows = conn.execute(
         select(c.id, c.risk_rating, c.app_user_id.is_not(None), c.wechat_openid.is_not(None)).where(
-            c.id.in_(ids), c.deleted_at.is_(None)
+            one_of(conn, c.id, ids), c.deleted_at.is_(None)
         )
     )
     return {int(cid): (rating, bool(app), bool(wechat)) for cid, rating, app, wechat in rows}
@@ -305,7 +343,7 @@ def _ledger_state(conn: Connection, keys: Sequence[str]) -> dict[str, tuple[int,
     c = LEDGER.c
     rows = conn.execute(
         select(c.touch_key, c.attempt, c.decision, c.reason, c.channel, c.message_id, c.not_before, c.detail).where(
-            c.touch_key.in_(keys)
+            one_of(conn, c.touch_key, keys)
         )
     )
     highest: dict[str, int] = {}
@@ -448,6 +486,8 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
             s.channel_week[channel or ""] = week
         slots[cid] = s
     window = (policy.window_start, policy.window_end)
+    caps = {"7d": policy.cap_7d, "30d": policy.cap_30d, "channel_7d": policy.cap_channel_7d}
+    timings: dict[tuple, tuple] = {}
     rows: list[dict[str, Any]] = []
     made: list[Decision] = []
     decided_at = now
@@ -475,7 +515,6 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
             }
             if push_limit is not None:
                 detail["counts"]["max_push_per_week"] = push_limit
-            caps = {"7d": policy.cap_7d, "30d": policy.cap_30d, "channel_7d": policy.cap_channel_7d}
             detail["caps"] = caps
             if s.week >= policy.cap_7d:
                 reason = "cap_7d"
@@ -500,9 +539,16 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
                 detail["winner"] = {"touch_key": winner[0], "priority": winner[1], "channel": winner[2]}
         if reason == "ok":
             zone_name = contact.time_zone or policy.time_zone
-            zone = _zone(zone_name)
-            why, not_before = _timing(now, zone, window if marketing else None, contact.quiet)
-            detail["local"] = {"time": now.replace(tzinfo=UTC).astimezone(zone).isoformat(), "zone": zone_name}
+            timing_key = (zone_name, contact.quiet, marketing)
+            timing = timings.get(timing_key)
+            if timing is None:  # one clock for the whole batch: the same zone and hours give the same answer
+                zone = _zone(zone_name)
+                local = {"time": now.replace(tzinfo=UTC).astimezone(zone).isoformat(), "zone": zone_name}
+                timing = timings[timing_key] = (
+                    *_timing(now, zone, window if marketing else None, contact.quiet),
+                    local,
+                )
+            why, not_before, detail["local"] = timing
             if why is not None:
                 reason = why
                 if intent.ends_at is not None and not_before >= _naive_utc(intent.ends_at):
@@ -564,9 +610,10 @@ def _early_rules(intent: Intent, contact: _Contact, customers: Mapping[int, tupl
     record = contact.record
     marketing = intent.purpose == "marketing"
     consent: dict[str, Any] = {"from": contact.origin}
+    purpose = intent.purpose
+    statuses, versions = record.consents, contact.versions
     for c in intent.channels:
-        status = record.consent(c, intent.purpose)
-        consent[c] = [status, contact.versions.get((c, intent.purpose))]
+        consent[c] = [statuses.get((c, purpose)), versions.get((c, purpose))]
     detail: dict[str, Any] = {"purpose": intent.purpose, "consent": consent}
     if intent.ends_at is not None and now >= _naive_utc(intent.ends_at):
         return "campaign_ended", None, detail, []
@@ -610,22 +657,56 @@ def _early_rules(intent: Intent, contact: _Contact, customers: Mapping[int, tupl
     return "ok", None, detail, addressable
 
 
+LEDGER_COLUMNS = [c.name for c in LEDGER.columns if c.name != "id"]
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, datetime):
+        return value.isoformat(" ")
+    return str(value)
+
+
+def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """PostgreSQL's COPY of ``rows`` into ``table`` in the connection's transaction (text format)."""
+    text = _copy_text
+    lines = ["\t".join([text(row[name]) for name in columns]) for row in rows]
+    lines.append("")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO("\n".join(lines)))
+    finally:
+        cursor.close()
+
+
 def _append(conn: Connection, rows: list[dict[str, Any]], made: list[Decision]) -> None:
-    """One multi-row insert; when a concurrent decider got some of these touches first, the chunk is retried
-    row by row and the touches it lost are marked (not written, conflict)."""
+    """One bulk write per chunk (COPY on PostgreSQL, a multi-row insert elsewhere); when a concurrent decider got
+    some of these touches first, the chunk is retried row by row and the touches it lost are marked (not
+    written, conflict)."""
     if not rows:
         return
-    if conn.dialect.name == "sqlite":
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
         # One writer at a time, and savepoints are not dependable through pysqlite: a touch a racer committed
         # since our read fails the whole call, which decide() reruns (the rerun skips what the racer decided).
         conn.execute(insert(LEDGER), rows)
         return
     try:
         with conn.begin_nested():
-            conn.execute(insert(LEDGER), rows)
+            if dialect == "postgresql":
+                copy_rows(conn, "contact_ledger", LEDGER_COLUMNS, rows)
+            else:
+                conn.execute(insert(LEDGER), rows)
         return
     except IntegrityError:
         pass
+    except Exception as exc:  # COPY's unique violation comes from the driver itself, not through SQLAlchemy
+        if getattr(exc, "pgcode", None) != "23505":
+            raise
     for row, decision in zip(rows, made, strict=True):
         try:
             with conn.begin_nested():
@@ -672,7 +753,9 @@ def ledger_ids(conn: Connection, message_ids: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for start in range(0, len(message_ids), CHUNK):
         part = list(message_ids[start : start + CHUNK])
-        for mid, lid in conn.execute(select(LEDGER.c.message_id, LEDGER.c.id).where(LEDGER.c.message_id.in_(part))):
+        for mid, lid in conn.execute(
+            select(LEDGER.c.message_id, LEDGER.c.id).where(one_of(conn, LEDGER.c.message_id, part))
+        ):
             found[mid] = int(lid)
     return found
 

@@ -19,16 +19,15 @@ says why.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select, text
 
-from mo.campaigns.sql import insert_ignore
+from mo.campaigns.sql import insert_ignore, one_of
 from mo.oltp.campaign_tables import HoldoutAssignment
 from mo.oltp.models import Policy, Product
 
@@ -36,7 +35,7 @@ HOLDOUTS = HoldoutAssignment.__table__
 POLICIES = Policy.__table__
 PRODUCTS = Product.__table__
 BUCKETS = 10_000
-CHUNK = 2000
+CHUNK = 5000
 # Policies that made a renewal cycle: issued at some point (quotes and unpaid proposals never started one).
 CYCLE_STATUSES = ("in_force", "lapsed", "surrendered", "expired")
 
@@ -55,7 +54,7 @@ class Assignment:
 
 
 def bucket_of(key: bytes, product_line: str, cycle: str, customer_id: int) -> int:
-    digest = hmac.new(key, f"{product_line}|{cycle}|{customer_id}".encode(), hashlib.sha256).digest()
+    digest = hmac.digest(key, f"{product_line}|{cycle}|{customer_id}".encode(), "sha256")
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
 
@@ -86,7 +85,7 @@ def renewal_cycle(conn: Connection, pairs: Iterable[tuple[str, int]], today: dat
                 select(POLICIES.c.customer_id, func.max(POLICIES.c.start_date))
                 .join(PRODUCTS, PRODUCTS.c.id == POLICIES.c.product_id)
                 .where(
-                    POLICIES.c.customer_id.in_(part),
+                    one_of(conn, POLICIES.c.customer_id, part),
                     PRODUCTS.c.line == line,
                     POLICIES.c.status.in_(CYCLE_STATUSES),
                     POLICIES.c.deleted_at.is_(None),
@@ -135,12 +134,48 @@ def assign(
                         "assigned_at": now,
                     }
                 )
-            conn.execute(insert_ignore(conn, HOLDOUTS, [c.product_line, c.cycle, c.customer_id]), rows)
-            # What is stored, ours or a concurrent decider's; a locking read on MariaDB, whose plain reads would
-            # still see the transaction's first snapshot, without the other decider's row.
-            found.update(_read(conn, missing, latest=conn.dialect.name in ("mysql", "mariadb")))
+            if conn.dialect.name == "postgresql":
+                ours = _insert_postgres(conn, rows)
+                for row in rows:
+                    k = (row["product_line"], row["cycle"], row["customer_id"])
+                    if k in ours:
+                        found[k] = Assignment(*k, row["held_out"], row["bucket"], row["share"])
+                lost = [k for k in missing if k not in ours]
+            else:
+                conn.execute(insert_ignore(conn, HOLDOUTS, [c.product_line, c.cycle, c.customer_id]), rows)
+                lost = missing
+            if lost:
+                # What is stored, ours or a concurrent decider's; a locking read on MariaDB, whose plain reads
+                # would still see the transaction's first snapshot, without the other decider's row.
+                found.update(_read(conn, lost, latest=conn.dialect.name in ("mysql", "mariadb")))
         result.update(found)
     return result
+
+
+_UNNEST_INSERT = text(
+    "INSERT INTO holdout_assignments (product_line, cycle, customer_id, held_out, share, bucket, assigned_at) "
+    "SELECT u.l, u.c, u.i, u.h, u.s, u.b, :at FROM unnest(CAST(:lines AS varchar[]), CAST(:cycles AS varchar[]), "
+    "CAST(:ids AS bigint[]), CAST(:held AS boolean[]), CAST(:shares AS numeric[]), CAST(:buckets AS integer[])) "
+    "AS u(l, c, i, h, s, b) ON CONFLICT DO NOTHING RETURNING product_line, cycle, customer_id"
+)
+
+
+def _insert_postgres(conn: Connection, rows: list[dict]) -> set[tuple[str, str, int]]:
+    """One statement with the rows as arrays (far cheaper to send and parse than a VALUES list); the keys this
+    call inserted come back, the others a concurrent decider stored first."""
+    result = conn.execute(
+        _UNNEST_INSERT,
+        {
+            "at": rows[0]["assigned_at"],
+            "lines": [r["product_line"] for r in rows],
+            "cycles": [r["cycle"] for r in rows],
+            "ids": [r["customer_id"] for r in rows],
+            "held": [r["held_out"] for r in rows],
+            "shares": [r["share"] for r in rows],
+            "buckets": [r["bucket"] for r in rows],
+        },
+    )
+    return {(line, cycle, int(cid)) for line, cycle, cid in result}
 
 
 def _read(
@@ -152,7 +187,7 @@ def _read(
         groups.setdefault((line, cycle), []).append(cid)
     condition = or_(
         *(
-            and_(c.product_line == line, c.cycle == cycle, c.customer_id.in_(ids))
+            and_(c.product_line == line, c.cycle == cycle, one_of(conn, c.customer_id, ids))
             for (line, cycle), ids in groups.items()
         )
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, or_, select
 
+from mo.campaigns.sql import one_of
 from mo.oltp.api_tables import AuditEntry
 from mo.oltp.campaign_tables import Delivery, LedgerEntry
 from mo.oltp.privacy import ConsentEvidence
@@ -87,7 +88,7 @@ def window_counts(conn: Connection, customer_ids: Sequence[int], now: datetime) 
         rows = conn.execute(
             select(c.customer_id, c.channel, func.sum(case((c.decided_at > now - WEEK, 1), else_=0)), func.count())
             .where(
-                c.customer_id.in_(ids[start : start + CHUNK]),
+                one_of(conn, c.customer_id, ids[start : start + CHUNK]),
                 c.decided_at > now - MONTH,
                 c.decided_at <= now,
                 c.decision == "send",

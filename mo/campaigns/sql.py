@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Column, Connection, Table
+from sqlalchemy import BigInteger, Column, Connection, Integer, String, Table, any_, bindparam
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 
@@ -18,3 +19,12 @@ def insert_ignore(conn: Connection, table: Table, conflict: Sequence[Column]):  
         first = conflict[0].name
         return stmt.on_duplicate_key_update({first: stmt.inserted[first]})
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+
+
+def one_of(conn: Connection, column: Column, values: Sequence) -> Any:  # type: ignore[type-arg]
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``: one bound array instead of thousands of
+    bound parameters (the chunks here hold thousands of ids), far cheaper to render, send and parse."""
+    if conn.dialect.name == "postgresql":
+        item = BigInteger() if isinstance(column.type, BigInteger | Integer) else String()
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(item)))
+    return column.in_(list(values))
