@@ -18,7 +18,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "benchmarks.md"
-ORDER = ["generator", "events", "sync", "reconcile", "preview", "publish", "profiles", "profile_read", "claims"]
+ORDER = [
+    "generator",
+    "events",
+    "sync",
+    "reconcile",
+    "preview",
+    "publish",
+    "profiles",
+    "profile_read",
+    "claims",
+    "decision",
+]
 
 
 def machine() -> str:
