@@ -50,4 +50,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "GET /v1/products/{product_code}": ALL_ROLES,
     # a quote reads the customer's age and rating (scope customers:read)
     "GET /v1/products/{product_code}/quote": CUSTOMER_READERS,
+    # the contact ledger: touches (scope campaigns:read), the regulator's evidence export (contact:evidence)
+    "GET /v1/customers/{customer_id}/touches": frozenset({"marketer", "approver", "analyst", "reviewer"}),
+    "GET /v1/contact-ledger/evidence": frozenset({"reviewer"}),
 }

@@ -12,6 +12,7 @@ from app.api.routes import (
     customers,
     erasure,
     health,
+    ledger,
     products,
 )
 
@@ -27,3 +28,4 @@ api_router.include_router(claims.router)
 api_router.include_router(consents.router)
 api_router.include_router(complaints.router)
 api_router.include_router(erasure.router)
+api_router.include_router(ledger.router)
