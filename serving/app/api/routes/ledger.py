@@ -33,6 +33,14 @@ Decision = Literal["send", "suppress", "defer"]
 
 
 class DeliveryState(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"state": "delivered", "at": "2026-12-07T02:00:03Z", "provider": "sms",
+                 "provider_message_id": "pm-88121", "detail": None}
+            ]
+        }
+    )  # fmt: skip
     state: Literal["queued", "sent", "delivered", "failed", "opened", "clicked", "dead_letter"]
     at: UtcDateTime
     provider: str | None
@@ -105,6 +113,14 @@ class Touch(BaseModel):
 
 
 class ConsentAtDecision(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"channel": "sms", "purpose": "marketing", "status_at_decision": "opt_in", "version": 5522,
+                 "read_from": "hot", "evidence": {"evidence_id": 5522, "status": "opt_in", "text_version": "v3"}}
+            ]
+        }
+    )  # fmt: skip
     channel: str
     purpose: Literal["marketing", "service"]
     status_at_decision: Literal["opt_in", "opt_out"] | None
@@ -113,7 +129,55 @@ class ConsentAtDecision(BaseModel):
     evidence: dict[str, Any] | None = Field(description="That consent_evidence row, as recorded.")
 
 
+EVIDENCE_ROW_EXAMPLE: dict[str, Any] = {
+    "ledger_id": 8813,
+    "touch_key": "campaign:14:1:1001",
+    "attempt": 1,
+    "decided_at": "2026-12-08T02:00:00Z",
+    "source": "campaign",
+    "campaign_id": 14,
+    "occurrence": 1,
+    "customer_id": 1001,
+    "channel": None,
+    "purpose": "marketing",
+    "product_line": "health",
+    "priority": 3,
+    "decision": "suppress",
+    "reason": "consent_withdrawn",
+    "not_before": None,
+    "message_id": None,
+    "consent_evidence": [
+        {
+            "channel": "sms",
+            "purpose": "marketing",
+            "status_at_decision": "opt_out",
+            "version": 6120,
+            "read_from": "hot",
+            "evidence": {
+                "evidence_id": 6120,
+                "channel": "sms",
+                "purpose": "marketing",
+                "status": "opt_out",
+                "text_version": "v3",
+                "source": "app",
+                "reason": "customer",
+                "decided_at": "2026-12-08T01:59:59",
+                "actor": "client:app-backend",
+                "request_id": "req-7d1f",
+            },
+        }
+    ],
+    "rule_results": {
+        "purpose": "marketing",
+        "consent": {"from": "hot", "sms": ["opt_out", 6120]},
+    },
+    "deliveries": [],
+}
+
+
 class EvidenceRow(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EVIDENCE_ROW_EXAMPLE]})
+
     ledger_id: int
     touch_key: str
     attempt: int
@@ -148,52 +212,7 @@ class EvidenceExport(BaseModel):
                     "customer_id": 1001,
                     "period_from": "2026-12-01T00:00:00Z",
                     "period_to": "2027-01-01T00:00:00Z",
-                    "rows": [
-                        {
-                            "ledger_id": 8813,
-                            "touch_key": "campaign:14:1:1001",
-                            "attempt": 1,
-                            "decided_at": "2026-12-08T02:00:00Z",
-                            "source": "campaign",
-                            "campaign_id": 14,
-                            "occurrence": 1,
-                            "customer_id": 1001,
-                            "channel": None,
-                            "purpose": "marketing",
-                            "product_line": "health",
-                            "priority": 3,
-                            "decision": "suppress",
-                            "reason": "consent_withdrawn",
-                            "not_before": None,
-                            "message_id": None,
-                            "consent_evidence": [
-                                {
-                                    "channel": "sms",
-                                    "purpose": "marketing",
-                                    "status_at_decision": "opt_out",
-                                    "version": 6120,
-                                    "read_from": "hot",
-                                    "evidence": {
-                                        "evidence_id": 6120,
-                                        "channel": "sms",
-                                        "purpose": "marketing",
-                                        "status": "opt_out",
-                                        "text_version": "v3",
-                                        "source": "app",
-                                        "reason": "customer",
-                                        "decided_at": "2026-12-08T01:59:59",
-                                        "actor": "client:app-backend",
-                                        "request_id": "req-7d1f",
-                                    },
-                                }
-                            ],
-                            "rule_results": {
-                                "purpose": "marketing",
-                                "consent": {"from": "hot", "sms": ["opt_out", 6120]},
-                            },
-                            "deliveries": [],
-                        }
-                    ],
+                    "rows": [EVIDENCE_ROW_EXAMPLE],
                 }
             ]
         }
