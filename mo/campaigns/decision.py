@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import redis
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, Table, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from mo.campaigns import holdout
@@ -54,10 +54,10 @@ from mo.hot_record import OPEN_COMPLAINT, HotRecord, QuietHours, hot_key, source
 from mo.oltp.campaign_tables import LedgerEntry
 from mo.oltp.models import Claim, Complaint, Customer
 
-LEDGER = LedgerEntry.__table__
-CLAIMS = Claim.__table__
-COMPLAINTS = Complaint.__table__
-CUSTOMERS = Customer.__table__
+LEDGER = cast(Table, LedgerEntry.__table__)
+CLAIMS = cast(Table, Claim.__table__)
+COMPLAINTS = cast(Table, Complaint.__table__)
+CUSTOMERS = cast(Table, Customer.__table__)
 CHUNK = 5000
 WEEK = timedelta(days=7)
 MONTH = timedelta(days=30)
@@ -255,7 +255,9 @@ def _contact_from_fields(cid: int, fields: Mapping[str, str]) -> _Contact | None
         consents=consents,
         open_complaints=tuple(sorted(complaints)),
         max_push_per_week=prefs.get("max_push_per_week") if prefs else None,
-        quiet_hours=QuietHours(prefs["quiet_start"], prefs["quiet_end"], prefs["time_zone"]) if quiet else None,
+        quiet_hours=QuietHours(prefs["quiet_start"], prefs["quiet_end"], prefs["time_zone"])
+        if quiet and prefs
+        else None,
         erased=fields.get("erased") == "1",
         built_at=fields.get("built"),
     )
@@ -457,19 +459,19 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
     for intent, _ in todo:
         early[intent.touch_key] = _early_rules(intent, contacts[intent.customer_id], customers, claims,
                                                complaints, now)  # fmt: skip
-    wanted = [
-        (i.product_line, i.customer_id)
+    holdout_intents = [
+        i
         for i, _ in todo
         if i.purpose == "marketing" and i.product_line and i.holdout_share is not None and early[i.touch_key][0] == "ok"
     ]
+    wanted = [(str(i.product_line), i.customer_id) for i in holdout_intents]
     assignments: dict[tuple[str, str, int], holdout.Assignment] = {}
     cycles: dict[tuple[str, int], str] = {}
     if wanted:
         cycles = holdout.renewal_cycle(conn, wanted, now.date())
-        shares = {}
-        for i, _ in todo:
-            if (i.product_line, i.customer_id) in cycles:
-                shares.setdefault((i.product_line, i.customer_id), i.holdout_share)
+        shares: dict[tuple[str, int], Decimal] = {}
+        for i in holdout_intents:
+            shares.setdefault((str(i.product_line), i.customer_id), Decimal(str(i.holdout_share)))
         assignments = holdout.assign(
             conn,
             [(line, cycles[(line, cid)], cid, shares[(line, cid)]) for line, cid in cycles],
@@ -480,10 +482,10 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
     slots: dict[int, _Slots] = {}
     for cid in marketing_ids:
         s = _Slots()
-        for channel, (week, month) in counts.get(cid, {}).items():
+        for counted, (week, month) in counts.get(cid, {}).items():
             s.week += week
             s.month += month
-            s.channel_week[channel or ""] = week
+            s.channel_week[counted or ""] = week
         slots[cid] = s
     window = (policy.window_start, policy.window_end)
     caps = {"7d": policy.cap_7d, "30d": policy.cap_30d, "channel_7d": policy.cap_channel_7d}
@@ -494,8 +496,8 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
     for intent, attempt in sorted(todo, key=lambda t: (-t[0].priority, t[0].touch_key)):
         reason, _, detail, channels = early[intent.touch_key]
         contact = contacts[intent.customer_id]
-        channel = None
-        not_before = None
+        channel: str | None = None
+        not_before: datetime | None = None
         marketing = intent.purpose == "marketing"
         if redis_problem:
             detail["consent"]["redis"] = redis_problem

@@ -24,16 +24,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, func, or_, select, text
+from sqlalchemy import Connection, Table, and_, func, or_, select, text
 
 from mo.campaigns.sql import insert_ignore, one_of
 from mo.oltp.campaign_tables import HoldoutAssignment
 from mo.oltp.models import Policy, Product
 
-HOLDOUTS = HoldoutAssignment.__table__
-POLICIES = Policy.__table__
-PRODUCTS = Product.__table__
+HOLDOUTS = cast(Table, HoldoutAssignment.__table__)
+POLICIES = cast(Table, Policy.__table__)
+PRODUCTS = cast(Table, Product.__table__)
 BUCKETS = 10_000
 CHUNK = 5000
 # Policies that made a renewal cycle: issued at some point (quotes and unpaid proposals never started one).
@@ -119,7 +120,7 @@ def assign(
         found = _read(conn, part)
         missing = [k for k in part if k not in found]
         if missing:
-            rows = []
+            rows: list[dict[str, Any]] = []
             for line, cycle, cid in missing:
                 share = share_of[(line, cycle, cid)]
                 bucket = bucket_of(key, line, cycle, cid)
@@ -139,7 +140,7 @@ def assign(
                 for row in rows:
                     k = (row["product_line"], row["cycle"], row["customer_id"])
                     if k in ours:
-                        found[k] = Assignment(*k, row["held_out"], row["bucket"], row["share"])
+                        found[k] = Assignment(k[0], k[1], k[2], row["held_out"], row["bucket"], row["share"])
                 lost = [k for k in missing if k not in ours]
             else:
                 conn.execute(insert_ignore(conn, HOLDOUTS, [c.product_line, c.cycle, c.customer_id]), rows)

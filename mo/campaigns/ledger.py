@@ -13,19 +13,19 @@ import io
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import Connection, Table, and_, case, func, or_, select
 
 from mo.campaigns.sql import one_of
 from mo.oltp.api_tables import AuditEntry
 from mo.oltp.campaign_tables import Delivery, LedgerEntry
 from mo.oltp.privacy import ConsentEvidence
 
-LEDGER = LedgerEntry.__table__
-DELIVERIES = Delivery.__table__
-EVIDENCE = ConsentEvidence.__table__
-AUDIT = AuditEntry.__table__
+LEDGER = cast(Table, LedgerEntry.__table__)
+DELIVERIES = cast(Table, Delivery.__table__)
+EVIDENCE = cast(Table, ConsentEvidence.__table__)
+AUDIT = cast(Table, AuditEntry.__table__)
 WEEK = timedelta(days=7)
 MONTH = timedelta(days=30)
 CHUNK = 5000

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, String, Table, any_, bindparam
+from sqlalchemy import BigInteger, Connection, Integer, String, Table, any_, bindparam
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 
-def insert_ignore(conn: Connection, table: Table, conflict: Sequence[Column]):  # type: ignore[no-untyped-def]
+def insert_ignore(conn: Connection, table: Table, conflict: Sequence[Any]) -> Any:
     """INSERT that skips rows whose key is already there (a concurrent writer's identical row)."""
     name = conn.dialect.name
     if name == "postgresql":
@@ -21,7 +21,7 @@ def insert_ignore(conn: Connection, table: Table, conflict: Sequence[Column]):  
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
 
 
-def one_of(conn: Connection, column: Column, values: Sequence) -> Any:  # type: ignore[type-arg]
+def one_of(conn: Connection, column: Any, values: Sequence[Any]) -> Any:
     """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``: one bound array instead of thousands of
     bound parameters (the chunks here hold thousands of ids), far cheaper to render, send and parse."""
     if conn.dialect.name == "postgresql":

@@ -591,5 +591,7 @@ def test_a_duplicate_touch_in_one_batch_is_decided_once(sqlite_engine, hot):
         add_customer(conn, 1)
     _rebuild(sqlite_engine, hot)
     got = _decide(sqlite_engine, hot, [intent(1), intent(1, priority=99)])
-    assert len(got) == 1
-    assert isinstance(got["campaign:1:1:1"], object) and Intent.campaign_key(1, 1, 1) in got
+    assert list(got) == [Intent.campaign_key(1, 1, 1)]
+    with sqlite_engine.connect() as conn:
+        rows = ledger_rows(conn)
+    assert [(r["touch_key"], r["priority"]) for r in rows] == [("campaign:1:1:1", 5)]  # the first one given
