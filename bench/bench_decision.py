@@ -30,7 +30,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-CHUNK = 5000
+CHUNK = 10_000
 PREFIX = "mo_bench_decision"
 
 
@@ -61,7 +61,7 @@ def _seed(engine: Any, n: int, now: datetime) -> dict[str, int]:
         _copy(raw, "customers",
               ["id", "name", "id_number", "phone", "gender", "birth_date", "province", "city", "acquisition_channel",
                "wechat_openid", "app_user_id", "risk_rating", "created_at", "updated_at"],
-              ((i, "张*", f"110101199001{i:06d}", "138****0000", "F", "1990-01-01", "上海", "上海", "app",
+              ((i, "张*", f"11010119900{i:07d}", "138****0000", "F", "1990-01-01", "上海", "上海", "app",
                 f"o{i}" if i % 2 else None, f"u{i}" if i % 5 else None, f"R{i % 5 + 1}", t0, t0)
                for i in range(1, n + 1)))  # fmt: skip
         # Consents: app push opted in by 85 %, out by 5 %; SMS in by 70 %. One evidence row each.

@@ -36,7 +36,7 @@ HOLDOUTS = cast(Table, HoldoutAssignment.__table__)
 POLICIES = cast(Table, Policy.__table__)
 PRODUCTS = cast(Table, Product.__table__)
 BUCKETS = 10_000
-CHUNK = 5000
+CHUNK = 10_000
 # Policies that made a renewal cycle: issued at some point (quotes and unpaid proposals never started one).
 CYCLE_STATUSES = ("in_force", "lapsed", "surrendered", "expired")
 
@@ -115,9 +115,13 @@ def assign(
         share_of.setdefault((line, cycle, int(cid)), Decimal(share))
     keys = sorted(share_of)
     c = HOLDOUTS.c
+    postgres = conn.dialect.name == "postgresql"
+    threshold = {share: int(share * BUCKETS) for share in set(share_of.values())}
     for start in range(0, len(keys), CHUNK):
         part = keys[start : start + CHUNK]
-        found = _read(conn, part)
+        # PostgreSQL: insert first and learn from RETURNING which rows are new (one statement for a first
+        # sight); elsewhere: read, then insert what is missing.
+        found = {} if postgres else _read(conn, part)
         missing = [k for k in part if k not in found]
         if missing:
             rows: list[dict[str, Any]] = []
@@ -129,13 +133,13 @@ def assign(
                         "product_line": line,
                         "cycle": cycle,
                         "customer_id": cid,
-                        "held_out": bucket < int(share * BUCKETS),
+                        "held_out": bucket < threshold[share],
                         "share": share,
                         "bucket": bucket,
                         "assigned_at": now,
                     }
                 )
-            if conn.dialect.name == "postgresql":
+            if postgres:
                 ours = _insert_postgres(conn, rows)
                 for row in rows:
                     k = (row["product_line"], row["cycle"], row["customer_id"])
