@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mo.errors import ConfigError
@@ -136,6 +136,17 @@ class Settings(BaseSettings):
         if self.env == "production" and len(self.pii_key) < 32:
             raise ConfigError("MO_PII_KEY is shorter than 32 characters; production needs a strong key")
         return self.pii_key.encode()
+
+    @field_validator("contact_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}' (an IANA name such as Asia/Shanghai)") from None
+        return value
 
     def require_holdout_key(self) -> bytes:
         """The key holdout buckets are hashed with: MO_HOLDOUT_KEY, else the PII key. Changing it reshuffles only

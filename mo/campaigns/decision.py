@@ -42,7 +42,7 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, cast
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import redis
 from sqlalchemy import Connection, Engine, Table, insert, select
@@ -553,8 +553,13 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
             timing_key = (zone_name, contact.quiet, marketing)
             timing = timings.get(timing_key)
             if timing is None:  # one clock for the whole batch: the same zone and hours give the same answer
-                zone = _zone(zone_name)
-                local = {"time": now.replace(tzinfo=UTC).astimezone(zone).isoformat(), "zone": zone_name}
+                try:
+                    zone = _zone(zone_name)
+                    local = {"time": now.replace(tzinfo=UTC).astimezone(zone).isoformat(), "zone": zone_name}
+                except (ZoneInfoNotFoundError, ValueError):  # a zone the source holds but tzdata does not know
+                    zone = _zone(policy.time_zone)
+                    local = {"time": now.replace(tzinfo=UTC).astimezone(zone).isoformat(), "zone": policy.time_zone,
+                             "unknown_zone": zone_name[:64]}  # fmt: skip
                 timing = timings[timing_key] = (
                     *_timing(now, zone, window if marketing else None, contact.quiet),
                     local,

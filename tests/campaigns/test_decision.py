@@ -595,3 +595,24 @@ def test_a_duplicate_touch_in_one_batch_is_decided_once(sqlite_engine, hot):
     with sqlite_engine.connect() as conn:
         rows = ledger_rows(conn)
     assert [(r["touch_key"], r["priority"]) for r in rows] == [("campaign:1:1:1", 5)]  # the first one given
+
+
+def test_an_unknown_customer_zone_falls_back_to_the_default(sqlite_engine, hot, monkeypatch):
+    with sqlite_engine.begin() as conn:
+        seed_reference(conn)
+        add_customer(conn, 1)
+        set_prefs(conn, 1, time_zone="Mars/Olympus_Mons")
+    _rebuild(sqlite_engine, hot)
+    got = _decide(sqlite_engine, hot, [intent(1)])
+    assert got["campaign:1:1:1"].decision == "send"
+    assert got["campaign:1:1:1"].detail["local"] == {
+        "time": "2026-12-07T10:00:00+08:00",
+        "zone": "Asia/Shanghai",
+        "unknown_zone": "Mars/Olympus_Mons",
+    }
+    from mo.config import get_settings
+    from mo.errors import ConfigError
+
+    monkeypatch.setenv("MO_CONTACT_TIME_ZONE", "Mars/Olympus_Mons")
+    with pytest.raises(ConfigError, match="MO_CONTACT_TIME_ZONE"):
+        get_settings()
