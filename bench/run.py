@@ -29,6 +29,7 @@ ORDER = [
     "profile_read",
     "claims",
     "delivery",
+    "decision",
 ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mo.errors import ConfigError
@@ -121,6 +121,17 @@ class Settings(BaseSettings):
     channel_link_secret: str = "sandbox-link-secret"
     channel_link_ttl_days: float = Field(default=30.0, gt=0)
     channel_link_allowed_hosts: str = "www.example-insurer.cn,m.example-insurer.cn"  # comma-separated
+    # The send decision (mo/campaigns/decision.py): marketing caps over rolling windows counted from the contact
+    # ledger (all channels, and per channel over 7 x 24 h), the send window in the customer's local time, and
+    # the time zone of a customer who chose none.
+    contact_cap_7d: int = Field(default=2, ge=0)
+    contact_cap_30d: int = Field(default=4, ge=0)
+    contact_cap_channel_7d: int = Field(default=2, ge=0)
+    contact_window_start: str = Field(default="09:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    contact_window_end: str = Field(default="21:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    contact_time_zone: str = "Asia/Shanghai"
+    # Key of the holdout hash (HMAC); falls back to the PII key. Secret: environment only.
+    holdout_key: str | None = None
 
     @property
     def resolved_source_url(self) -> str:
@@ -184,6 +195,24 @@ class Settings(BaseSettings):
         if self.env == "production" and len(self.pii_key) < 32:
             raise ConfigError("MO_PII_KEY is shorter than 32 characters; production needs a strong key")
         return self.pii_key.encode()
+
+    @field_validator("contact_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}' (an IANA name such as Asia/Shanghai)") from None
+        return value
+
+    def require_holdout_key(self) -> bytes:
+        """The key holdout buckets are hashed with: MO_HOLDOUT_KEY, else the PII key. Changing it reshuffles only
+        customers not yet assigned (assignments are stored, never recomputed)."""
+        if self.holdout_key:
+            return self.holdout_key.encode()
+        return self.require_pii_key()
 
 
 def get_settings() -> Settings:

@@ -87,4 +87,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "POST /v1/segments/preview": SEGMENT_READERS,
     "POST /v1/segments/{segment_id}/upload": SEGMENT_WRITERS,
     "GET /v1/segments/{segment_id}/members": SEGMENT_EXPORTERS,
+    # the contact ledger: touches (scope campaigns:read), the regulator's evidence export (contact:evidence)
+    "GET /v1/customers/{customer_id}/touches": frozenset({"marketer", "approver", "analyst", "reviewer"}),
+    "GET /v1/contact-ledger/evidence": frozenset({"reviewer"}),
 }

@@ -14,6 +14,7 @@ from app.api.routes import (
     customers,
     erasure,
     health,
+    ledger,
     products,
     segments,
     tracking,
@@ -38,3 +39,4 @@ api_router.include_router(segments.router)
 # Public with a signature (no bearer token): provider receipts and tracked links.
 api_router.include_router(webhooks.router)
 api_router.include_router(tracking.router)
+api_router.include_router(ledger.router)
