@@ -243,7 +243,77 @@ def hot_rebuild_cmd(customers: tuple[int, ...]) -> None:
 
 @cli.group()
 def campaigns() -> None:
-    """The contact ledger: decisions about every touch, and the evidence a regulator asks for."""
+    """Campaign dispatch, the contact ledger (decisions about every touch), funnels and the evidence a regulator
+    asks for."""
+
+
+@campaigns.command("dispatch")
+@click.option("--once", is_flag=True, help="One round, then exit (the round's report as JSON)")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.5), default=15.0, show_default=True, help="Seconds between rounds"
+)
+def campaigns_dispatch_cmd(once: bool, interval: float) -> None:
+    """The dispatcher: due campaigns' audiences frozen, every touch decided once, sends produced to Kafka; until
+    stopped (SIGTERM, Ctrl-C). Several dispatchers may run: each campaign is claimed by one per round."""
+    import logging
+    import signal
+    import threading
+
+    from mo.campaigns.dispatch import require_campaign_tables, run_forever, run_round
+    from mo.channels.messages import send_producer
+    from mo.oltp.db import check_connection, make_engine
+    from mo.serving_store import open_store
+    from mo.serving_store.redis_store import close_redis, connect_redis
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    engine = make_engine(settings.resolved_source_url)
+    check_connection(engine)
+    require_campaign_tables(engine)
+    store = open_store(settings)
+    client = connect_redis(settings)
+    producer = send_producer(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def one_round():  # type: ignore[no-untyped-def]
+        return run_round(engine, client, store, settings, producer=producer)
+
+    try:
+        if once:
+            _echo_json(one_round().as_dict())
+        else:
+            run_forever(one_round, interval_s=interval, stop=stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        producer.close(timeout=5)
+        close_redis(client)
+        store.dispose()
+        engine.dispose()
+
+
+@campaigns.command("funnel")
+@click.argument("campaign_id", type=click.IntRange(min=1))
+@click.option("--attribution-days", type=click.IntRange(min=1, max=365), default=30, show_default=True)
+def campaigns_funnel_cmd(campaign_id: int, attribution_days: int) -> None:
+    """A campaign's live funnel from the contact ledger: audience, suppressed by reason, delivery states,
+    conversions and the uplift over the holdout with its 95% interval."""
+    from mo.campaigns.dispatch import require_campaign_tables
+    from mo.campaigns.results import campaign_funnel
+    from mo.oltp.db import check_connection, make_engine
+
+    engine = make_engine(get_settings().resolved_source_url)
+    check_connection(engine)
+    require_campaign_tables(engine)
+    try:
+        with engine.connect() as conn:
+            funnel = campaign_funnel(conn, campaign_id, attribution_days=attribution_days)
+    finally:
+        engine.dispose()
+    if funnel is None:
+        raise MoError(f"campaign {campaign_id} not found")
+    _echo_json(funnel.as_dict())
 
 
 @campaigns.command("evidence")

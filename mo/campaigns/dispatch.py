@@ -86,6 +86,19 @@ def _locking(conn: Connection, query):  # type: ignore[no-untyped-def]
     return query if conn.dialect.name == "sqlite" else query.with_for_update(skip_locked=True)
 
 
+def require_campaign_tables(engine: Engine) -> None:
+    """One-line error when the source database has no campaign tables (migrations not applied)."""
+    from sqlalchemy import inspect
+
+    from mo.errors import MoError
+
+    if not inspect(engine).has_table(CAMPAIGNS.name):
+        raise MoError(
+            f"no campaign tables in the source database at {engine.url.render_as_string(hide_password=True)}: "
+            "run `mo db migrate`"
+        )
+
+
 def claim_due(engine: Engine, now: datetime) -> list[tuple[Any, int, bool]]:
     """(campaign row, occurrence, new) for every due campaign; opens the next occurrence where none is open."""
     claimed: list[tuple[Any, int, bool]] = []

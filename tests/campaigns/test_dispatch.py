@@ -270,3 +270,33 @@ def test_the_higher_priority_takes_the_last_slot_whatever_the_creation_order(flo
         loser = by_customer[customer][low]
         assert (loser.decision, loser.reason) == ("suppress", "cap_7d"), loser
         assert json.loads(loser.detail)["winner"]["touch_key"].startswith(f"campaign:{high}:")
+
+
+def test_the_dispatch_and_funnel_commands(flow, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from mo.cli import cli
+
+    settings, engine, store, client = flow
+    monkeypatch.setenv("MO_SERVING_DB_URL", str(store.engine.url))
+    campaign_id = add_campaign(engine, now=datetime.now(UTC).replace(tzinfo=None))
+    with running_sandbox(tmp_path / "sandbox") as sandbox:
+        point_channels_at(monkeypatch, sandbox.url)
+        ran = CliRunner().invoke(cli, ["campaigns", "dispatch", "--once"])
+        assert ran.exit_code == 0, ran.output
+        (occurrence,) = json.loads(ran.output)["occurrences"]
+        assert occurrence["campaign_id"] == campaign_id and occurrence["audience"] > 0
+    shown = CliRunner().invoke(cli, ["campaigns", "funnel", str(campaign_id)])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["audience"] == occurrence["audience"]
+    missing = CliRunner().invoke(cli, ["campaigns", "funnel", str(campaign_id + 100)])
+    assert missing.exit_code != 0 and f"campaign {campaign_id + 100} not found" in str(missing.exception)
+
+
+def test_an_unmigrated_source_is_named_in_one_line(settings, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    from mo.campaigns.dispatch import require_campaign_tables
+    from mo.errors import MoError
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(MoError, match="no campaign tables in the source database .*: run `mo db migrate`"):
+        require_campaign_tables(engine)
