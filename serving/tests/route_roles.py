@@ -78,6 +78,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "POST /v1/campaigns/{campaign_id}/resume": CAMPAIGN_WRITERS,
     "POST /v1/campaigns/{campaign_id}/cancel": CAMPAIGN_WRITERS,
     "GET /v1/campaigns/{campaign_id}/preview": CAMPAIGN_READERS,
+    "GET /v1/campaigns/{campaign_id}/funnel": CAMPAIGN_READERS,
     # segments for marketers (scopes segments:read / write / export)
     "POST /v1/segments": SEGMENT_WRITERS,
     "GET /v1/segments": SEGMENT_READERS,

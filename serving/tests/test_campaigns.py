@@ -563,3 +563,38 @@ def test_lifecycle_on_postgresql_and_mariadb(db_world, people: dict[str, Account
     with world.source.begin() as conn:
         assert snapshot_audience(conn, campaign, 1, [(c, ["rule"]) for c in range(1, 41)]).written == 0
     assert snap.audience == 40
+
+
+def test_the_funnel_reads_the_ledger_live(world: ApiWorld, client: TestClient, people: dict[str, Account]) -> None:
+    from mo.campaigns.results import campaign_funnel
+    from mo.oltp.campaign_tables import Delivery, LedgerEntry
+
+    campaign = create(client, people["marketer"])
+    empty = client.get(f"/v1/campaigns/{campaign['id']}/funnel", headers=people["marketer"].headers)
+    assert empty.status_code == 200 and empty.json()["audience"] == 0 and empty.json()["uplift"] is None
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with world.source.begin() as conn:
+        outcomes = [("send", "ok"), ("suppress", "holdout"), ("suppress", "no_consent")]
+        for cid, (decision, reason) in enumerate(outcomes, 1):
+            key = f"campaign:{campaign['id']}:1:{cid}"
+            conn.execute(AUDIENCE.insert().values(campaign_id=campaign["id"], occurrence=1, customer_id=cid))
+            ledger_id = conn.execute(
+                LedgerEntry.__table__.insert().values(
+                    touch_key=key, attempt=1, final_key=key, source="campaign", campaign_id=campaign["id"],
+                    occurrence=1, customer_id=cid, channel="sms" if decision == "send" else None, purpose="marketing",
+                    product_line="auto", priority=50, decision=decision, reason=reason, detail="{}",
+                    message_id=str(uuid.uuid4()) if decision == "send" else None, decided_at=now,
+                )
+            ).inserted_primary_key[0]  # fmt: skip
+            if decision == "send":
+                sent = {"message_id": str(uuid.uuid4()), "ledger_id": ledger_id, "customer_id": cid, "at": now}
+                conn.execute(Delivery.__table__.insert().values(state="sent", **sent))
+    answer = client.get(f"/v1/campaigns/{campaign['id']}/funnel", headers=people["analyst"].headers)
+    assert answer.status_code == 200, answer.text
+    with world.source.connect() as conn:
+        expected = campaign_funnel(conn, campaign["id"])
+    assert expected is not None and answer.json() == json.loads(json.dumps(expected.as_dict()))
+    assert answer.json()["audience"] == 3 and answer.json()["sent"] == 1
+    assert answer.json()["suppressed"] == {"holdout": 1, "no_consent": 1}
+    missing = client.get("/v1/campaigns/999999999/funnel", headers=people["marketer"].headers)
+    assert missing.status_code == 404
