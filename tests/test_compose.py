@@ -309,6 +309,79 @@ def test_the_outbox_relay_runs_the_platforms_relay_command(services: dict) -> No
     assert "relay" in outbox.commands and "status" in outbox.commands
 
 
+def test_the_mariadb_service_passes_every_password_its_init_scripts_require(services: dict) -> None:
+    # The init scripts run inside the mariadb container: a password only the API's service knows never gets there.
+    env = environment(services["mariadb"])
+    required = set()
+    for script in (REPO / "docker" / "mariadb").glob("*.sh"):
+        required |= set(re.findall(r"\$\{([A-Z0-9_]+):\?", script.read_text()))
+    assert {"CAMPAIGN_DISPATCH_PASSWORD", "CHANNEL_WORKER_PASSWORD", "OUTBOX_RELAY_PASSWORD"} <= required
+    for name in sorted(required):
+        assert env.get(name) == f"${{{name}:?set {name}}}", f"mariadb does not pass {name} to its init scripts"
+
+
+CAMPAIGN_SERVICES = ("campaign-dispatcher", "channel-worker")
+
+
+def test_the_campaign_path_runs_as_platform_workers_with_their_own_logins(services: dict) -> None:
+    from mo.cli import cli
+
+    dispatcher, worker = (services[name] for name in CAMPAIGN_SERVICES)
+    assert dispatcher["command"][:3] == ["mo", "campaigns", "dispatch"] and "--once" not in dispatcher["command"]
+    assert worker["command"] == ["mo", "channels", "worker"]
+    assert {"dispatch"} <= set(cli.commands["campaigns"].commands)
+    assert {"worker", "sandbox"} <= set(cli.commands["channels"].commands)
+    for name in CAMPAIGN_SERVICES:
+        service, env = services[name], environment(services[name])
+        assert service["build"]["dockerfile"] == "docker/platform.Dockerfile", name
+        assert env["MO_ENV"] == "production" and env["MO_KAFKA_BOOTSTRAP"] == "kafka:9092", name
+        assert service["depends_on"]["serving-init"]["condition"] == "service_completed_successfully", name
+        assert service["depends_on"]["kafka"]["condition"] == "service_healthy", name
+        assert service["restart"] == "unless-stopped" and service["healthcheck"]["test"], name
+        assert "MO_PII_KEY" not in env and not any("WRITER" in value for value in env.values()), name
+        assert "ports" not in service, f"{name} serves nothing"
+    d_env, w_env = environment(dispatcher), environment(worker)
+    # the dispatcher: its own source login, the serving store read-only, Redis, its holdout key; no provider secret
+    assert url_user(d_env["MO_SOURCE_URL"]) == "mo_dispatch"
+    assert url_user(d_env["MO_SERVING_DB_URL"]) == "serving_api"
+    assert url_user(d_env["MO_REDIS_URL"]) == ""
+    assert dispatcher["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert d_env["MO_HOLDOUT_KEY"] == "${MO_HOLDOUT_KEY:?set MO_HOLDOUT_KEY}"
+    assert not [key for key in d_env if key.startswith("MO_CHANNEL_")]
+    # the channel worker: its own login, every provider credential require_channel_secrets checks, from the
+    # environment (the YAML-wide secret checks above refuse literals); nothing of the stores it does not use
+    assert url_user(w_env["MO_SOURCE_URL"]) == "mo_channels"
+    assert not {"MO_SERVING_DB_URL", "MO_REDIS_URL", "MO_HOLDOUT_KEY"} & w_env.keys()
+    defaults = Settings.model_fields
+    for field in (
+        "channel_wechat_secret", "channel_wechat_token", "channel_sms_access_key_secret", "channel_push_master_secret",
+        "channel_coupon_api_key", "channel_webhook_secret", "channel_link_secret",
+    ):  # fmt: skip
+        name = f"MO_{field.upper()}"
+        assert w_env[name] == f"${{{name}:?set {name}}}", name
+        assert defaults[field].default not in w_env[name]
+    for provider in ("wechat", "sms", "push", "coupon"):
+        assert w_env[f"MO_CHANNEL_{provider.upper()}_BASE_URL"].startswith(
+            f"${{MO_CHANNEL_{provider.upper()}_BASE_URL:-https://"
+        )
+    # the API checks receipts and tracked links with the same keys the workers and providers use
+    serving = environment(services["serving"])
+    for name in ("MO_CHANNEL_WEBHOOK_SECRET", "MO_CHANNEL_LINK_SECRET"):
+        assert serving[name] == w_env[name], name
+    # serving-init grants both logins their tables; the init script creates them with no table at all
+    command = " ".join(services["serving-init"]["command"])
+    assert "--dispatch-user mo_dispatch --channels-user mo_channels" in command
+    init_script = (REPO / "docker" / "mariadb" / "20-serving-logins.sh").read_text()
+    for login in ("mo_dispatch", "mo_channels"):
+        assert f"CREATE USER '{login}'@'%'" in init_script and f"GRANT USAGE ON *.* TO '{login}'@'%'" in init_script
+
+
+def test_the_campaign_services_come_after_the_relay_in_their_own_block(compose: dict) -> None:
+    names = list(compose["services"])
+    relay = names.index("outbox-relay")
+    assert names[relay + 1 : relay + 3] == list(CAMPAIGN_SERVICES)
+
+
 def test_serving_image_carries_the_platform_modules_the_api_imports() -> None:
     dockerfile = (REPO / "docker" / "serving.Dockerfile").read_text()
     ignore_file = REPO / "docker" / "serving.Dockerfile.dockerignore"
@@ -401,6 +474,10 @@ def test_docker_compose_accepts_the_file(tmp_path: Path, services: dict) -> None
         "mysql+pymysql://mo_api:placeholder-serving_source_password-"
     )
     assert resolved["services"]["outbox-relay"]["environment"]["MO_SOURCE_URL"].startswith("mysql+pymysql://mo_relay:")
+    dispatcher = resolved["services"]["campaign-dispatcher"]["environment"]
+    assert dispatcher["MO_SOURCE_URL"].startswith("mysql+pymysql://mo_dispatch:placeholder-campaign_dispatch_password-")
+    worker = resolved["services"]["channel-worker"]["environment"]
+    assert worker["MO_SOURCE_URL"].startswith("mysql+pymysql://mo_channels:placeholder-channel_worker_password-")
 
 
 @needs_compose_cli
@@ -635,6 +712,7 @@ def test_serving_init_lets_the_api_write_only_its_tables_and_the_relay_only_the_
     import pymysql
 
     writer_password, api_password, relay_password = "writer-pw", "api 'pw'", "relay-pw"
+    dispatch_password, channels_password = "dispatch \\ pw", 'channels "pw"'
     with throwaway_mariadb(writer="source_writer", writer_password=writer_password) as (sock, run_sql):
         result = source_init_script(
             "20-serving-logins.sh",
@@ -642,12 +720,21 @@ def test_serving_init_lets_the_api_write_only_its_tables_and_the_relay_only_the_
             MARIADB_USER="source_writer",
             SERVING_SOURCE_PASSWORD=api_password,
             OUTBOX_RELAY_PASSWORD=relay_password,
+            CAMPAIGN_DISPATCH_PASSWORD=dispatch_password,
+            CHANNEL_WORKER_PASSWORD=channels_password,
         )
         assert result.returncode == 0, result.stderr
         url = f"mysql+pymysql://source_writer:{writer_password}@localhost/insurer?unix_socket={sock}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SERVING_", "MO_"))}
         env.update(SERVING_SOURCE_URL=url, PYTHONPATH=f"{REPO}:{REPO / 'serving'}", MO_HOME=str(sock.parent))
-        for command in (["migrate"], ["grant-logins", "--api-user", "mo_api", "--relay-user", "mo_relay"]):
+        # before the tables exist the campaign logins see nothing at all (created with USAGE only)
+        for login, password in (("mo_dispatch", dispatch_password), ("mo_channels", channels_password)):
+            with pytest.raises(pymysql.err.OperationalError) as no_database:
+                pymysql.connect(unix_socket=str(sock), user=login, password=password, database="insurer")
+            assert no_database.value.args[0] == 1044, login  # ER_DBACCESS_DENIED_ERROR
+        logins = ["--api-user", "mo_api", "--relay-user", "mo_relay"]
+        logins += ["--dispatch-user", "mo_dispatch", "--channels-user", "mo_channels"]
+        for command in (["migrate"], ["grant-logins", *logins]):
             done = subprocess.run(
                 [str(SERVING_PYTHON), "-m", "app.cli", *command],
                 cwd=REPO / "serving",
@@ -658,6 +745,9 @@ def test_serving_init_lets_the_api_write_only_its_tables_and_the_relay_only_the_
             )
             assert done.returncode == 0, done.stderr
         assert "grants applied" in done.stdout
+        absent = set(done.stdout.partition("tables not in this schema: ")[2].strip().split(", "))
+        campaign_path = {"campaigns", "campaign_occurrences", "contact_ledger", "contact_deliveries", "customers"}
+        assert not campaign_path & absent, done.stdout
 
         def connect(user: str, password: str):
             return pymysql.connect(unix_socket=str(sock), user=user, password=password, database="insurer")
@@ -697,6 +787,68 @@ def test_serving_init_lets_the_api_write_only_its_tables_and_the_relay_only_the_
                 cursor.execute("UPDATE insurer.outbox SET last_error = NULL WHERE id < 0")
                 assert refused(cursor, "DELETE FROM insurer.outbox") == 1142
         relay.close()
+
+        run_sql(
+            "INSERT INTO insurer.customers (id, name, id_number, phone, gender, birth_date, province, city, "
+            "acquisition_channel, risk_rating, created_at, updated_at) VALUES (7, 'n', '110101199001011234', "
+            "'13800000007', 'F', '1990-01-01', 'p', 'c', 'agent', 'R2', now(), now())"
+        )
+        delivery = (
+            "INSERT INTO contact_deliveries (message_id, ledger_id, customer_id, state, at) "
+            "VALUES (UUID(), 1, 7, 'failed', now())"
+        )
+
+        # the dispatcher: claims due campaigns under a lock, reads what a decision rests on, appends its rows
+        dispatcher = connect("mo_dispatch", dispatch_password)
+        with dispatcher.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM campaigns WHERE status IN ('scheduled', 'running') AND next_run_at <= now() "
+                "ORDER BY priority DESC, id FOR UPDATE SKIP LOCKED"
+            )
+            cursor.execute("UPDATE campaigns SET next_run_at = NULL WHERE id < 0")
+            decision_reads = ("consents", "consent_evidence", "contact_preferences", "claims", "complaints", "policies")
+            campaign_reads = ("products", "segments", "segment_definitions", "segment_static_members")
+            own_rows = ("holdout_assignments", "contact_ledger", "campaign_audience", "campaign_occurrences")
+            for table in (*decision_reads, *campaign_reads, *own_rows):
+                cursor.execute(f"SELECT count(*) FROM {table}")
+            cursor.execute("SELECT id, risk_rating, app_user_id IS NOT NULL, deleted_at FROM customers")
+            assert cursor.fetchall() == ((7, "R2", 0, None),)
+            cursor.execute(delivery)
+            # never a customer's phone, name or ID number, nor what it does not touch
+            assert refused(cursor, "SELECT phone FROM customers") == 1143  # ER_COLUMNACCESS_DENIED_ERROR
+            assert refused(cursor, "SELECT name FROM customers") == 1143
+            assert refused(cursor, "SELECT * FROM customers") in (1142, 1143)
+            assert refused(cursor, "SELECT count(*) FROM staff_users") == 1142
+            assert refused(cursor, "SELECT count(*) FROM contact_deliveries") == 1142
+            assert refused(cursor, "SELECT count(*) FROM outbox") == 1142
+            assert refused(cursor, "DELETE FROM contact_ledger") == 1142
+            assert refused(cursor, "DELETE FROM campaigns") == 1142
+            assert refused(cursor, "UPDATE policies SET status = status") == 1142
+            assert refused(cursor, "UPDATE consents SET status = status") == 1142
+            assert refused(cursor, "INSERT INTO segments (segment_id) VALUES ('x')") == 1142
+            assert refused(cursor, "CREATE TABLE scratch (x INT)") == 1142
+        dispatcher.commit()
+        dispatcher.close()
+
+        # the channel worker: delivery states, and the recipient's address (clear phone) at send time, nothing else
+        worker = connect("mo_channels", channels_password)
+        with worker.cursor() as cursor:
+            cursor.execute("SELECT phone, wechat_openid, app_user_id, deleted_at FROM customers WHERE id = 7")
+            assert cursor.fetchall() == (("13800000007", None, None, None),)
+            cursor.execute("SELECT state FROM contact_deliveries WHERE customer_id = 7")
+            assert cursor.fetchall() == (("failed",),)
+            cursor.execute(delivery)
+            assert refused(cursor, "SELECT id_number FROM customers") == 1143
+            assert refused(cursor, "SELECT name FROM customers") == 1143
+            for table in ("consents", "policies", "claims", "contact_ledger", "campaigns", "audit_log", "outbox"):
+                assert refused(cursor, f"SELECT count(*) FROM {table}") == 1142, table
+            assert refused(cursor, "UPDATE contact_deliveries SET detail = NULL") == 1142
+            assert refused(cursor, "DELETE FROM contact_deliveries") == 1142
+            assert refused(cursor, "UPDATE customers SET phone = phone") == 1142
+            assert refused(cursor, "DELETE FROM contact_ledger") == 1142
+            assert refused(cursor, "UPDATE policies SET status = status") == 1142
+        worker.commit()
+        worker.close()
 
 
 def test_entrypoint_turns_the_admin_password_into_a_private_file_and_drops_it(tmp_path: Path) -> None:

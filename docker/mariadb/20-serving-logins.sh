@@ -5,16 +5,25 @@
 #   only, by `python -m app.cli grant-logins` (the compose service serving-init) once the migration has
 #   created them (a grant on a table that does not exist yet is refused);
 # - mo_relay, the outbox relay: reads and marks the outbox only, granted the same way;
+# - mo_dispatch, the campaign dispatcher, and mo_channels, the channel workers: no table at all until
+#   grant-logins gives each SELECT on what it reads and INSERT/UPDATE on what it writes (DISPATCH_WRITES,
+#   CHANNEL_WRITES in serving/app/cli.py); mo_channels alone reads customers' phone numbers;
 # - source_writer, the owner of the database, may pass on its privileges, so that serving-init grants
 #   those table privileges without the root password.
 
 api_password="$(docker_sql_escape_string_literal "${SERVING_SOURCE_PASSWORD:?set SERVING_SOURCE_PASSWORD}")"
 relay_password="$(docker_sql_escape_string_literal "${OUTBOX_RELAY_PASSWORD:?set OUTBOX_RELAY_PASSWORD}")"
+dispatch_password="$(docker_sql_escape_string_literal "${CAMPAIGN_DISPATCH_PASSWORD:?set CAMPAIGN_DISPATCH_PASSWORD}")"
+channels_password="$(docker_sql_escape_string_literal "${CHANNEL_WORKER_PASSWORD:?set CHANNEL_WORKER_PASSWORD}")"
 
 docker_process_sql --database=mysql <<SQL
 CREATE USER 'mo_api'@'%' IDENTIFIED BY '${api_password}';
 GRANT SELECT ON \`${MARIADB_DATABASE}\`.* TO 'mo_api'@'%';
 CREATE USER 'mo_relay'@'%' IDENTIFIED BY '${relay_password}';
 GRANT USAGE ON *.* TO 'mo_relay'@'%';
+CREATE USER 'mo_dispatch'@'%' IDENTIFIED BY '${dispatch_password}';
+GRANT USAGE ON *.* TO 'mo_dispatch'@'%';
+CREATE USER 'mo_channels'@'%' IDENTIFIED BY '${channels_password}';
+GRANT USAGE ON *.* TO 'mo_channels'@'%';
 GRANT ALL PRIVILEGES ON \`${MARIADB_DATABASE}\`.* TO '${MARIADB_USER}'@'%' WITH GRANT OPTION;
 SQL

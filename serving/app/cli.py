@@ -5,9 +5,11 @@
 - ``create-client CLIENT_ID --role R``: an app client; the secret from ``SERVING_CLIENT_SECRET``;
 - ``bootstrap-admin``: the first admin, from ``SERVING_ADMIN_USER`` and ``SERVING_ADMIN_PASSWORD``
   (does nothing when that user exists);
-- ``grant-logins --api-user U --relay-user R``: after ``migrate``, as the source's owner: the API's login may
-  insert and update exactly the tables the API writes (API_WRITES), the outbox relay's login may read and
-  mark the outbox; both may already read (granted when the login was created);
+- ``grant-logins --api-user U --relay-user R --dispatch-user D --channels-user C``: after ``migrate``, as the
+  source's owner: the API's login may insert and update exactly the tables the API writes (API_WRITES; it reads
+  everything, granted when the login was created), the outbox relay's login may read and mark the outbox, the
+  campaign dispatcher's and the channel workers' logins may read and write exactly their tables
+  (DISPATCH_WRITES, CHANNEL_WRITES: they are created with no table access at all);
 - ``bootstrap-demo``: development only: a demo admin and a demo app client with fresh random secrets,
   written to a file under MO_HOME readable by its owner only (``make serve`` and ``make demo``).
 
@@ -72,6 +74,43 @@ API_WRITES: dict[str, tuple[str, ...]] = {
 }
 # The relay reads waiting events (SELECT ... FOR UPDATE SKIP LOCKED) and marks them published.
 RELAY_WRITES: dict[str, tuple[str, ...]] = {"outbox": ("SELECT", "UPDATE")}
+
+# The campaign dispatcher (`mo campaigns dispatch`, mo/campaigns/dispatch.py): everything it may touch, reads
+# included (its login starts with none). Of the customers it reads only what the send decision needs: the risk
+# rating, whether an app user or a WeChat openid exists, the erasure mark; never the name, ID number or phone.
+# Claiming due campaigns is SELECT ... FOR UPDATE SKIP LOCKED, which locks rows: SELECT and UPDATE on campaigns.
+DISPATCH_WRITES: dict[str, tuple[str, ...]] = {
+    "campaigns": ("SELECT", "UPDATE"),  # the claim, next_run_at, start and complete
+    "campaign_events": ("INSERT",),  # start and complete, like a person's move (append-only)
+    "campaign_occurrences": ("SELECT", "INSERT", "UPDATE"),
+    "campaign_audience": ("SELECT", "INSERT"),  # the frozen audience, insert-missing only
+    "contact_ledger": ("SELECT", "INSERT"),  # one final decision per touch (append-only)
+    "holdout_assignments": ("SELECT", "INSERT", "UPDATE"),  # INSERT ... ON DUPLICATE KEY UPDATE needs UPDATE
+    "contact_deliveries": ("INSERT",),  # a send whose template cannot be rendered is recorded failed
+    "audit_log": ("INSERT",),
+    "outbox": ("INSERT",),  # campaign_status_changed
+    # what a send decision rests on (hot records are refreshed from the same tables)
+    "customers": ("SELECT (id, risk_rating, app_user_id, wechat_openid, deleted_at)",),
+    "consents": ("SELECT",),
+    "consent_evidence": ("SELECT",),
+    "contact_preferences": ("SELECT",),
+    "erasure_requests": ("SELECT",),
+    "complaints": ("SELECT",),
+    "claims": ("SELECT",),
+    "policies": ("SELECT",),  # the renewal cycle of a holdout
+    "products": ("SELECT",),  # the offer's facts and risk level
+    # the segment a campaign pinned (the definition store)
+    "segments": ("SELECT",),
+    "segment_definitions": ("SELECT",),
+    "segment_static_members": ("SELECT",),
+}
+# Channel workers (`mo channels worker`, mo/channels/worker.py): a message's delivery states, and the recipient's
+# address read at send time. Clear PII: the phone number (SMS), the WeChat openid, the app user id; of the PII
+# tables only these columns of customers, never the name or ID number.
+CHANNEL_WRITES: dict[str, tuple[str, ...]] = {
+    "contact_deliveries": ("SELECT", "INSERT"),  # queued, sent, failed, dead_letter (append-only)
+    "customers": ("SELECT (id, phone, wechat_openid, app_user_id, deleted_at)",),
+}
 
 
 def fail(message: str) -> NoReturn:
@@ -206,7 +245,14 @@ def bootstrap_admin() -> None:
     click.echo(f"admin '{username}' created")
 
 
-def grant_statements(engine: Engine, api_user: str, relay_user: str | None) -> tuple[list[str], list[str]]:
+def grant_statements(
+    engine: Engine,
+    api_user: str,
+    relay_user: str | None,
+    *,
+    dispatch_user: str | None = None,
+    channels_user: str | None = None,
+) -> tuple[list[str], list[str]]:
     """GRANT statements for the tables that exist, and the listed tables that do not (yet)."""
     from sqlalchemy import inspect
 
@@ -222,7 +268,10 @@ def grant_statements(engine: Engine, api_user: str, relay_user: str | None) -> t
         return f"'{user}'@'%'" if dialect != "postgresql" else preparer.quote(user)
 
     statements, missing = [], []
-    grants = [(api_user, API_WRITES)] + ([(relay_user, RELAY_WRITES)] if relay_user else [])
+    grants = [(api_user, API_WRITES)]
+    for user, tables in ((relay_user, RELAY_WRITES), (dispatch_user, DISPATCH_WRITES), (channels_user, CHANNEL_WRITES)):
+        if user:
+            grants.append((user, tables))
     for user, tables in grants:
         for table, privileges in tables.items():
             if table not in existing:
@@ -235,12 +284,16 @@ def grant_statements(engine: Engine, api_user: str, relay_user: str | None) -> t
 @cli.command("grant-logins")
 @click.option("--api-user", required=True, help="The API's login (created, with read access, by the database's init)")
 @click.option("--relay-user", help="The outbox relay's login")
-def grant_logins(api_user: str, relay_user: str | None) -> None:
-    """Let the API's login write exactly the tables the API writes (run after migrate, as the source's owner)."""
+@click.option("--dispatch-user", help="The campaign dispatcher's login")
+@click.option("--channels-user", help="The channel workers' login")
+def grant_logins(api_user: str, relay_user: str | None, dispatch_user: str | None, channels_user: str | None) -> None:
+    """Let each login touch exactly the tables its service does (run after migrate, as the source's owner)."""
     settings = load_settings()
     engine = open_source(settings)
     try:
-        statements, missing = grant_statements(engine, api_user, relay_user)
+        statements, missing = grant_statements(
+            engine, api_user, relay_user, dispatch_user=dispatch_user, channels_user=channels_user
+        )
         with engine.begin() as conn:
             # the DBAPI cursor without parameters: the driver must not read the '%' host as a placeholder
             cursor = conn.connection.cursor()
