@@ -87,8 +87,9 @@ serve: env serving-env ## The serving API on http://127.0.0.1:8000 (SERVING_PORT
 serve-stop: env ## Stop what make serve runs (API, sandbox, dispatcher, channel worker), and the API and sandbox make demo left running
 	@servefile=$(MO_HOME)/serving/serve.pid; servepid=$$(cat $$servefile 2>/dev/null); \
 	if [ -n "$$servepid" ] && kill $$servepid 2>/dev/null; then \
-	  for _ in $$(seq 120); do kill -0 $$servepid 2>/dev/null || break; sleep 0.5; done; echo "make serve stopped"; \
-	else rm -f $$servefile; fi; \
+	  for _ in $$(seq 120); do [ -f $$servefile ] && kill -0 $$servepid 2>/dev/null || break; sleep 0.5; done; \
+	  echo "make serve stopped"; \
+	fi; rm -f $$servefile; \
 	pidfile=$(MO_HOME)/serving/api.pid; \
 	if [ -f $$pidfile ] && kill $$(cat $$pidfile) 2>/dev/null; then rm -f $$pidfile; echo "serving API stopped"; \
 	else rm -f $$pidfile; echo "no serving API started by make demo is running"; fi; \
