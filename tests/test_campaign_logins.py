@@ -7,12 +7,14 @@ missing from the grants fails here with MariaDB's access-denied error, before it
 from __future__ import annotations
 
 import subprocess
+import sys
 import uuid
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import create_engine, func, select, text
 
 from mo.campaigns.dispatch import run_round
@@ -113,3 +115,40 @@ def test_a_campaign_runs_end_to_end_under_the_dispatch_and_channel_logins(flow, 
     finally:
         dispatcher.dispose()
         worker_engine.dispose()
+
+
+def healthcheck(service: str) -> list[str]:
+    test = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"][service]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"], test
+    return [sys.executable, *test[2:]]
+
+
+def test_the_services_healthchecks_pass_under_their_logins(flow, logins, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+    """The compose healthchecks, run as written against the logins the services use (the production settings)."""
+    base = {"PATH": "/usr/bin:/bin", "MO_ENV": "production", "MO_HOME": str(tmp_path)}
+    dispatcher = subprocess.run(
+        healthcheck("campaign-dispatcher"), env={**base, "MO_SOURCE_URL": logins["dispatch"]}, cwd=REPO,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert dispatcher.returncode == 0, dispatcher.stderr[-2000:]
+    secrets = {
+        f"MO_{name.upper()}": f"production-{name}-{uuid.uuid4().hex}"
+        for name in ("channel_wechat_secret", "channel_wechat_token", "channel_sms_access_key_secret",
+                     "channel_push_master_secret", "channel_coupon_api_key", "channel_webhook_secret",
+                     "channel_link_secret")
+    }  # fmt: skip
+    worker_env = {**base, **secrets, "MO_SOURCE_URL": logins["channels"]}
+    worker = subprocess.run(healthcheck("channel-worker"), env=worker_env, cwd=REPO, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    # unhealthy while a provider secret is still the sandbox's well-known one
+    sandbox_secret = {**worker_env, "MO_CHANNEL_SMS_ACCESS_KEY_SECRET": "sandbox-access-secret"}
+    refused = subprocess.run(healthcheck("channel-worker"), env=sandbox_secret, cwd=REPO, capture_output=True,
+                             text=True, timeout=120)  # fmt: skip
+    assert refused.returncode != 0 and "channel_sms_access_key_secret" in refused.stderr.lower(), refused.stderr
+    # and the dispatcher's check fails for a login without its grants
+    stranger = subprocess.run(
+        healthcheck("campaign-dispatcher"), env={**base, "MO_SOURCE_URL": logins["channels"]}, cwd=REPO,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert stranger.returncode != 0
