@@ -15,6 +15,11 @@ Measured in one run, with ``MO_BENCH_CLAIMS_CONCURRENCY`` concurrent writers (de
 - baseline: the same number of threads inserting only the claims row, one transaction each, over SQLAlchemy
   (what the database takes for the bare business write, with no HTTP, no checks and no side records).
 
+Beside the API load, ``mo outbox relay`` (the platform's environment, one process) publishes the outbox to an
+embedded Kafka-protocol broker that ``run()`` starts; once the warm-up's events are published, the measured
+events' lag (``published_at - created_at``: from the write to the broker's acknowledgement) is reported with
+the time the relay needed to drain after the load.
+
 The load generator runs in the serving environment (it imports the app's settings to build the server's
 environment), as ``python bench/bench_claims.py --measure``; ``run()`` calls it and formats the section.
 Everything shares this machine's cores (server, load generator, PostgreSQL), so compare the ratio.
@@ -118,6 +123,7 @@ def measure() -> dict[str, Any]:
         conn.execute(text(f"CREATE DATABASE {db}"))
     home = Path(tempfile.mkdtemp(prefix="mo-bench-claims-"))
     server = None
+    relay = None
     try:
         engine = make_engine(url)
         migrate(engine)
@@ -184,7 +190,25 @@ def measure() -> dict[str, Any]:
             statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
             return answer.status_code == 201
 
+        # The outbox relay runs beside the API for the whole load, as in production (its own process, the
+        # platform's environment, the embedded broker run() started): its lag is each event's time from the
+        # write's commit to the broker's acknowledgement (published_at - created_at).
+        relay = None
+        kafka = os.environ.get("MO_BENCH_CLAIMS_KAFKA")
+        if kafka:
+            relay = subprocess.Popen(
+                [str(ROOT / ".venv" / "bin" / "python"), "-m", "mo", "outbox", "relay", "--poll-interval", "0.1"],
+                cwd=ROOT, env={**env, "MO_SOURCE_URL": url, "MO_KAFKA_BOOTSTRAP": kafka, "PYTHONPATH": str(ROOT)},
+                stdout=subprocess.DEVNULL, stderr=(home / "relay.log").open("wb"),
+            )  # fmt: skip
         _load(2, concurrency, post)  # warm-up
+        if relay is not None:  # the relay is up and has caught up before the measured load starts
+            with engine.connect() as conn:
+                started = time.monotonic()
+                waiting = text("select count(*) from outbox where published_at is null")
+                while conn.execute(waiting).scalar_one() and time.monotonic() - started < 120:
+                    conn.commit()
+                    time.sleep(0.1)
         with engine.connect() as conn:
             claims_before = conn.execute(select(func.count()).select_from(claims)).scalar_one()
             outbox_before = conn.execute(text("select count(*) from outbox")).scalar_one()
@@ -197,6 +221,36 @@ def measure() -> dict[str, Any]:
             c.close()
         _stop(server)
         server = None
+        relay_figures = None
+        if relay is not None:
+            load_end = time.monotonic()
+            pending_sql = text("select count(*) from outbox where published_at is null")
+            with engine.connect() as conn:
+                while conn.execute(pending_sql).scalar_one() and time.monotonic() - load_end < 300:
+                    conn.commit()
+                    time.sleep(0.05)
+                pending = conn.execute(pending_sql).scalar_one()
+                drain = time.monotonic() - load_end
+                lags = [
+                    float(v)
+                    for (v,) in conn.execute(
+                        text(
+                            "select extract(epoch from published_at - created_at) from outbox "
+                            "where published_at is not null order by id offset :skip"
+                        ),
+                        {"skip": outbox_before},
+                    )
+                ]
+            _stop(relay)
+            relay = None
+            relay_figures = {
+                "events": len(lags),
+                "pending_after": pending,
+                "drain_s": drain,
+                "p50_ms": _percentile(lags, 0.50) * 1000,
+                "p99_ms": _percentile(lags, 0.99) * 1000,
+                "max_ms": max(lags) * 1000 if lags else float("nan"),
+            }
 
         # the same transaction in process: no HTTP, no token, no rate limit
         from app.api.deps import Caller
@@ -280,6 +334,7 @@ def measure() -> dict[str, Any]:
                 "p50_ms": _percentile(dlat, 0.50) * 1000,
                 "p99_ms": _percentile(dlat, 0.99) * 1000,
             },
+            "relay": relay_figures,
             "bare": {
                 "writes": bcount,
                 "per_second": bcount / bwall,
@@ -290,6 +345,8 @@ def measure() -> dict[str, Any]:
     finally:
         if server is not None:
             _stop(server)
+        if relay is not None:
+            _stop(relay)
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         admin.dispose()
@@ -301,14 +358,24 @@ def measure() -> dict[str, Any]:
 def run() -> str:
     if not SERVING_PYTHON.exists():
         raise SystemExit("bench claims: serving/.venv is missing; run `make serving-env` first")
-    done = subprocess.run(
-        [str(SERVING_PYTHON), str(Path(__file__).resolve()), "--measure"],
-        cwd=SERVING,
-        env={**os.environ, "PYTHONPATH": f"{SERVING}:{ROOT}"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    from mo.events.broker import start_embedded
+
+    broker_dir = Path(tempfile.mkdtemp(prefix="mo-bench-claims-broker-"))
+    broker = start_embedded(port=_free_port(), log_dir=broker_dir)
+    try:
+        done = subprocess.run(
+            [str(SERVING_PYTHON), str(Path(__file__).resolve()), "--measure"],
+            cwd=SERVING,
+            env={**os.environ, "PYTHONPATH": f"{SERVING}:{ROOT}", "MO_BENCH_CLAIMS_KAFKA": broker.bootstrap},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        broker.stop()
+        import shutil
+
+        shutil.rmtree(broker_dir, ignore_errors=True)
     if done.returncode != 0:
         raise SystemExit(f"bench claims failed:\n{done.stderr[-4000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
@@ -339,8 +406,25 @@ def run() -> str:
             f"Answers: {api['statuses']} "
             f"({api['errors']} not 201); outbox events written: {api['events_written']:,} "
             f"for {api['claims_written']:,} claims.",
+            *_relay_lines(figures.get("relay")),
         ]
     )
+
+
+def _relay_lines(relay: dict[str, Any] | None) -> list[str]:
+    if not relay:
+        return []
+    return [
+        "",
+        "Outbox relay lag: `mo outbox relay` (one process, the platform's environment, 0.1 s poll) ran beside the "
+        "API for the whole load and published to the embedded Kafka-protocol broker on this machine. Lag is each "
+        "event's time from the write's commit (`created_at`) to the broker's acknowledgement (`published_at`).",
+        "",
+        "| events relayed | lag p50 ms | lag p99 ms | lag max ms | drained after the load | left pending |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {relay['events']:,} | {relay['p50_ms']:.0f} | {relay['p99_ms']:.0f} | {relay['max_ms']:.0f} | "
+        f"{relay['drain_s']:.1f} s | {relay['pending_after']:,} |",
+    ]
 
 
 if __name__ == "__main__":

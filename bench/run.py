@@ -28,6 +28,7 @@ ORDER = [
     "profiles",
     "profile_read",
     "claims",
+    "delivery",
     "decision",
 ]
 

@@ -192,6 +192,30 @@ def hot() -> None:
     """Hot contact records in Redis: consent, complaints, quiet hours, erasure, as campaign dispatch checks them."""
 
 
+@hot.command("refresh")
+def hot_refresh_cmd() -> None:
+    """Remake the hot records of customers whose consents, complaints or preferences changed in the source since
+    the last refresh (changes made outside the API); the first refresh remakes them all."""
+    from mo.hot_record import refresh_changed
+    from mo.oltp.db import check_connection, make_engine
+    from mo.serving_store.redis_store import close_redis, connect_redis
+
+    settings = get_settings()
+    engine = make_engine(settings.resolved_source_url)
+    check_connection(engine)
+    import redis
+
+    client = connect_redis(settings)
+    try:
+        with engine.connect() as conn:
+            written = refresh_changed(conn, client, settings.redis_prefix)
+    except redis.RedisError as exc:
+        raise MoError(f"Redis unreachable for the hot records ({settings.redis_url or 'embedded'}): {exc}") from None
+    finally:
+        close_redis(client)
+    click.echo(f"hot records refreshed: {written}")
+
+
 @hot.command("rebuild")
 @click.option("--customer", "customers", type=click.IntRange(min=1), multiple=True, help="Only these customers")
 def hot_rebuild_cmd(customers: tuple[int, ...]) -> None:
@@ -428,17 +452,36 @@ def segments_compile(rule_file: Path, dialect: str, as_of) -> None:
     )
 
 
+@segments.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+def segments_import(folder: Path | None) -> None:
+    """Import definition files (default: schemas/segments/examples) into the definition store (core database).
+
+    A new version where a file changed; a segment edited through the API since keeps the API's versions."""
+    from mo.oltp.db import make_engine
+    from mo.segments.store import import_folder
+
+    engine = make_engine(get_settings().resolved_source_url)
+    try:
+        report = import_folder(engine, folder, imported_by=f"file:{getpass.getuser()}"[:80])
+    finally:
+        engine.dispose()
+    for line in report.lines():
+        click.echo(line)
+
+
 @segments.command("refresh")
 @click.option(
     "--folder",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="Definitions folder (default: schemas/segments/examples)",
+    help="Definitions folder imported into the store first (default: schemas/segments/examples)",
 )
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Reference date (default today)")
 @click.option("--run-id", default=None, help="Run id (default manual-<as-of>); re-running it replaces its rows")
 def segments_refresh(folder: Path | None, as_of, run_id: str | None) -> None:
-    """Evaluate every static, dynamic and smart segment on the marts and write the run's membership."""
+    """Evaluate every active segment of the definition store (static, dynamic, smart) on the marts and write
+    the run's membership; the folder's files are imported into the store first."""
     from mo.segments.membership import refresh_from_folder
 
     report = refresh_from_folder(
@@ -535,6 +578,62 @@ def segments_history(segment_id: str) -> None:
             f"v{stored.version} {stored.created_at:%Y-%m-%d %H:%M} {stored.created_by}: "
             f"{stored.definition.canonical_json()}"
         )
+
+
+@cli.group()
+def channels() -> None:
+    """Channel delivery: the provider sandbox and the channel workers."""
+
+
+@channels.group("sandbox")
+def channels_sandbox() -> None:
+    """The provider sandbox (WeChat, Aliyun SMS, JPush, WeChat Pay coupons) for development and tests."""
+
+
+@channels_sandbox.command("start")
+def channels_sandbox_start() -> None:
+    from mo.channels.sandbox import start_detached
+
+    click.echo(start_detached(get_settings()))
+
+
+@channels_sandbox.command("stop")
+def channels_sandbox_stop() -> None:
+    from mo.channels.sandbox import stop_detached
+
+    click.echo("stopped" if stop_detached(get_settings()) else "not running")
+
+
+@channels_sandbox.command("status")
+def channels_sandbox_status() -> None:
+    from mo.channels.sandbox import status
+
+    _echo_json(status(get_settings()))
+
+
+@channels.command("worker")
+@click.option("--channel", type=click.Choice(["sms", "wechat", "push", "coupon"]), default=None,
+              help="Deliver only this channel (its own consumer group); all channels without.")  # fmt: skip
+@click.option("--once", is_flag=True, help="Stop when the sends topic has nothing more for this group.")
+def channels_worker(channel: str | None, once: bool) -> None:
+    import logging
+    import signal
+    import threading
+
+    from mo.channels.worker import ChannelWorker
+    from mo.oltp.db import make_engine
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    settings.require_channel_secrets()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    worker = ChannelWorker(settings, make_engine(settings.resolved_source_url), channel=channel)
+    try:
+        stats = worker.run(once=once, stop=stop)
+    except KeyboardInterrupt:
+        stats = worker.stats
+    _echo_json(stats.as_dict())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import redis
@@ -419,6 +419,51 @@ def rebuild(conn: Connection, client: redis.Redis, prefix: str, customer_ids: It
     return written
 
 
+# Changes the core systems make without the API (a call centre's opt-out, a complaint logged in the complaint
+# system) reach the hot records through refresh_changed: the source rows changed since the last pass, with this
+# look-back for transactions that committed after a later one (their updated_at is older than what was seen).
+CHANGES_LOOKBACK = timedelta(minutes=10)
+
+
+def seen_key(prefix: str) -> str:
+    return f"{prefix}:hot:seen"
+
+
+def changed_customers(conn: Connection, since: datetime) -> set[int]:
+    """Customers whose consents, complaints, consent evidence, contact preferences or erasure requests
+    changed at or after ``since`` (naive UTC, as the source stores timestamps)."""
+    k, c = Consent.__table__.c, Complaint.__table__.c
+    e, p, r = ConsentEvidence.__table__.c, ContactPreference.__table__.c, ErasureRequest.__table__.c
+    queries = [
+        select(k.customer_id).where(k.updated_at >= since),
+        select(c.customer_id).where(c.updated_at >= since),
+        select(e.customer_id).where(e.decided_at >= since),
+        select(p.customer_id).where(p.updated_at >= since),
+        select(r.customer_id).where(r.requested_at >= since),
+    ]
+    return {int(cid) for query in queries for (cid,) in conn.execute(query.distinct())}
+
+
+def refresh_changed(
+    conn: Connection, client: redis.Redis, prefix: str, *, now: datetime | None = None,
+    lookback: timedelta = CHANGES_LOOKBACK,
+) -> int:  # fmt: skip
+    """Remake the records of the customers whose contact facts changed in the source since the last pass
+    (``<prefix>:hot:seen``), the source winning; the first pass (no mark yet) remakes every record. Returns the
+    number of records written. Run it often (dispatch runs it before every round): between two passes a
+    change made outside the API is not in Redis, which is why dispatch also checks the source."""
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    mark = client.get(seen_key(prefix))
+    if mark is None:
+        written = rebuild(conn, client, prefix)
+    else:
+        since = datetime.fromisoformat(_text(mark)) - lookback
+        written = rebuild(conn, client, prefix, changed_customers(conn, since))
+    # The next pass looks back from this one's start: a row committed while this pass ran is taken next time.
+    client.set(seen_key(prefix), now.isoformat())
+    return written
+
+
 __all__ = [
     "CHANNELS",
     "PURPOSES",
@@ -428,5 +473,6 @@ __all__ = [
     "record_from_source",
     "resolve",
     "rebuild",
+    "refresh_changed",
     "sync_from_source",
 ]

@@ -1,2 +1,3 @@
-"""The campaign path of the platform: the send decision and the contact ledger, holdouts, and what the
-dispatcher, the channel workers and the results marts share (docs/campaigns.md)."""
+"""The campaign path's platform code (docs/campaigns.md): the lifecycle, channel templates, schedules, audience
+snapshots and the segment look-up campaigns use; the send decision, holdouts, the contact ledger, dispatch and
+results; what the dispatcher, the channel workers and the results marts share."""

@@ -67,6 +67,16 @@ CLOSED_CLAIM = ("rejected", "paid")
 # Channels that need an identity beyond the phone number every customer has (the core systems hold no email).
 ADDRESS_COLUMN = {"app_push": "app_user_id", "wechat": "wechat_openid"}
 ADDRESSLESS = ("email",)
+# A campaign's message channels (mo.channels: sms, wechat, push, coupon) against the channels a customer consents
+# to (mo.oltp.privacy.CHANNELS): an app push needs app_push consent; a coupon is issued to the WeChat wallet, so it
+# needs WeChat consent and an openid. Consent channels given directly (app_push, email, phone) are themselves.
+CONSENT_CHANNEL = {"push": "app_push", "coupon": "wechat"}
+
+
+def consent_channel(channel: str) -> str:
+    return CONSENT_CHANNEL.get(channel, channel)
+
+
 REASONS = (
     "ok",
     "erased",
@@ -537,7 +547,11 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
                 for c in channels:
                     if s.channel_week.get(c, 0) >= policy.cap_channel_7d:
                         first_refusal = first_refusal or "cap_channel_7d"
-                    elif c == "app_push" and push_limit is not None and s.channel_week.get(c, 0) >= push_limit:
+                    elif (
+                        consent_channel(c) == "app_push"
+                        and push_limit is not None
+                        and s.channel_week.get(c, 0) >= push_limit
+                    ):
                         first_refusal = first_refusal or "customer_frequency"
                     else:
                         open_channels.append(c)
@@ -629,7 +643,8 @@ def _early_rules(intent: Intent, contact: _Contact, customers: Mapping[int, tupl
     purpose = intent.purpose
     statuses, versions = record.consents, contact.versions
     for c in intent.channels:
-        consent[c] = [statuses.get((c, purpose)), versions.get((c, purpose))]
+        cc = consent_channel(c)
+        consent[c] = [statuses.get((cc, purpose)), versions.get((cc, purpose))]
     detail: dict[str, Any] = {"purpose": intent.purpose, "consent": consent}
     if intent.ends_at is not None and now >= _naive_utc(intent.ends_at):
         return "campaign_ended", None, detail, []
@@ -646,9 +661,10 @@ def _early_rules(intent: Intent, contact: _Contact, customers: Mapping[int, tupl
     customer = customers.get(intent.customer_id)
     addressable = []
     for c in permitted:
-        if customer is None or c in ADDRESSLESS:
+        cc = consent_channel(c)
+        if customer is None or cc in ADDRESSLESS:
             continue
-        if (c == "app_push" and not customer[1]) or (c == "wechat" and not customer[2]):
+        if (cc == "app_push" and not customer[1]) or (cc == "wechat" and not customer[2]):
             continue
         addressable.append(c)
     if not addressable:

@@ -21,7 +21,9 @@ from mo.contracts import load_event_schemas
 from mo.errors import ContractViolation
 
 TOPIC_KINDS = ("behaviour", "business")
-ANNOTATIONS = {"$schema", "$id", "$comment", "title", "description", "examples", "x-topic"}
+# x-subject: what an event is about when it is not a customer (default "customer"; e.g. "campaign"): such events
+# are not timeline types.
+ANNOTATIONS = {"$schema", "$id", "$comment", "title", "description", "examples", "x-topic", "x-subject"}
 
 Check = Callable[[Any], bool]
 

@@ -27,6 +27,7 @@ SOURCES = {
     "complaint_opened": "app",
     "complaint_resolved": "core",
     "customer_erased": "core",
+    "campaign_status_changed": "core",
 }
 EPOCH = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -90,6 +91,16 @@ def _payload(event_type: str, seq: int) -> dict[str, Any]:
                 "request_id": f"ER{seq}",
                 "erased": ["profile", "tags", "marketing_consents", "hot_record"],
                 "kept_under_legal_hold": ["policies", "claims"],
+            }
+        case "campaign_status_changed":
+            return {
+                "campaign_id": seq % 5000 + 1,
+                "campaign_code": f"CP{seq:08d}",
+                "action": "schedule",
+                "from_status": "approved",
+                "to_status": "scheduled",
+                "changed_by": "marketer",
+                "next_run_at": "2026-12-10T01:00:00.000000Z",
             }
     raise ValueError(f"unknown event_type {event_type!r}")
 

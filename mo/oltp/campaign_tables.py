@@ -112,6 +112,7 @@ class CampaignOccurrence(Base):
     refresh_id: Mapped[str | None] = mapped_column(String(64))  # the published refresh of the snapshot
     status: Mapped[str] = mapped_column(String(16), nullable=False)  # snapshotting | deciding | dispatched | done
     audience: Mapped[int | None] = mapped_column(Integer)
+    produced_to: Mapped[int | None] = mapped_column(Id)  # highest ledger id whose send reached Kafka
     started_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
 

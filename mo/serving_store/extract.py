@@ -148,7 +148,14 @@ def segment_frames(
     latest_runs = members = None
     if membership is not None:
         current = membership.where(F.col("as_of_date") <= F.lit(as_of))
-        runs = current.groupBy("segment_id", "run_id").agg(
+        run_columns = ["segment_id", "run_id", "as_of_date", "computed_at", "segment_version"]
+        runs = current.select(*run_columns)
+        listed = pinned.frames.get("runs")
+        if listed is not None:
+            # segments.runs also lists runs that matched nobody: without them, a segment whose latest run is
+            # empty would be published with the members of the run before it, as if they were current.
+            runs = runs.unionByName(listed.where(F.col("as_of_date") <= F.lit(as_of)).select(*run_columns))
+        runs = runs.groupBy("segment_id", "run_id").agg(
             F.max("as_of_date").alias("as_of_date"),
             F.max("computed_at").alias("refreshed_at"),
             F.max("segment_version").cast("int").alias("run_version"),

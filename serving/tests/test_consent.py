@@ -204,6 +204,51 @@ def test_the_hot_rebuild_cli(world: ApiWorld, rdb: redis.Redis, monkeypatch: pyt
     assert result.exit_code == 0, result.output
     assert "1 hot record" in result.output
     assert hot_record.hot_record(rdb, 8, world.redis_prefix).known
+    rdb.delete(hot_record.seen_key(world.redis_prefix))  # no mark: the first refresh remakes every record
+    rdb.delete(hot_record.hot_key(world.redis_prefix, 8))
+    result = CliRunner().invoke(cli, ["hot", "refresh"])
+    assert result.exit_code == 0, result.output
+    assert f"hot records refreshed: {world.customers}" in result.output
+    assert hot_record.hot_record(rdb, 8, world.redis_prefix).known
+
+
+def test_changes_the_core_systems_make_outside_the_api_reach_the_hot_record_on_refresh(
+    world: ApiWorld, client: TestClient, accounts: dict[str, Account], rdb: redis.Redis
+) -> None:
+    """A call centre's opt-out and a complaint logged in the complaint system never pass through the API: the
+    next refresh_changed copies them (and only the customers changed since the last pass) into Redis."""
+    from mo.oltp.models import Complaint
+
+    prefix = world.redis_prefix
+    with world.source.connect() as conn:
+        hot_record.refresh_changed(conn, rdb, prefix)  # the first pass (or a later one): the mark is set
+    assert post(client, accounts["app"], 11, decision("wechat", "opt_in")).status_code == 201
+    assert hot_record.hot_record(rdb, 11, prefix).consent("wechat") == "opt_in"
+    now = datetime.now(UTC).replace(tzinfo=None)
+    complaints = Complaint.__table__
+    with world.source.begin() as conn:  # the core systems, not the API
+        changed = conn.execute(
+            CONSENTS.update()
+            .where(CONSENTS.c.customer_id == 11, CONSENTS.c.channel == "wechat", CONSENTS.c.deleted_at.is_(None))
+            .values(status="opt_out", source="call_center", decided_at=now, updated_at=now)
+        ).rowcount
+        assert changed >= 1
+        template = conn.execute(select(complaints).limit(1)).mappings().first()
+        assert template is not None
+        conn.execute(
+            complaints.insert().values(
+                {**template, "id": 9_000_000_011, "complaint_no": "TSCORE0000000011", "customer_id": 12,
+                 "status": "open", "created_at": now, "updated_at": now, "deleted_at": None}
+            )
+        )  # fmt: skip
+    assert hot_record.hot_record(rdb, 11, prefix).consent("wechat") == "opt_in"  # stale until the refresh
+    with world.source.connect() as conn:
+        written = hot_record.refresh_changed(conn, rdb, prefix)
+        live = conn.execute(select(func.count()).select_from(Customer.__table__)).scalar()
+    assert 2 <= written < live, "only the customers changed since the last pass are remade"
+    assert hot_record.hot_record(rdb, 11, prefix).consent("wechat") == "opt_out"
+    assert hot_record.hot_record(rdb, 11, prefix).may_contact("wechat") is False
+    assert "TSCORE0000000011" in hot_record.hot_record(rdb, 12, prefix).open_complaints
 
 
 @pytest.mark.parametrize(

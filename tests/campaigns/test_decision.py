@@ -616,3 +616,20 @@ def test_an_unknown_customer_zone_falls_back_to_the_default(sqlite_engine, hot, 
     monkeypatch.setenv("MO_CONTACT_TIME_ZONE", "Mars/Olympus_Mons")
     with pytest.raises(ConfigError, match="MO_CONTACT_TIME_ZONE"):
         get_settings()
+
+
+def test_message_channels_are_decided_on_the_consent_they_need(sqlite_engine, hot):
+    """A campaign names message channels (push, coupon, sms, wechat): a push needs app_push consent and an app
+    user, a coupon goes to the WeChat wallet and needs WeChat consent and an openid."""
+    with sqlite_engine.begin() as conn:
+        seed_reference(conn)
+        add_customer(conn, 1, consents={"app_push": "opt_out", "wechat": "opt_in", "sms": "opt_in"})
+        add_customer(conn, 2, consents={"app_push": "opt_in", "wechat": "opt_in", "sms": "opt_in"}, wechat=False)
+    _rebuild(sqlite_engine, hot)
+    got = _decide(sqlite_engine, hot, [intent(1, channels=("push", "coupon")), intent(2, channels=("coupon", "push"))])
+    one, two = got["campaign:1:1:1"], got["campaign:1:1:2"]
+    assert (one.decision, one.channel) == ("send", "coupon"), one.detail  # push refused: app_push opted out
+    assert one.detail["consent"]["push"][0] == "opt_out" and one.detail["consent"]["coupon"][0] == "opt_in"
+    assert (two.decision, two.channel) == ("send", "push"), two.detail  # no openid: no coupon
+    withdrawn = _decide(sqlite_engine, hot, [intent(1, campaign=3, channels=("push",))])["campaign:3:1:1"]
+    assert (withdrawn.decision, withdrawn.reason) == ("suppress", "consent_withdrawn")

@@ -17,6 +17,7 @@ BEHAVIOUR = {"app_page_view", "wechat_follow", "wechat_click", "form_submit", "c
 BEHAVIOUR |= {"message_open"}
 BUSINESS = {"claim_filed", "policy_near_renewal", "claim_status_changed", "claim_document_attached"}
 BUSINESS |= {"consent_changed", "complaint_opened", "complaint_resolved", "customer_erased"}
+BUSINESS |= {"campaign_status_changed"}
 ENVELOPE = ["event_id", "event_type", "schema_version", "occurred_at", "customer_id", "source", "payload"]
 
 
@@ -122,6 +123,13 @@ def test_sample_events_honour_their_contracts():
                 payload={**sample_event("claim_document_attached")["payload"], "content_type": "text/html"},
             ),
             "payload.content_type: 'text/html' is not one of",
+        ),
+        (
+            sample_event(
+                "campaign_status_changed",
+                payload={**sample_event("campaign_status_changed")["payload"], "to_status": "launched"},
+            ),
+            "payload.to_status: 'launched' is not one of",
         ),
         ({k: v for k, v in sample_event("form_submit").items() if k != "event_type"}, "event_type: missing"),
         ([1, 2], "not an event: expected a JSON object, got list"),

@@ -214,3 +214,30 @@ def test_a_run_that_matched_nobody_ends_every_stretch(spark, settings, lake, tmp
     loyal = [h for h in expected if h["segment_id"] == "s_loyal"]
     assert loyal and all(h["valid_from"] == AS_OF and h["valid_to"] is None for h in loyal)
     assert len(loyal) < len(world.published_history()), "without the empty run, run0's members would stretch back"
+
+
+def test_a_latest_run_that_matched_nobody_publishes_an_empty_segment(spark, settings, lake, tmp_path):
+    """The segment's newest run found no one: it is published with size 0 and no members, not with the
+    members of the run before it."""
+    import sqlite3
+
+    inputs, world = lake
+    empty = {
+        "run_id": "run-latest-empty",
+        "as_of_date": AS_OF,
+        "segment_id": "s_loyal",
+        "segment_version": 2,
+        "kind": "dynamic",
+        "member_count": 0,
+        "computed_at": dt.datetime.combine(AS_OF, dt.time(23, 59), tzinfo=dt.UTC),
+    }
+    assert any(m["segment_id"] == "s_loyal" for m in world.published_members()), "the run before has members"
+    _write(spark, inputs.runs, RUNS_DDL, [empty])
+    db = tmp_path / "s.db"
+    publish(settings, spark=spark, as_of=AS_OF, db_url=f"sqlite:///{db}", use_redis=False)
+    with sqlite3.connect(db) as conn:
+        size, run_id = conn.execute("SELECT size, run_id FROM segments WHERE segment_id = 's_loyal'").fetchone()
+        members = conn.execute("SELECT count(*) FROM segment_members WHERE segment_id = 's_loyal'").fetchone()[0]
+        others = conn.execute("SELECT count(*) FROM segment_members WHERE segment_id <> 's_loyal'").fetchone()[0]
+    assert (size, run_id, members) == (0, "run-latest-empty", 0)
+    assert others == sum(1 for m in world.published_members() if m["segment_id"] != "s_loyal")

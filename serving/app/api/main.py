@@ -3,8 +3,10 @@
 from fastapi import APIRouter
 
 from app.api.routes import (
+    accounts,
     audit,
     auth,
+    campaigns,
     claims,
     complaints,
     consents,
@@ -14,6 +16,9 @@ from app.api.routes import (
     health,
     ledger,
     products,
+    segments,
+    tracking,
+    webhooks,
 )
 
 api_router = APIRouter()
@@ -24,8 +29,14 @@ api_router.include_router(customer_reads.router)
 api_router.include_router(customers.router)
 api_router.include_router(products.router)
 api_router.include_router(audit.router)
+api_router.include_router(accounts.router)
 api_router.include_router(claims.router)
 api_router.include_router(consents.router)
 api_router.include_router(complaints.router)
 api_router.include_router(erasure.router)
+api_router.include_router(campaigns.router)
+api_router.include_router(segments.router)
+# Public with a signature (no bearer token): provider receipts and tracked links.
+api_router.include_router(webhooks.router)
+api_router.include_router(tracking.router)
 api_router.include_router(ledger.router)

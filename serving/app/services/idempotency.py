@@ -81,8 +81,13 @@ def run_once(
     key: str,
     body: Any,
     write: Callable[[Connection], tuple[int, dict[str, Any]]],
+    *,
+    secret_fields: tuple[str, ...] = (),
 ) -> JSONResponse:
-    """Run ``write`` (which returns status and JSON body) at most once per (caller, key)."""
+    """Run ``write`` (which returns status and JSON body) at most once per (caller, key).
+
+    ``secret_fields``: top-level fields of the answer shown once and never stored (a generated password or
+    client secret): the stored answer, which a retry replays, has them as null."""
     digest = request_hash(caller, body)
     with engine.connect() as conn:
         row = _stored(conn, caller, key)
@@ -97,7 +102,11 @@ def run_once(
                     key=key,
                     request_hash=digest,
                     status_code=status,
-                    response_body=(text := json.dumps(answer, default=_json_value, ensure_ascii=False)),
+                    response_body=json.dumps(
+                        {**answer, **dict.fromkeys(secret_fields)} if secret_fields else answer,
+                        default=_json_value,
+                        ensure_ascii=False,
+                    ),
                     created_at=utcnow(),
                 )
             )
@@ -108,8 +117,8 @@ def run_once(
         if row is None:
             raise
         return _replay(row, digest)
-    # the first answer is the very text a retry replays
-    return JSONResponse(json.loads(text), status_code=status)
+    # the first answer is the very text a retry replays (but for the secret fields)
+    return JSONResponse(json.loads(json.dumps(answer, default=_json_value, ensure_ascii=False)), status_code=status)
 
 
 def _json_value(value: Any) -> Any:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.services.products import within_risk
+from mo.catalogue import within_risk
 
 SCORE = re.compile(r"score ([0-9]+\.[0-9]+)")
 

@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("refresh_id", sa.String(64), nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("audience", sa.Integer(), nullable=True),
+        sa.Column("produced_to", ID, nullable=True),
         sa.Column("started_at", TIMESTAMP, nullable=False),
         sa.Column("finished_at", TIMESTAMP, nullable=True),
     )

@@ -24,11 +24,11 @@ from app.core.errors import ApiError, problem_responses
 from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from app.core.roles import Scope
 from app.services import audit
-from app.services.products import PRODUCTS, product_facts, product_rows
 from app.services.published import Snapshot, snapshot, source_reads
 from app.services.recommendations import recommend
 from app.services.visibility import can_see, require_visible
 from mo import pii
+from mo.catalogue import PRODUCTS, product_facts, product_rows
 from mo.errors import ConfigError
 from mo.oltp.models import Policy
 

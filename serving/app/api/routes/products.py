@@ -13,10 +13,10 @@ from app.api.deps import SourceDep, authorized
 from app.core.errors import ApiError, problem_responses
 from app.core.pagination import Cursor, Limit, Page, decode_cursor, encode_cursor
 from app.core.roles import Scope
-from app.services.products import age_on, product_facts, product_row, product_rows, within_risk
 from app.services.published import source_reads
 from app.services.visibility import require_visible
 from mo import pricing
+from mo.catalogue import age_on, product_facts, product_row, product_rows, within_risk
 from mo.oltp.models import Customer, Policy
 
 router = APIRouter(prefix="/v1/products", tags=["products"])

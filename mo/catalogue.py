@@ -5,6 +5,9 @@ defect): name, line, risk level, base premium, term and status from the core sys
 coverage region, excluded regions, typical sum insured and payment modes from schemas/products/catalogue.yaml;
 the premium of a quote from mo.pricing, the function the generator's book is priced with. A product on the
 shelf without catalogue facts is served with ``catalogue_complete: false`` rather than with invented facts.
+
+Shared by the serving API (product reads, quotes, recommendations, campaign checks and previews) and the
+campaign dispatcher (the facts a message states): one copy of each query.
 """
 
 from __future__ import annotations
