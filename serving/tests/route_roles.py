@@ -73,4 +73,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "POST /v1/campaigns/{campaign_id}/resume": CAMPAIGN_WRITERS,
     "POST /v1/campaigns/{campaign_id}/cancel": CAMPAIGN_WRITERS,
     "GET /v1/campaigns/{campaign_id}/preview": CAMPAIGN_READERS,
+    # the lake's campaign results (published marts): weekly and monthly reports, one campaign per period
+    "GET /v1/reports/campaigns": CAMPAIGN_READERS,
+    "GET /v1/campaigns/{campaign_id}/results": CAMPAIGN_READERS,
 }

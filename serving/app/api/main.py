@@ -6,6 +6,7 @@ from app.api.routes import (
     accounts,
     audit,
     auth,
+    campaign_reports,
     campaigns,
     claims,
     complaints,
@@ -31,3 +32,4 @@ api_router.include_router(consents.router)
 api_router.include_router(complaints.router)
 api_router.include_router(erasure.router)
 api_router.include_router(campaigns.router)
+api_router.include_router(campaign_reports.router)
