@@ -52,7 +52,7 @@ COUNTS = (
     "holdout_converted",
 )
 UPLIFT_COLUMNS = (
-    "scope",
+    "uplift_scope AS scope",
     "campaign_id",
     "campaign_code",
     "product_line",
@@ -155,7 +155,7 @@ def campaign_uplift(conn: Connection, store: SqlServingStore, campaign_id: int) 
     row = conn.execute(
         text(
             f"SELECT {', '.join(UPLIFT_COLUMNS)} FROM {store.qualified('campaign_uplift')} "
-            "WHERE scope = 'campaign' AND campaign_id = :campaign_id"
+            "WHERE uplift_scope = 'campaign' AND campaign_id = :campaign_id"
         ),
         {"campaign_id": campaign_id},
     ).first()
@@ -164,7 +164,7 @@ def campaign_uplift(conn: Connection, store: SqlServingStore, campaign_id: int) 
 
 def line_uplift(conn: Connection, store: SqlServingStore, product_line: str | None = None) -> list[dict[str, Any]]:
     """The published uplift per product line (all its campaigns), of one line or every line."""
-    where = "scope = 'product_line'" + (" AND product_line = :line" if product_line is not None else "")
+    where = "uplift_scope = 'product_line'" + (" AND product_line = :line" if product_line is not None else "")
     rows = conn.execute(
         text(
             f"SELECT {', '.join(UPLIFT_COLUMNS)} FROM {store.qualified('campaign_uplift')} WHERE {where} "

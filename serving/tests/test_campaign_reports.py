@@ -40,7 +40,7 @@ def _result(campaign_id: int, channel: str, line: str, period: str, start: date,
 
 def _uplift(key: str, scope: str, campaign_id: int | None, line: str) -> dict:
     return {
-        "uplift_key": key, "scope": scope, "campaign_id": campaign_id,
+        "uplift_key": key, "uplift_scope": scope, "campaign_id": campaign_id,
         "campaign_code": f"CMP-{campaign_id}" if campaign_id else None, "product_line": line, "treated": 40,
         "treated_converted": 4, "holdout": 10, "holdout_converted": 0, "treated_rate": 0.1, "holdout_rate": 0.0,
         "difference": 0.1, "ci_low": -0.18, "ci_high": 0.23,

@@ -84,7 +84,7 @@ conversions as (
         on
             touches.customer_id = issued.customer_id
             and touches.line = issued.line
-            and issued.issued_at >= touches.decided_at
+            and touches.decided_at <= issued.issued_at
             and issued.issued_at <= touches.decided_at + interval {{ var('campaign_attribution_days') }} days
     where touches.final_key is not null
     group by touches.touch_key

@@ -46,9 +46,12 @@ counted as (
         count_if(not is_final) as waiting,
         count_if(decision = 'suppress') as suppressed,
         {%- for reason in reasons %}
-        count_if(decision = 'suppress' and reason = '{{ reason }}') as suppressed_{{ reason }},
+            count_if(decision = 'suppress' and reason = '{{ reason }}') as suppressed_{{ reason }},
         {%- endfor %}
-        count_if(decision = 'suppress' and reason not in ('{{ reasons | join("', '") }}')) as suppressed_other,
+        count_if(
+            decision = 'suppress'
+            and reason not in ('{{ reasons | join("', '") }}')
+        ) as suppressed_other,
         count(first_sent_at) as sent,
         count(first_delivered_at) as delivered,
         count(first_failed_at) as failed,
@@ -76,10 +79,10 @@ final as (
         case
             when period_type = 'week'
                 then concat(
-                    cast(extract(yearofweek from period_start) as string),
-                    '-W',
-                    lpad(cast(weekofyear(period_start) as string), 2, '0')
-                )
+                        cast(extract(yearofweek from period_start) as string),
+                        '-W',
+                        lpad(cast(weekofyear(period_start) as string), 2, '0')
+                    )
             else date_format(period_start, 'yyyy-MM')
         end as period_label,
         audience,
@@ -87,7 +90,7 @@ final as (
         waiting,
         suppressed,
         {%- for reason in reasons %}
-        suppressed_{{ reason }},
+            suppressed_{{ reason }},
         {%- endfor %}
         suppressed_other,
         sent,

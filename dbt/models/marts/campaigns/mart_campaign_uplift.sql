@@ -12,7 +12,7 @@ grouped as (
 
 by_campaign as (
     select
-        'campaign' as scope,
+        'campaign' as uplift_scope,
         concat('campaign:', cast(campaign_id as string)) as uplift_key,
         campaign_id,
         max(campaign_code) as campaign_code,
@@ -27,7 +27,7 @@ by_campaign as (
 
 by_line as (
     select
-        'product_line' as scope,
+        'product_line' as uplift_scope,
         concat('product_line:', product_line) as uplift_key,
         cast(null as bigint) as campaign_id,
         cast(null as string) as campaign_code,
@@ -49,29 +49,29 @@ counted as (
 rates as (
     select
         counted.*,
-        cast(treated_converted as double) as x1,
-        cast(treated as double) as n1,
-        cast(holdout_converted as double) as x2,
-        cast(holdout as double) as n2
+        cast(counted.treated_converted as double) as x1,
+        cast(counted.treated as double) as n1,
+        cast(counted.holdout_converted as double) as x2,
+        cast(counted.holdout as double) as n2
     from counted
 ),
 
 intervals as (
     select
         rates.*,
-        case when n1 > 0 then x1 / n1 end as p1,
-        case when n2 > 0 then x2 / n2 end as p2,
-        case when n1 > 0 then {{ wilson_low('x1', 'n1') }} end as l1,
-        case when n1 > 0 then {{ wilson_high('x1', 'n1') }} end as u1,
-        case when n2 > 0 then {{ wilson_low('x2', 'n2') }} end as l2,
-        case when n2 > 0 then {{ wilson_high('x2', 'n2') }} end as u2
+        case when rates.n1 > 0 then rates.x1 / rates.n1 end as p1,
+        case when rates.n2 > 0 then rates.x2 / rates.n2 end as p2,
+        case when rates.n1 > 0 then {{ wilson_low('rates.x1', 'rates.n1') }} end as l1,
+        case when rates.n1 > 0 then {{ wilson_high('rates.x1', 'rates.n1') }} end as u1,
+        case when rates.n2 > 0 then {{ wilson_low('rates.x2', 'rates.n2') }} end as l2,
+        case when rates.n2 > 0 then {{ wilson_high('rates.x2', 'rates.n2') }} end as u2
     from rates
 ),
 
 final as (
     select
         uplift_key,
-        scope,
+        uplift_scope,
         campaign_id,
         campaign_code,
         product_line,
