@@ -333,3 +333,27 @@ def test_published_results_read_back_through_the_shared_reader(lake, tmp_path) -
     assert all(r["product_line"] == written["line"] for r in narrowed)
     assert uplift is not None and uplift["scope"] == "campaign" and uplift["ci_low"] <= uplift["difference"]
     assert {u["product_line"] for u in lines} == {written["line"], written["other_line"]}
+
+
+def test_an_ingest_that_cannot_reconcile_writes_nothing(lake, monkeypatch) -> None:
+    import spark_jobs.campaign_sync as campaign_sync
+
+    settings, spark, engine, _ = lake
+    with engine.begin() as conn:
+        for state in ("delivered", "clicked"):
+            conn.execute(
+                insert(Delivery.__table__).values(
+                    message_id="m-lost", ledger_id=1, customer_id=1, state=state, provider="sandbox", at=START
+                )
+            )
+    target = f"{settings.catalog_name}.silver.contact_deliveries"
+    before = spark.table(target).count()
+    read = campaign_sync._read
+    # a source read that loses a row (as a connection cut mid-read would): the counts cannot agree
+    monkeypatch.setattr(campaign_sync, "_read", lambda *a, **k: read(*a, **k).where("state != 'clicked'"))
+    with pytest.raises(campaign_sync.CampaignSyncFailed, match="contact_deliveries"):
+        campaign_sync.sync_campaign_tables(spark, settings, tables=["contact_deliveries"])
+    assert spark.table(target).count() == before
+    monkeypatch.setattr(campaign_sync, "_read", read)
+    done = campaign_sync.sync_campaign_tables(spark, settings, tables=["contact_deliveries"])
+    assert done["contact_deliveries"]["rows_written"] == 2
