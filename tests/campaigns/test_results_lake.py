@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from mo.campaigns.results import BEFORE_HOLDOUT, campaign_funnel
 from mo.oltp.campaign_tables import Campaign, CampaignAudience, Delivery, HoldoutAssignment, LedgerEntry
@@ -28,12 +28,8 @@ REASONS = [
     "campaign_ended", "no_channel", "quiet_hours", "ok", "holdout", "deferred_then_sent",
 ]  # fmt: skip
 CUSTOMERS = 63
-DBT_SELECT = [
-    "stg_silver__policies",
-    "stg_silver__products",
-    "path:models/staging/campaigns",
-    "path:models/marts/campaigns",
-]
+SILVER_VIEWS = ["stg_silver__policies", "stg_silver__products"]
+AS_OF = date(2026, 12, 31)
 
 
 class _Verdict:
@@ -182,23 +178,30 @@ def _write_campaign_rows(engine) -> dict:
 
 @pytest.fixture(scope="module")
 def lake(spark, tmp_path_factory: pytest.TempPathFactory):
-    """(settings, spark, engine, written): the world synced, the campaign tables ingested, the marts built."""
-    from mo.config import Settings
+    """(settings, spark, engine, written): the world synced, then build_profiles' campaign_results task (the
+    campaign tables ingested, the marts built), run as the DAG runs it, from the MO_* environment."""
+    from mo.config import get_settings
     from mo.generator.world import generate_world
     from mo.marts.dbt import build_vars, run_dbt
     from mo.oltp.db import make_engine, migrate
-    from spark_jobs.campaign_sync import sync_campaign_tables
+    from mo.pipelines import profiles_campaign_results
     from spark_jobs.sync import run_sync
 
     home = tmp_path_factory.mktemp("results_lake")
-    settings = Settings(home=home, catalog_name=f"lake_res_{uuid.uuid4().hex[:8]}")
-    engine = make_engine(settings.resolved_source_url)
-    migrate(engine)
-    generate_world(engine, customers=CUSTOMERS, seed=5)
-    written = _write_campaign_rows(engine)
-    run_sync(spark, settings, ["products", "policies"], gate=_count_gate)
-    written["sync"] = sync_campaign_tables(spark, settings)
-    run_dbt(settings, ["build", "--select", *DBT_SELECT], vars=build_vars(settings, as_of_date=date(2026, 12, 31)))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MO_HOME", str(home))
+        env.setenv("MO_CATALOG_NAME", f"lake_res_{uuid.uuid4().hex[:8]}")
+        for name in ("MO_SOURCE_URL", "MO_CATALOG_URI", "MO_WAREHOUSE"):
+            env.delenv(name, raising=False)
+        settings = get_settings()
+        engine = make_engine(settings.resolved_source_url)
+        migrate(engine)
+        generate_world(engine, customers=CUSTOMERS, seed=5)
+        written = _write_campaign_rows(engine)
+        run_sync(spark, settings, ["products", "policies"], gate=_count_gate)
+        # build_profiles' dbt_build made these views before; here only what the campaign marts read
+        run_dbt(settings, ["run", "--select", *SILVER_VIEWS], vars=build_vars(settings, as_of_date=AS_OF))
+        written["task"] = profiles_campaign_results(AS_OF.isoformat())
     yield settings, spark, engine, written
     engine.dispose()
 
@@ -279,8 +282,11 @@ def test_the_append_only_ingest_appends_only_what_the_lake_lacks(lake) -> None:
     from spark_jobs.campaign_sync import sync_campaign_tables
 
     settings, spark, engine, written = lake
-    assert written["sync"]["contact_ledger"]["rows_written"] == written["sync"]["contact_ledger"]["source_rows"]
-    assert written["sync"]["holdout_assignments"]["lake_rows"] == 1
+    with engine.connect() as conn:
+        ledger_rows = conn.execute(select(func.count()).select_from(LedgerEntry.__table__)).scalar_one()
+    assert written["task"]["synced"]["contact_ledger"] == ledger_rows
+    assert written["task"]["synced"]["holdout_assignments"] == 1
+    assert {"success", "pass"} <= set(written["task"]["nodes"])  # tag:campaign_results: models built, tests passed
     again = sync_campaign_tables(spark, settings, tables=["contact_ledger", "contact_deliveries"])
     assert again["contact_ledger"]["rows_written"] == 0 and again["contact_deliveries"]["rows_written"] == 0
     with engine.begin() as conn:
