@@ -1,4 +1,4 @@
-"""`mo campaign-sync`: the campaign path's core-database tables -> silver, for the results marts.
+"""The campaign path's core-database tables -> silver, for the results marts (build_profiles.campaign_results).
 
 Why not the source sync (spark_jobs/sync.py): its contract is a mutable row with ``updated_at`` and a soft
 delete (``deleted_at``), a single ``id`` key, and a history in bronze. None of the campaign tables has that
