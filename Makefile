@@ -84,10 +84,11 @@ serve: serving-env ## The serving API on http://127.0.0.1:8000 (SERVING_PORT; do
 	@echo "serving API: http://127.0.0.1:$(SERVING_PORT)  interactive docs: http://127.0.0.1:$(SERVING_PORT)/docs  (Ctrl-C stops it)"
 	$(SERVING_RUN) -m uvicorn app.main:app --host 127.0.0.1 --port $(SERVING_PORT)
 
-serve-stop: ## Stop the serving API `make demo` left running in the background
+serve-stop: env ## Stop the serving API and the provider sandbox `make demo` left running in the background
 	@pidfile=$(MO_HOME)/serving/api.pid; \
 	if [ -f $$pidfile ] && kill $$(cat $$pidfile) 2>/dev/null; then rm -f $$pidfile; echo "serving API stopped"; \
-	else rm -f $$pidfile; echo "no serving API started by make demo is running"; fi
+	else rm -f $$pidfile; echo "no serving API started by make demo is running"; fi; \
+	$(MO) channels sandbox stop
 
 airflow: env ## Airflow UI, scheduler and workers with the project's DAGs on http://127.0.0.1:8080 until Ctrl-C (login MO_AIRFLOW_USER / MO_AIRFLOW_PASSWORD)
 	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(MO) airflow --port $(AIRFLOW_PORT)

@@ -18,7 +18,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "benchmarks.md"
-ORDER = ["generator", "events", "sync", "reconcile", "preview", "publish", "profiles", "profile_read", "claims"]
+ORDER = [
+    "generator",
+    "events",
+    "sync",
+    "reconcile",
+    "preview",
+    "publish",
+    "profiles",
+    "profile_read",
+    "claims",
+    "delivery",
+    "decision",
+]
 
 
 def machine() -> str:

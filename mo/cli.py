@@ -241,6 +241,129 @@ def hot_rebuild_cmd(customers: tuple[int, ...]) -> None:
     click.echo(f"{written} hot record{'s' if written != 1 else ''} rebuilt under '{settings.redis_prefix}:hot:'")
 
 
+@cli.group()
+def campaigns() -> None:
+    """Campaign dispatch, the contact ledger (decisions about every touch), funnels and the evidence a regulator
+    asks for."""
+
+
+@campaigns.command("dispatch")
+@click.option("--once", is_flag=True, help="One round, then exit (the round's report as JSON)")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.5), default=15.0, show_default=True, help="Seconds between rounds"
+)
+def campaigns_dispatch_cmd(once: bool, interval: float) -> None:
+    """The dispatcher: due campaigns' audiences frozen, every touch decided once, sends produced to Kafka; until
+    stopped (SIGTERM, Ctrl-C). Several dispatchers may run: each campaign is claimed by one per round."""
+    import logging
+    import signal
+    import threading
+
+    from mo.campaigns.dispatch import require_campaign_tables, run_forever, run_round
+    from mo.channels.messages import send_producer
+    from mo.oltp.db import check_connection, make_engine
+    from mo.serving_store import open_store
+    from mo.serving_store.redis_store import close_redis, connect_redis
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    engine = make_engine(settings.resolved_source_url)
+    check_connection(engine)
+    require_campaign_tables(engine)
+    store = open_store(settings)
+    client = connect_redis(settings)
+    producer = send_producer(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def one_round():  # type: ignore[no-untyped-def]
+        return run_round(engine, client, store, settings, producer=producer)
+
+    try:
+        if once:
+            _echo_json(one_round().as_dict())
+        else:
+            run_forever(one_round, interval_s=interval, stop=stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        producer.close(timeout=5)
+        close_redis(client)
+        store.dispose()
+        engine.dispose()
+
+
+@campaigns.command("funnel")
+@click.argument("campaign_id", type=click.IntRange(min=1))
+@click.option("--attribution-days", type=click.IntRange(min=1, max=365), default=30, show_default=True)
+def campaigns_funnel_cmd(campaign_id: int, attribution_days: int) -> None:
+    """A campaign's live funnel from the contact ledger: audience, suppressed by reason, delivery states,
+    conversions and the uplift over the holdout with its 95% interval."""
+    from mo.campaigns.dispatch import require_campaign_tables
+    from mo.campaigns.results import campaign_funnel
+    from mo.oltp.db import check_connection, make_engine
+
+    engine = make_engine(get_settings().resolved_source_url)
+    check_connection(engine)
+    require_campaign_tables(engine)
+    try:
+        with engine.connect() as conn:
+            funnel = campaign_funnel(conn, campaign_id, attribution_days=attribution_days)
+    finally:
+        engine.dispose()
+    if funnel is None:
+        raise MoError(f"campaign {campaign_id} not found")
+    _echo_json(funnel.as_dict())
+
+
+@campaigns.command("evidence")
+@click.option("--customer", "customer_id", type=click.IntRange(min=1), required=True)
+@click.option(
+    "--from",
+    "since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    required=True,
+    help="Start of the period (UTC, inclusive)",
+)
+@click.option(
+    "--to",
+    "until",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    required=True,
+    help="End of the period (UTC, exclusive)",
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="json", show_default=True)
+def campaigns_evidence_cmd(customer_id: int, since, until, fmt: str) -> None:  # fmt: skip
+    """Every touch to a customer decided in a period, with the consent evidence and the rule results at decision
+    time (audited as an export: actor cli:<user>)."""
+    import getpass
+    import uuid
+
+    from mo.campaigns import ledger
+    from mo.oltp.db import check_connection, make_engine
+
+    if until <= since:
+        raise click.BadParameter("--to must be after --from", param_hint="--to")
+    settings = get_settings()
+    engine = make_engine(settings.resolved_source_url)
+    check_connection(engine)
+    try:
+        with engine.begin() as conn:
+            rows = ledger.evidence(conn, customer_id, since, until)
+            ledger.record_export(
+                conn,
+                actor=f"cli:{getpass.getuser()}",
+                role=None,
+                request_id=f"cli-{uuid.uuid4()}",
+                customer_id=customer_id,
+                resource="mo campaigns evidence",
+                detail=f"format={fmt} from={since.isoformat()} to={until.isoformat()} rows={len(rows)}",
+            )
+    finally:
+        engine.dispose()
+    click.echo(ledger.to_csv(rows) if fmt == "csv" else ledger.to_json(rows), nl=fmt == "json")
+
+
 @cli.command()
 @click.option("--table", "tables", multiple=True, help="Sync only these tables (default: all contracts)")
 @click.option(
@@ -399,17 +522,36 @@ def segments_compile(rule_file: Path, dialect: str, as_of) -> None:
     )
 
 
+@segments.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False)
+def segments_import(folder: Path | None) -> None:
+    """Import definition files (default: schemas/segments/examples) into the definition store (core database).
+
+    A new version where a file changed; a segment edited through the API since keeps the API's versions."""
+    from mo.oltp.db import make_engine
+    from mo.segments.store import import_folder
+
+    engine = make_engine(get_settings().resolved_source_url)
+    try:
+        report = import_folder(engine, folder, imported_by=f"file:{getpass.getuser()}"[:80])
+    finally:
+        engine.dispose()
+    for line in report.lines():
+        click.echo(line)
+
+
 @segments.command("refresh")
 @click.option(
     "--folder",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="Definitions folder (default: schemas/segments/examples)",
+    help="Definitions folder imported into the store first (default: schemas/segments/examples)",
 )
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Reference date (default today)")
 @click.option("--run-id", default=None, help="Run id (default manual-<as-of>); re-running it replaces its rows")
 def segments_refresh(folder: Path | None, as_of, run_id: str | None) -> None:
-    """Evaluate every static, dynamic and smart segment on the marts and write the run's membership."""
+    """Evaluate every active segment of the definition store (static, dynamic, smart) on the marts and write
+    the run's membership; the folder's files are imported into the store first."""
     from mo.segments.membership import refresh_from_folder
 
     report = refresh_from_folder(
@@ -506,6 +648,62 @@ def segments_history(segment_id: str) -> None:
             f"v{stored.version} {stored.created_at:%Y-%m-%d %H:%M} {stored.created_by}: "
             f"{stored.definition.canonical_json()}"
         )
+
+
+@cli.group()
+def channels() -> None:
+    """Channel delivery: the provider sandbox and the channel workers."""
+
+
+@channels.group("sandbox")
+def channels_sandbox() -> None:
+    """The provider sandbox (WeChat, Aliyun SMS, JPush, WeChat Pay coupons) for development and tests."""
+
+
+@channels_sandbox.command("start")
+def channels_sandbox_start() -> None:
+    from mo.channels.sandbox import start_detached
+
+    click.echo(start_detached(get_settings()))
+
+
+@channels_sandbox.command("stop")
+def channels_sandbox_stop() -> None:
+    from mo.channels.sandbox import stop_detached
+
+    click.echo("stopped" if stop_detached(get_settings()) else "not running")
+
+
+@channels_sandbox.command("status")
+def channels_sandbox_status() -> None:
+    from mo.channels.sandbox import status
+
+    _echo_json(status(get_settings()))
+
+
+@channels.command("worker")
+@click.option("--channel", type=click.Choice(["sms", "wechat", "push", "coupon"]), default=None,
+              help="Deliver only this channel (its own consumer group); all channels without.")  # fmt: skip
+@click.option("--once", is_flag=True, help="Stop when the sends topic has nothing more for this group.")
+def channels_worker(channel: str | None, once: bool) -> None:
+    import logging
+    import signal
+    import threading
+
+    from mo.channels.worker import ChannelWorker
+    from mo.oltp.db import make_engine
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    settings.require_channel_secrets()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    worker = ChannelWorker(settings, make_engine(settings.resolved_source_url), channel=channel)
+    try:
+        stats = worker.run(once=once, stop=stop)
+    except KeyboardInterrupt:
+        stats = worker.stats
+    _echo_json(stats.as_dict())
 
 
 def main(argv: list[str] | None = None) -> int:

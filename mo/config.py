@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mo.errors import ConfigError
@@ -88,6 +88,51 @@ class Settings(BaseSettings):
     # Tokenisation key for PII (ID numbers, phones, names). Secret: environment only.
     pii_key: str | None = None
 
+    # Channel providers (mo.channels). Base URLs of the real providers; the dev defaults point every channel at
+    # the provider sandbox (`mo channels sandbox start`) on channel_sandbox_port, with the sandbox's credentials.
+    # Secrets come from the environment only: outside development the sandbox credentials are refused.
+    channel_sandbox_port: int = 18980
+    channel_wechat_base_url: str | None = None  # https://api.weixin.qq.com
+    channel_wechat_appid: str = "wx-sandbox-appid"
+    channel_wechat_secret: str = "wx-sandbox-secret"
+    channel_wechat_token: str = "wx-sandbox-token"  # the Official Account server token: signs its event pushes
+    channel_sms_base_url: str | None = None  # https://dysmsapi.aliyuncs.com
+    channel_sms_access_key_id: str = "sandbox-access-key"
+    channel_sms_access_key_secret: str = "sandbox-access-secret"
+    channel_push_base_url: str | None = None  # https://api.jpush.cn
+    channel_push_app_key: str = "sandbox-app-key"
+    channel_push_master_secret: str = "sandbox-master-secret"
+    channel_coupon_base_url: str | None = None  # https://api.mch.weixin.qq.com
+    channel_coupon_mchid: str = "1900000109"
+    channel_coupon_api_key: str = "sandbox-coupon-api-v3-key"
+    channel_coupon_appid: str = "wx-sandbox-appid"
+    # Receipts: where providers post them (the serving API's /v1/webhooks/{provider}) and the shared secret
+    channel_webhook_url: str | None = None
+    channel_webhook_secret: str = "sandbox-webhook-secret"
+    # Channel workers: attempts before the dead letter, exponential backoff, per-provider rate (in-process
+    # token bucket per worker process: with N workers of a channel, give each 1/N of the provider's limit)
+    channel_max_attempts: int = Field(default=5, ge=1)
+    channel_backoff_s: float = Field(default=0.5, gt=0)
+    channel_backoff_max_s: float = Field(default=30.0, gt=0)
+    channel_rate_per_s: float = Field(default=50.0, gt=0)
+    channel_timeout_s: float = Field(default=5.0, gt=0)
+    # Tracked links: signed redirect tokens to the serving API's /v1/t/{token}
+    channel_link_base_url: str = "http://127.0.0.1:8000"
+    channel_link_secret: str = "sandbox-link-secret"
+    channel_link_ttl_days: float = Field(default=30.0, gt=0)
+    channel_link_allowed_hosts: str = "www.example-insurer.cn,m.example-insurer.cn"  # comma-separated
+    # The send decision (mo/campaigns/decision.py): marketing caps over rolling windows counted from the contact
+    # ledger (all channels, and per channel over 7 x 24 h), the send window in the customer's local time, and
+    # the time zone of a customer who chose none.
+    contact_cap_7d: int = Field(default=2, ge=0)
+    contact_cap_30d: int = Field(default=4, ge=0)
+    contact_cap_channel_7d: int = Field(default=2, ge=0)
+    contact_window_start: str = Field(default="09:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    contact_window_end: str = Field(default="21:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    contact_time_zone: str = "Asia/Shanghai"
+    # Key of the holdout hash (HMAC); falls back to the PII key. Secret: environment only.
+    holdout_key: str | None = None
+
     @property
     def resolved_source_url(self) -> str:
         url = self.source_url or f"sqlite:///{self.home / 'source.db'}"
@@ -118,12 +163,56 @@ class Settings(BaseSettings):
     def uses_embedded_kafka(self) -> bool:
         return self.kafka_bootstrap is None
 
+    def channel_base_url(self, provider: str) -> str:
+        """The provider's base URL: its setting, else the local provider sandbox."""
+        url = getattr(self, f"channel_{provider}_base_url")
+        return (url or f"http://127.0.0.1:{self.channel_sandbox_port}").rstrip("/")
+
+    def require_channel_secrets(self) -> None:
+        """Outside development, the sandbox's well-known credentials are refused (secrets: environment only)."""
+        if self.env == "development":
+            return
+        defaults = Settings.model_fields
+        same = [
+            f"MO_{name.upper()}"
+            for name in (
+                "channel_wechat_secret",
+                "channel_wechat_token",
+                "channel_sms_access_key_secret",
+                "channel_push_master_secret",
+                "channel_coupon_api_key",
+                "channel_webhook_secret",
+                "channel_link_secret",
+            )
+            if getattr(self, name) == defaults[name].default
+        ]
+        if same:
+            raise ConfigError(f"{', '.join(same)} still the sandbox default; set the real secrets in the environment")
+
     def require_pii_key(self) -> bytes:
         if not self.pii_key:
             raise ConfigError("MO_PII_KEY is not set: the PII tokenisation key must come from the environment")
         if self.env == "production" and len(self.pii_key) < 32:
             raise ConfigError("MO_PII_KEY is shorter than 32 characters; production needs a strong key")
         return self.pii_key.encode()
+
+    @field_validator("contact_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}' (an IANA name such as Asia/Shanghai)") from None
+        return value
+
+    def require_holdout_key(self) -> bytes:
+        """The key holdout buckets are hashed with: MO_HOLDOUT_KEY, else the PII key. Changing it reshuffles only
+        customers not yet assigned (assignments are stored, never recomputed)."""
+        if self.holdout_key:
+            return self.holdout_key.encode()
+        return self.require_pii_key()
 
 
 def get_settings() -> Settings:

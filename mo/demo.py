@@ -7,8 +7,11 @@ publish), prints the segment sizes and the platform status. Rerunning advances t
 incrementally and rebuilds the profiles for the world's new day.
 
 It ends by starting the serving API (serving/, its own environment) in the background on the same
-MO_HOME, calling it as the demo app client (token, a published profile, readiness) and printing the URL of
-its interactive docs. The API keeps running for you to try; `make serve-stop` stops it.
+MO_HOME, calling it as the demo app client (token, a published profile, readiness), running one campaign
+through the whole path (a marketer drafts it, an approver approves it, the dispatcher decides every touch, a
+channel worker delivers through the provider sandbox, receipts come back to the API) and printing its funnel
+and the URL of the interactive docs. The API and the sandbox keep running for you to try; `make serve-stop`
+stops them.
 """
 
 from __future__ import annotations
@@ -193,6 +196,167 @@ def start_api(settings, progress: Progress, port: int) -> str:
     return base
 
 
+DEMO_SEGMENT = "auto-renewal-30d-push"
+DEMO_CHANNELS = [
+    {
+        "channel": "sms",
+        "template": {
+            "sign_name": "中安保险",
+            "template_code": "SMS_RENEWAL_01",
+            "params": {
+                "name": "{{profile.name_masked}}",
+                "product": "{{product.name}}",
+                "renewal_date": "{{profile.next_renewal_date}}",
+                "link": "https://m.example-insurer.cn/renew",
+            },
+        },
+    },
+    {"channel": "push", "template": {"title": "{{product.name}}续保", "body": "点击续保，保障不断档"}},
+]
+RECEIPT_WAIT_S = 15.0
+
+
+def _call(method: str, url: str, *, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    """A JSON call with a fresh Idempotency-Key on writes."""
+    import uuid
+
+    request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(), method=method)
+    request.add_header("Content-Type", "application/json")
+    if method == "POST":
+        request.add_header("Idempotency-Key", str(uuid.uuid4()))
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _checked(answer: tuple[int, dict], what: str, expected: int = 200) -> dict:
+    status, body = answer
+    if status != expected:
+        raise MoError(f"{what} answered {status}: {body.get('detail')} {body.get('errors') or ''}".strip())
+    return body
+
+
+def _token(base: str, username: str, password: str) -> str:
+    status, body = _http(
+        "POST", f"{base}/v1/auth/token", data={"grant_type": "password", "username": username, "password": password}
+    )
+    if status != 200:
+        raise MoError(f"login of {username} answered {status}: {body.get('detail')}")
+    return str(body["access_token"])
+
+
+def run_campaign(settings, progress: Progress, base: str) -> dict:  # type: ignore[no-untyped-def]
+    """One campaign through the whole path on the demo world: a marketer drafts it, an approver (not the
+    author) approves it, the dispatcher freezes its audience and decides every touch, a channel worker delivers
+    through the provider sandbox, whose receipts come back to the API's webhooks; then its funnel."""
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    from mo.campaigns.dispatch import run_round
+    from mo.channels.messages import send_producer
+    from mo.channels.sandbox import start_detached
+    from mo.channels.worker import ChannelWorker
+    from mo.oltp.db import make_engine
+    from mo.serving_store import open_store
+    from mo.serving_store.redis_store import close_redis, connect_redis
+
+    with progress.step("campaign: provider sandbox (SMS, WeChat, push, coupons)") as result:
+        os.environ["MO_CHANNEL_WEBHOOK_URL"] = f"{base}/v1/webhooks"  # receipts go to the API's webhooks
+        settings = get_settings()
+        result["detail"] = start_detached(settings)
+
+    with progress.step("campaign: a marketer and an approver (accounts API)") as result:
+        admin = json.loads((settings.home / "serving-demo-credentials.json").read_text())["admin"]
+        admin_token = _token(base, admin["username"], admin["password"])
+        people = {}
+        for role in ("marketer", "approver"):
+            username = f"demo-{role}-{uuid.uuid4().hex[:6]}"
+            made = _checked(
+                _call("POST", f"{base}/v1/accounts/users", body={"username": username, "role": role},
+                      token=admin_token), "POST /v1/accounts/users", 201)  # fmt: skip
+            people[role] = _token(base, username, made["initial_password"])
+        result["detail"] = "created by the demo admin, passwords shown once"
+
+    with progress.step("campaign: drafted, submitted, approved by another person, scheduled") as result:
+        ends = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        draft = {
+            "name": "车险续保提醒 Auto renewal reminder",
+            "objective": "renewal",
+            "product_line": "auto",
+            "purpose": "marketing",
+            "offer": {"type": "product", "product_code": "AU-COMP"},
+            "segment_id": DEMO_SEGMENT,
+            "channels": DEMO_CHANNELS,
+            "schedule": {"kind": "now"},
+            "priority": 50,
+            "holdout_share": "0.1000",
+            "ends_at": ends,
+        }
+        campaign = _checked(
+            _call("POST", f"{base}/v1/campaigns", body=draft, token=people["marketer"]), "POST /v1/campaigns", 201
+        )
+        url = f"{base}/v1/campaigns/{campaign['id']}"
+        for action, who in (("submit", "marketer"), ("approve", "approver"), ("schedule", "marketer")):
+            campaign = _checked(
+                _call("POST", f"{url}/{action}", body={"version": campaign["version"], "note": "demo"},
+                      token=people[who]), f"POST {action}")  # fmt: skip
+        result["detail"] = f"campaign {campaign['id']} {campaign['status']}, segment {DEMO_SEGMENT}"
+
+    engine = make_engine(settings.resolved_source_url)
+    store = open_store(settings)
+    client = connect_redis(settings)
+    try:
+        with progress.step("campaign: dispatched (audience frozen, every touch decided once)") as result:
+            producer = send_producer(settings)
+            try:
+                report = run_round(engine, client, store, settings, producer=producer)
+            finally:
+                producer.close(timeout=5)
+            mine = [o for o in report.occurrences if o.campaign_id == campaign["id"]]
+            if not mine:
+                raise MoError(f"the dispatcher did not take campaign {campaign['id']}")
+            result["detail"] = f"audience {mine[0].audience}, decided {mine[0].decided}, produced {mine[0].produced}"
+        with progress.step("campaign: delivered through the sandbox") as result:
+            stats = ChannelWorker(settings, engine).run(once=True)
+            result["detail"] = ", ".join(f"{k} {v}" for k, v in stats.as_dict().items() if v)
+    finally:
+        close_redis(client)
+        store.dispose()
+        engine.dispose()
+
+    with progress.step("campaign: receipts back through the API's webhooks") as result:
+        deadline, delivered = time.monotonic() + RECEIPT_WAIT_S, -1
+        while True:
+            funnel = _checked(_call("GET", f"{url}/funnel", token=people["marketer"]), "GET funnel")
+            if funnel["delivered"] + funnel["failed"] >= funnel["sent"] or time.monotonic() > deadline:
+                break
+            if funnel["delivered"] != delivered:
+                delivered = funnel["delivered"]
+            time.sleep(0.5)
+        result["detail"] = f"{funnel['delivered']} delivered of {funnel['sent']} sent"
+
+    progress.line("")
+    progress.line(f"campaign {campaign['id']} funnel (GET /v1/campaigns/{campaign['id']}/funnel):")
+    progress.line(f"  {'audience':<28}{funnel['audience']:>8,}")
+    for reason, count in funnel["suppressed"].items():
+        progress.line(f"  {'suppressed: ' + reason:<28}{count:>8,}")
+    if funnel["waiting"]:
+        progress.line(f"  {'deferred to the send window':<28}{funnel['waiting']:>8,}")
+    for state in ("sent", "delivered", "failed", "dead_letter", "opened", "clicked", "converted"):
+        progress.line(f"  {state:<28}{funnel[state]:>8,}")
+    uplift = funnel.get("uplift")
+    if uplift and uplift["difference"] is not None:
+        progress.line(
+            f"  uplift over the holdout     {uplift['difference']:+.3f} (95% {uplift['low']:+.3f} .. "
+            f"{uplift['high']:+.3f}; {uplift['treated']} treated, {uplift['holdout']} held out)"
+        )
+    return funnel
+
+
 def run_demo(customers: int, seed: int, days: int, progress: Progress, airflow_home: Path | None = None) -> dict:
     """The demo's steps, one progress line each (a line per task for the DAG runs), then the summary.
 
@@ -316,6 +480,7 @@ def main(customers: int, seed: int, days: int, api_port: int, no_api: bool) -> N
             run_demo(customers, seed, days, progress)
             if not no_api:
                 api = start_api(settings, progress, api_port)
+                run_campaign(settings, progress, api)
         except MoError as exc:
             failure = str(exc)
         except Exception as exc:  # an unexpected error: its traceback goes to the log, its message here

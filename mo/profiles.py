@@ -7,9 +7,10 @@ asset), in five steps that are each idempotent for their ``as_of`` date and run 
    customer_profile), dbt's unit and data tests included; the segment insight marts are left out
    (``tag:segment_insights``) because they read this run's memberships.
 2. :func:`train_models` then :func:`refresh_segments`: the propensity models of
-   schemas/segments/models/ trained (or reused for a week) and every customer scored, then every segment
-   definition (default folder schemas/segments/examples: rule, static and smart segments) evaluated on
-   the fresh marts, memberships written per run to Iceberg.
+   schemas/segments/models/ trained (or reused for a week) and every customer scored, then every active
+   segment of the definition store in the core database (mo.segments.store: made through the API or
+   imported from the files of schemas/segments/examples, which the step imports first) evaluated on the
+   fresh marts, memberships written per run to Iceberg under the store's versions.
 3. :func:`build_insights`: ``dbt build --select tag:segment_insights`` (sizes, distributions, overlap,
    trend), when the project has such models.
 4. :func:`gate_marts`: Great Expectations on the marts to be published (quality/marts.py); a failure
@@ -104,7 +105,8 @@ def refresh_segments(
     run_id: str | None = None,
     folder: Path | str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every segment definition on the marts; returns the segment sizes of the run."""
+    """Import the definition files into the definition store, then evaluate every active segment of the store
+    on the marts; returns the segment sizes of the run."""
     from mo.segments.membership import refresh_from_folder
 
     day = _as_of(as_of)

@@ -6,3 +6,4 @@ from mo.oltp import campaign_tables as _campaign_tables  # noqa: F401 - campaign
 from mo.oltp import claims_tables as _claims_tables  # noqa: F401
 from mo.oltp import outbox as _outbox  # noqa: F401
 from mo.oltp import privacy as _privacy  # noqa: F401 - consent evidence, contact preferences, erasure requests
+from mo.oltp import segment_tables as _segment_tables  # noqa: F401 - segment definitions, versions, static lists

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -232,9 +232,20 @@ def _latest(spark, table: str, segment_ids: list[str]) -> dict[str, tuple[int, s
 
 
 def save_definitions(
-    spark, settings: Settings, definitions: Iterable[SegmentDefinition], *, created_by: str
+    spark,
+    settings: Settings,
+    definitions: Iterable[SegmentDefinition],
+    *,
+    created_by: str,
+    pinned: Mapping[str, tuple[int, str]] | None = None,
 ) -> dict[str, int]:
-    """Store each definition, appending version n+1 where its content changed; {segment_id: current version}."""
+    """Store each definition, appending version n+1 where its content changed; {segment_id: current version}.
+
+    ``pinned`` gives (version, content hash) for definitions numbered by the definition store in the core
+    database (mo.segments.store): those are saved under exactly that version (once; saving it again is a
+    no-op), so membership rows carry the store's version.
+    """
+    pinned = pinned or {}
     definitions = list(definitions)
     ids = [d.id for d in definitions]
     if len(set(ids)) != len(ids):
@@ -246,6 +257,12 @@ def save_definitions(
     new_rows = []
     now = dt.datetime.now(dt.UTC)  # aware: PySpark would read a naive one in the process's local zone
     for d in definitions:
+        if d.id in pinned:
+            version, content_hash = pinned[d.id]
+            if latest.get(d.id) != (version, content_hash):
+                new_rows.append((d.id, version, d.kind, d.canonical_json(), content_hash, now, created_by))
+            versions[d.id] = version
+            continue
         version, content_hash = latest.get(d.id, (0, ""))
         if content_hash != d.content_hash:
             version += 1

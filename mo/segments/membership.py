@@ -22,7 +22,7 @@ import datetime as dt
 import hashlib
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -323,6 +323,24 @@ def _static_members(spark, settings: Settings, definition: SegmentDefinition, up
     return frame, f"snapshot {snapshot.snapshot_id}"
 
 
+@dataclass(frozen=True)
+class StoreList:
+    """A static list of the definition store: its customer ids and when and by whom it was uploaded."""
+
+    customer_ids: list[int]
+    uploaded_at: dt.datetime
+    uploaded_by: str
+
+
+def _listed_members(spark, settings: Settings, listed: StoreList, version: int):
+    reason = f"static: list v{version} uploaded {listed.uploaded_at:%Y-%m-%d} by {listed.uploaded_by}"
+    ids = spark.createDataFrame([(i,) for i in listed.customer_ids] or [], "customer_id bigint")
+    known = ids.join(spark.table(profile_table(settings)).select("customer_id"), "customer_id")
+    from pyspark.sql import functions as F
+
+    return known.select("customer_id", F.array(F.lit(reason)).alias("matched_clauses")), f"list v{version}"
+
+
 def refresh_segments(
     spark,
     settings: Settings,
@@ -331,8 +349,14 @@ def refresh_segments(
     as_of: dt.date,
     run_id: str,
     created_by: str = "segment-refresh",
+    pinned: Mapping[str, tuple[int, str]] | None = None,
+    lists: Mapping[str, StoreList] | None = None,
 ) -> RefreshReport:
     """Evaluate every static and dynamic segment for ``as_of`` and write run ``run_id``'s membership.
+
+    Definitions from the definition store (mo.segments.store) come with ``pinned`` (segment id -> the store's
+    version and content hash, saved under that very version) and, for static lists, ``lists`` (the list's
+    customer ids, kept where they are in customer_profile).
 
     Definitions are saved first (a changed definition becomes version n+1) and each membership row records the
     version it was computed with. Re-running the same ``run_id`` replaces that run's rows in one commit.
@@ -350,7 +374,8 @@ def refresh_segments(
             raise MoError(f"{table} does not exist: build the marts (dbt) before refreshing segments")
     spark.sql(f"REFRESH TABLE {profile_table(settings)}")
     spark.sql(f"REFRESH TABLE {event_daily_table(settings)}")
-    versions = save_definitions(spark, settings, definitions, created_by=created_by)
+    lists = lists or {}
+    versions = save_definitions(spark, settings, definitions, created_by=created_by, pinned=pinned)
     computed_at = _now()
     report = RefreshReport(run_id=run_id, as_of=as_of)
     frames = []
@@ -358,6 +383,8 @@ def refresh_segments(
         version = versions[definition.id]
         if definition.kind == "dynamic":
             frame, note = _dynamic_members(spark, settings, definition, as_of), ""
+        elif definition.kind == "static" and definition.id in lists:
+            frame, note = _listed_members(spark, settings, lists[definition.id], version)
         elif definition.kind == "static":
             frame, note = _static_members(spark, settings, definition, created_by)
         else:
@@ -435,18 +462,51 @@ def refresh_from_folder(
     as_of: dt.date | None = None,
     run_id: str | None = None,
     created_by: str = "segment-refresh",
+    import_files: bool = True,
 ) -> RefreshReport:
-    """Load the definitions in ``folder`` (default: schemas/segments/examples) and refresh them on the lake's
-    marts (what ``mo segments refresh`` and the build_profiles DAG run). ``as_of`` defaults to today (UTC);
-    ``run_id`` to ``manual-<as_of>``, so running it twice on one day replaces that day's manual run."""
-    from mo.segments.definitions import EXAMPLES_DIR, load_definitions
+    """Refresh every active segment of the definition store (the core database, mo.segments.store) on the
+    lake's marts: what ``mo segments refresh`` and build_profiles run. The definition files of ``folder``
+    (default: schemas/segments/examples) are imported into the store first (``import_files``); a segment
+    edited through the API since keeps the API's versions. ``as_of`` defaults to today (UTC); ``run_id`` to
+    ``manual-<as_of>``, so running it twice on one day replaces that day's manual run."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mo.oltp.db import make_engine
+    from mo.segments import store as segment_store
     from spark_jobs.session import get_spark
 
-    definitions = load_definitions(folder or EXAMPLES_DIR)  # invalid files stop here, before Spark starts
+    engine = make_engine(settings.resolved_source_url)
+    try:
+        if import_files:  # invalid files stop here, before Spark starts
+            segment_store.import_folder(engine, folder, imported_by=f"file:{created_by}"[:80])
+        with engine.connect() as conn:
+            active = segment_store.active_definitions(conn)
+    except SQLAlchemyError as exc:
+        raise MoError(
+            "the segment definition store (segments, segment_definitions in the core database) cannot be read; "
+            f"is the core database migrated (mo.oltp migrations 0008)? {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]}"
+        ) from None
+    finally:
+        engine.dispose()
+    definitions = [a.version.definition for a in active]
+    pinned = {a.version.segment_id: (a.version.version, a.version.content_hash) for a in active}
+    lists = {
+        a.version.segment_id: StoreList(a.static_members, a.version.created_at, a.version.created_by)
+        for a in active
+        if a.static_members is not None
+    }
     as_of = as_of or dt.datetime.now(dt.UTC).date()
     spark = get_spark(settings, app_name="segment-refresh")
     return refresh_segments(
-        spark, settings, definitions, as_of=as_of, run_id=run_id or f"manual-{as_of}", created_by=created_by
+        spark,
+        settings,
+        definitions,
+        as_of=as_of,
+        run_id=run_id or f"manual-{as_of}",
+        created_by=created_by,
+        pinned=pinned,
+        lists=lists,
     )
 
 

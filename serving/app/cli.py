@@ -48,7 +48,8 @@ ROLES = click.Choice([r.value for r in Role])
 API_WRITES: dict[str, tuple[str, ...]] = {
     "audit_log": ("INSERT",),  # append-only: triggers refuse UPDATE and DELETE even to the owner
     "idempotency_keys": ("INSERT", "UPDATE"),
-    "staff_users": ("UPDATE",),  # failed logins and lockout; accounts are created by this CLI
+    "staff_users": ("INSERT", "UPDATE"),  # the accounts API (admins), failed logins and lockout
+    "api_clients": ("INSERT", "UPDATE"),  # the accounts API: clients created, disabled, secrets rotated
     "outbox": ("INSERT",),
     "claims": ("INSERT", "UPDATE"),
     "claim_documents": ("INSERT",),
@@ -59,6 +60,15 @@ API_WRITES: dict[str, tuple[str, ...]] = {
     "complaints": ("INSERT", "UPDATE"),
     "complaint_handling": ("INSERT", "UPDATE"),
     "erasure_requests": ("INSERT", "UPDATE"),
+    # segments for marketers (versions are appended, the segment row keeps the latest and the archive flag)
+    "segments": ("INSERT", "UPDATE"),
+    "segment_definitions": ("INSERT",),
+    "segment_static_members": ("INSERT",),
+    # campaigns: drafts, edits and lifecycle moves; the events are append-only
+    "campaigns": ("INSERT", "UPDATE"),
+    "campaign_events": ("INSERT",),
+    # provider receipts (webhooks) and tracked clicks: append-only delivery states
+    "contact_deliveries": ("INSERT",),
 }
 # The relay reads waiting events (SELECT ... FOR UPDATE SKIP LOCKED) and marks them published.
 RELAY_WRITES: dict[str, tuple[str, ...]] = {"outbox": ("SELECT", "UPDATE")}

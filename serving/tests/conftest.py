@@ -102,6 +102,9 @@ def build_world(home: Path, *, source_url: str | None = None, customers: int = W
     engine = make_engine(source_url)
     migrate(engine)
     generate_world(engine, customers=customers, seed=7)
+    from mo.segments.store import import_folder
+
+    import_folder(engine)  # the checked-in segments, in the definition store as build_profiles leaves them
     serving_url = f"sqlite:///{home / 'serving.db'}"
     platform = _load_platform_world()
     world = platform.make_world("api", customers, seed=11)

@@ -20,7 +20,12 @@ CLAIM_HANDLERS = frozenset({"claims_handler"})  # claims:handle
 CAMPAIGN_READERS = frozenset({"marketer", "approver", "analyst", "reviewer"})  # campaigns:read
 CAMPAIGN_WRITERS = frozenset({"marketer"})  # campaigns:write
 CAMPAIGN_APPROVERS = frozenset({"approver"})  # campaigns:approve
+SEGMENT_READERS = frozenset({"marketer", "approver", "analyst"})  # segments:read
+SEGMENT_WRITERS = frozenset({"marketer"})  # segments:write
+SEGMENT_EXPORTERS = frozenset({"marketer"})  # segments:export
 
+# Not here, by design: POST /v1/webhooks/{provider} and GET /v1/t/{token} take no bearer token (a provider's
+# signature, a signed link token); test_route_roles lists them as public, test_webhooks tests their refusals.
 EXPECTED: dict[str, frozenset[str]] = {
     "GET /v1/customers/{customer_id}": CUSTOMER_READERS,
     "GET /v1/audit": ADMINS,
@@ -73,6 +78,19 @@ EXPECTED: dict[str, frozenset[str]] = {
     "POST /v1/campaigns/{campaign_id}/resume": CAMPAIGN_WRITERS,
     "POST /v1/campaigns/{campaign_id}/cancel": CAMPAIGN_WRITERS,
     "GET /v1/campaigns/{campaign_id}/preview": CAMPAIGN_READERS,
+    "GET /v1/campaigns/{campaign_id}/funnel": CAMPAIGN_READERS,
+    # segments for marketers (scopes segments:read / write / export)
+    "POST /v1/segments": SEGMENT_WRITERS,
+    "GET /v1/segments": SEGMENT_READERS,
+    "GET /v1/segments/{segment_id}": SEGMENT_READERS,
+    "POST /v1/segments/{segment_id}/versions": SEGMENT_WRITERS,
+    "POST /v1/segments/{segment_id}/archive": SEGMENT_WRITERS,
+    "POST /v1/segments/preview": SEGMENT_READERS,
+    "POST /v1/segments/{segment_id}/upload": SEGMENT_WRITERS,
+    "GET /v1/segments/{segment_id}/members": SEGMENT_EXPORTERS,
+    # the contact ledger: touches (scope campaigns:read), the regulator's evidence export (contact:evidence)
+    "GET /v1/customers/{customer_id}/touches": frozenset({"marketer", "approver", "analyst", "reviewer"}),
+    "GET /v1/contact-ledger/evidence": frozenset({"reviewer"}),
     # the lake's campaign results (published marts): weekly and monthly reports, one campaign per period
     "GET /v1/reports/campaigns": CAMPAIGN_READERS,
     "GET /v1/campaigns/{campaign_id}/results": CAMPAIGN_READERS,

@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 
 from mo.campaigns import lifecycle
-from mo.campaigns import segments as segment_store
 from mo.campaigns.audience import snapshot_audience
 from mo.events.contracts import check_event
 from mo.oltp.api_tables import AuditEntry
@@ -327,26 +326,32 @@ def test_a_scheduled_time_that_passed_before_scheduling_is_refused(
     assert counts(world.source) == before
 
 
-def test_archived_segment_is_refused_at_submission(
-    world: ApiWorld, client: TestClient, people: dict[str, Account], monkeypatch: pytest.MonkeyPatch
+def test_submission_pins_the_segments_current_version_and_refuses_an_archived_one(
+    world: ApiWorld, client: TestClient, people: dict[str, Account]
 ) -> None:
+    """Against the real definition store: a segment made and edited through the segments API is pinned at its
+    latest version; once archived, a campaign on it cannot be submitted."""
     marketer = people["marketer"]
-    campaign = create(client, marketer)
-    real = segment_store.lookup_segment
-
-    def archived(conn, segment_id):  # type: ignore[no-untyped-def]
-        ref = real(conn, segment_id)
-        return ref and segment_store.SegmentRef(ref.segment_id, 3, True)
-
-    monkeypatch.setattr(segment_store, "lookup_segment", archived)
+    segment_id = f"s-camp-{uuid.uuid4().hex[:8]}"
+    rule = {"attr": "gender", "op": "eq", "value": "F"}
+    definition = {"segment_id": segment_id, "name": "Women", "description": "Female customers.",
+                  "owner": "growth-marketing", "kind": "dynamic", "rule": rule}  # fmt: skip
+    made = client.post("/v1/segments", json=definition, headers={**marketer.headers, **idem()})
+    assert made.status_code == 201, made.text
+    edit = {k: v for k, v in definition.items() if k not in ("segment_id", "kind")}
+    edit["rule"] = {"all": [rule, {"attr": "customer_tier", "op": "in", "value": ["gold", "platinum"]}]}
+    url = f"/v1/segments/{segment_id}"
+    assert client.post(f"{url}/versions", json=edit, headers={**marketer.headers, **idem()}).status_code in (200, 201)
+    pinned = create(client, marketer, segment_id=segment_id)
+    assert act(client, marketer, pinned, "submit").json()["segment_version"] == 2
+    campaign = create(client, marketer, segment_id=segment_id)
+    archived = client.post(f"{url}/archive", json={}, headers={**marketer.headers, **idem()})
+    assert archived.status_code == 200, archived.text
     before = counts(world.source)
     answer = act(client, marketer, campaign, "submit")
     assert answer.status_code == 422, answer.text
     assert "archived" in {e["field"]: e["message"] for e in answer.json()["errors"]}["/campaign/segment_id"]
     assert counts(world.source) == before
-    monkeypatch.setattr(segment_store, "lookup_segment",
-                        lambda conn, sid: segment_store.SegmentRef(sid, 3, False))  # fmt: skip
-    assert act(client, marketer, campaign, "submit").json()["segment_version"] == 3  # the version is pinned
 
 
 def test_edits_need_the_current_version_and_the_author(
@@ -558,3 +563,38 @@ def test_lifecycle_on_postgresql_and_mariadb(db_world, people: dict[str, Account
     with world.source.begin() as conn:
         assert snapshot_audience(conn, campaign, 1, [(c, ["rule"]) for c in range(1, 41)]).written == 0
     assert snap.audience == 40
+
+
+def test_the_funnel_reads_the_ledger_live(world: ApiWorld, client: TestClient, people: dict[str, Account]) -> None:
+    from mo.campaigns.results import campaign_funnel
+    from mo.oltp.campaign_tables import Delivery, LedgerEntry
+
+    campaign = create(client, people["marketer"])
+    empty = client.get(f"/v1/campaigns/{campaign['id']}/funnel", headers=people["marketer"].headers)
+    assert empty.status_code == 200 and empty.json()["audience"] == 0 and empty.json()["uplift"] is None
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with world.source.begin() as conn:
+        outcomes = [("send", "ok"), ("suppress", "holdout"), ("suppress", "no_consent")]
+        for cid, (decision, reason) in enumerate(outcomes, 1):
+            key = f"campaign:{campaign['id']}:1:{cid}"
+            conn.execute(AUDIENCE.insert().values(campaign_id=campaign["id"], occurrence=1, customer_id=cid))
+            ledger_id = conn.execute(
+                LedgerEntry.__table__.insert().values(
+                    touch_key=key, attempt=1, final_key=key, source="campaign", campaign_id=campaign["id"],
+                    occurrence=1, customer_id=cid, channel="sms" if decision == "send" else None, purpose="marketing",
+                    product_line="auto", priority=50, decision=decision, reason=reason, detail="{}",
+                    message_id=str(uuid.uuid4()) if decision == "send" else None, decided_at=now,
+                )
+            ).inserted_primary_key[0]  # fmt: skip
+            if decision == "send":
+                sent = {"message_id": str(uuid.uuid4()), "ledger_id": ledger_id, "customer_id": cid, "at": now}
+                conn.execute(Delivery.__table__.insert().values(state="sent", **sent))
+    answer = client.get(f"/v1/campaigns/{campaign['id']}/funnel", headers=people["analyst"].headers)
+    assert answer.status_code == 200, answer.text
+    with world.source.connect() as conn:
+        expected = campaign_funnel(conn, campaign["id"])
+    assert expected is not None and answer.json() == json.loads(json.dumps(expected.as_dict()))
+    assert answer.json()["audience"] == 3 and answer.json()["sent"] == 1
+    assert answer.json()["suppressed"] == {"holdout": 1, "no_consent": 1}
+    missing = client.get("/v1/campaigns/999999999/funnel", headers=people["marketer"].headers)
+    assert missing.status_code == 404

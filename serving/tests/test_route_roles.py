@@ -26,7 +26,8 @@ from app.core.roles import Role
 
 # Public by design: probes, metrics, the interactive docs and the token endpoint itself.
 PUBLIC_PATHS = {"/openapi.json", "/redoc", "/metrics", "/health", "/ready", "/v1/auth/token"}
-PUBLIC_PREFIXES = ("/docs",)
+# Public with a signature instead of a token: provider webhooks and tracked links (tests/test_webhooks.py).
+PUBLIC_PREFIXES = ("/docs", "/v1/webhooks/", "/v1/t/")
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 NO_SUCH_ID = 2**62 + 12345  # within every id bound, never generated
 

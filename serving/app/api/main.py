@@ -15,7 +15,11 @@ from app.api.routes import (
     customers,
     erasure,
     health,
+    ledger,
     products,
+    segments,
+    tracking,
+    webhooks,
 )
 
 api_router = APIRouter()
@@ -32,4 +36,9 @@ api_router.include_router(consents.router)
 api_router.include_router(complaints.router)
 api_router.include_router(erasure.router)
 api_router.include_router(campaigns.router)
+api_router.include_router(segments.router)
+# Public with a signature (no bearer token): provider receipts and tracked links.
+api_router.include_router(webhooks.router)
+api_router.include_router(tracking.router)
+api_router.include_router(ledger.router)
 api_router.include_router(campaign_reports.router)
