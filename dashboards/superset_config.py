@@ -46,7 +46,7 @@ FEATURE_FLAGS = {
     # Row-level security applies to SQL Lab too: an organisation's analyst reads only its subtree there.
     "RLS_IN_SQLLAB": True,
 }
-# No telemetry pixel (the UI would call an outside host on every page).
+# No telemetry (6.1's navigation bar still loads its pixel: block apachesuperset.gateway.scarf.sh at the proxy).
 SCARF_ANALYTICS = False
 
 # The analytics store's embedded default is a SQLite file (PostgreSQL schema `analytics` in the stack).
