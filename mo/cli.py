@@ -572,10 +572,9 @@ def _superset(url: str):
 @click.option("--bundle", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None)
 def dashboards_import(url: str, bundle: Path | None) -> None:
     """Check the bundle and import it into a running Superset (idempotent: objects are matched by uuid)."""
-    from mo.analytics import analytics_url
-    from mo.dashboards import BUNDLE_DIR, import_dashboards
+    from mo.dashboards import BUNDLE_DIR, import_dashboards, reader_url
 
-    _echo_json(import_dashboards(_superset(url), analytics_url(get_settings()), bundle or BUNDLE_DIR))
+    _echo_json(import_dashboards(_superset(url), reader_url(get_settings()), bundle or BUNDLE_DIR))
 
 
 @dashboards.command("export")

@@ -374,6 +374,14 @@ def admin_login() -> tuple[str, str]:
     raise DashboardError("SUPERSET_ADMIN_PASSWORD is not set (and no development credentials under MO_HOME)")
 
 
+def reader_url(settings: Any) -> str:
+    """The analytics store as Superset should read it: SUPERSET_ANALYTICS_URL (a read-only login, e.g. the stack's
+    analytics_reader), else the store the marts are published to."""
+    from mo.analytics import analytics_url
+
+    return os.environ.get("SUPERSET_ANALYTICS_URL") or analytics_url(settings)
+
+
 def import_dashboards(client: Superset, analytics_url: str, bundle_dir: Path = BUNDLE_DIR) -> dict[str, int]:
     """Check and import the bundle (idempotent); returns how many of each object Superset then holds."""
     files = read_bundle(bundle_dir)
@@ -423,8 +431,6 @@ def setup_superset(
     import subprocess
     import tempfile
 
-    from mo.analytics import analytics_url as default_analytics_url
-
     python = SUPERSET_VENV / "bin" / "python"
     if not python.exists():
         raise DashboardError("Superset's environment is missing: run `make dashboards-env`")
@@ -432,7 +438,7 @@ def setup_superset(
     (home / "superset").mkdir(parents=True, exist_ok=True)
     files = read_bundle()
     check_bundle(files)
-    connection = analytics_connection(analytics_url or default_analytics_url(settings))
+    connection = analytics_connection(analytics_url or reader_url(settings))
     with tempfile.TemporaryDirectory() as tmp:
         for n, (resource, archive, _) in enumerate(render_steps(files, connection), start=1):
             (Path(tmp) / f"{n}-{resource}.zip").write_bytes(archive)
