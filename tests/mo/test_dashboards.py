@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -158,6 +159,14 @@ def browser():
         chromium.close()
 
 
+DRAWN = """() => {
+    const slots = [...document.querySelectorAll('[data-test-chart-name]')];
+    return slots.length > 0
+        && document.querySelectorAll('[data-test="loading-indicator"], .loading').length === 0
+        && slots.every(s => s.querySelector('canvas, svg, table, .header-line, [role="alert"]'));
+}"""
+
+
 def _open_dashboard(browser, dashboards, user: tuple[str, str], slug: str, shot: Path):
     """Log in, open the dashboard, wait for every chart to draw; returns the page and the browser's errors."""
     page = browser.new_page(viewport={"width": 1400, "height": 1800}, locale="zh-CN")
@@ -173,20 +182,16 @@ def _open_dashboard(browser, dashboards, user: tuple[str, str], slug: str, shot:
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
     page.goto(f"{dashboards.url}/superset/dashboard/{slug}/")
-    # Every chart slot holds a drawn chart (canvas, svg, table or big number) and nothing is loading.
-    page.wait_for_function(
-        """() => {
-            const slots = [...document.querySelectorAll('[data-test-chart-name]')];
-            return slots.length > 0
-                && document.querySelectorAll('[data-test="loading-indicator"]').length === 0
-                && slots.every(s => s.querySelector('canvas, svg, table, .header-line, [role="alert"]'));
-        }""",
-        timeout=90_000,
-    )
+    # The dashboard draws its charts, then draws them again once its native filters are ready: wait for the
+    # network to settle, then for every chart slot to hold a drawn chart and nothing to be loading.
+    page.wait_for_load_state("networkidle", timeout=90_000)
+    page.wait_for_function(DRAWN, timeout=90_000)
+    page.wait_for_load_state("networkidle", timeout=90_000)
+    page.wait_for_function(DRAWN, timeout=90_000)
     page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("MO_UPDATE_SCREENSHOTS"):
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOCS_SCREENSHOTS / shot.name), full_page=True)
+        shutil.copyfile(shot, DOCS_SCREENSHOTS / shot.name)
     return page, errors
 
 
