@@ -86,7 +86,8 @@ def organisations(conn: Any) -> dict[int, Organisation]:
     by_id = {r.id: r for r in rows}
     result: dict[int, Organisation] = {}
     for r in rows:
-        chain, node = [], r
+        chain: list[Any] = []
+        node = r
         while node is not None and len(chain) < 10:
             chain.append(node)
             node = by_id.get(node.parent_id) if node.parent_id is not None else None
@@ -98,11 +99,11 @@ def organisations(conn: Any) -> dict[int, Organisation]:
 
 
 def default_as_of(conn: Any) -> date:
-    """The source's own today: the day of its latest claim or policy change (a demo world generated for an
-    earlier date would otherwise show every open claim as breached); the real today when it is earlier."""
-    latest = conn.execute(text("SELECT MAX(updated_at) FROM claims")).scalar()
+    """The source's own today: the day of its latest claim change (a demo world generated for an earlier date
+    would otherwise show every open claim as breached); the real today when that is later."""
+    latest = _dt(conn.execute(text("SELECT MAX(updated_at) FROM claims")).scalar())
     today = datetime.now(UTC).date()
-    return min(today, _dt(latest).date()) if latest is not None else today
+    return min(today, latest.date()) if latest is not None else today
 
 
 # --- claims -------------------------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ def claim_rows(conn: Any, orgs: dict[int, Organisation], as_of: date) -> tuple[l
         if reported is None or reported.date() > as_of or r.org_id not in orgs:
             continue
         line = r.product_line or "unknown"
-        started = [_dt(getattr(r, a)) for a in REVIEW_ACTIONS if getattr(r, a) is not None]
+        started = [t for t in (_dt(getattr(r, a)) for a in REVIEW_ACTIONS) if t is not None]
         review_end = min(started).date() if started else None
         review_used, review_breached, review_risk = _clock(
             reported.date(), review_end, CLAIM_REVIEW_SLA_WORKING_DAYS, as_of

@@ -141,18 +141,19 @@ def check_bundle(files: dict[str, Any], contract_columns: dict[str, list[str]] |
             continue
         for f in (dash.get("metadata") or {}).get("native_filter_configuration") or []:
             for target in f.get("targets") or []:
-                uuid, col = target.get("datasetUuid"), (target.get("column") or {}).get("name")
-                if uuid is None:
+                dataset_uuid = target.get("datasetUuid")
+                column_name = (target.get("column") or {}).get("name")
+                if dataset_uuid is None:
                     continue
-                if uuid not in datasets:
+                if dataset_uuid not in datasets:
                     problems.append(
                         f"dashboard {dash['dashboard_title']!r} filter {f['name']!r}: "
-                        f"dataset {uuid} is not in the bundle"
+                        f"dataset {dataset_uuid} is not in the bundle"
                     )
-                elif col not in columns[uuid]:
+                elif column_name not in columns[dataset_uuid]:
                     problems.append(
-                        f"dashboard {dash['dashboard_title']!r} filter {f['name']!r}: column {col} is not a column of "
-                        f"dataset {datasets[uuid]['table_name']}"
+                        f"dashboard {dash['dashboard_title']!r} filter {f['name']!r}: column {column_name} "
+                        f"is not a column of dataset {datasets[dataset_uuid]['table_name']}"
                     )
         for node in (dash.get("position") or {}).values():
             if isinstance(node, dict) and node.get("type") == "CHART" and "chartId" not in (node.get("meta") or {}):

@@ -164,6 +164,19 @@ def test_a_dataset_column_the_contract_no_longer_has_is_refused():
         check_bundle(files, contract)
 
 
+def test_a_native_filter_on_a_missing_column_is_refused_with_the_dashboard_and_filter():
+    files = copy.deepcopy(read_bundle())
+    filters = files["dashboards/Claims_service.yaml"]["metadata"]["native_filter_configuration"]
+    org = next(f for f in filters if f["name"] == "机构 Organisation")
+    org["targets"][0]["column"]["name"] = "region"
+    with pytest.raises(DashboardError) as caught:
+        check_bundle(files)
+    assert (
+        "dashboard '理赔服务 Claims service' filter '机构 Organisation': column region is not a column of dataset "
+        "claims_sla_daily" in str(caught.value)
+    )
+
+
 def test_a_chart_of_a_dataset_missing_from_the_bundle_is_refused():
     files = copy.deepcopy(read_bundle())
     del files["datasets/Analytics/platform_problems.yaml"]

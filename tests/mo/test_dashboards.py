@@ -27,6 +27,7 @@ from tests.conftest import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ANALYST_PASSWORD = "analyst-test-pw"
+MARKETER_PASSWORD = "marketer-test-pw"
 DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "images" / "dashboards"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -77,10 +78,11 @@ def dashboards(tmp_path_factory):
     source_url = f"sqlite:///{home / 'source.db'}"
     branch = max(branches, key=lambda b: _source_open_claims(source_url, b.id))
     users = home.parent / "users.jsonl"
-    users.write_text(
-        json.dumps({"username": "analyst_branch", "role": "analyst", "org": branch.id, "password": ANALYST_PASSWORD})
-        + "\n"
-    )
+    accounts = [
+        {"username": "analyst_branch", "role": "analyst", "org": branch.id, "password": ANALYST_PASSWORD},
+        {"username": "marketer", "role": "marketer", "org": None, "password": MARKETER_PASSWORD},
+    ]
+    users.write_text("".join(json.dumps(a) + "\n" for a in accounts))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MO_", "SUPERSET_"))}
     env.update({"MO_HOME": str(home), "MO_PII_KEY": "test-key"})
@@ -144,6 +146,15 @@ def test_sql_lab_is_read_only_and_keeps_an_analyst_to_their_subtree(dashboards):
     assert _sql(analyst, database_id, total).json()["data"] == [
         {"n": _source_open_claims(dashboards.source_url, dashboards.branch_id)}
     ]
+
+
+def test_a_marketer_has_no_sql_lab_and_no_claims_data(dashboards):
+    marketer = dashboards.client(("marketer", MARKETER_PASSWORD))
+    database_id = _database_id(dashboards.client())
+    answer = _sql(marketer, database_id, "SELECT COUNT(*) FROM customer_lines")
+    assert answer.status_code == 403, answer.text
+    names = {d["table_name"] for d in marketer.list_all("dataset")}
+    assert names == {"customer_consent", "customer_lines"}
 
 
 # --- in the browser -------------------------------------------------------------------------------------------
@@ -242,5 +253,15 @@ def test_the_platform_health_dashboard_renders(browser, dashboards, tmp_path):
         assert "数据平台健康 Data platform health" in page.inner_text("body")
         freshness = page.locator('[data-test-chart-name="各表新鲜度与质量关卡 Freshness and gates per table"]')
         assert "claims" in freshness.inner_text() and "policies" in freshness.inner_text()
+    finally:
+        page.close()
+
+
+def test_the_customers_dashboard_renders(browser, dashboards, tmp_path):
+    page, errors = _open_dashboard(browser, dashboards, dashboards.admin, "customers", tmp_path / "customers.png")
+    try:
+        assert page.locator("[data-test-chart-name]").count() == 3
+        assert _chart_errors(page) == [] and errors == []
+        assert "客户 Customers" in page.inner_text("body")
     finally:
         page.close()
