@@ -211,3 +211,27 @@ def test_superset_refuses_to_start_without_a_secret_key_outside_development(tmp_
         "error: SUPERSET_SECRET_KEY is not set (environment 'production'); Superset refuses to start"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.postgres
+def test_the_marts_publish_to_postgresql_schema_analytics_with_the_same_figures(world, postgres_url):
+    on_sqlite = publish_analytics(world, with_lake=False)
+    on_postgres = publish_analytics(world, with_lake=False, url=postgres_url)
+    assert on_postgres.row_counts == on_sqlite.row_counts
+    engine = create_engine(postgres_url)
+    with engine.connect() as pg, _analytics(world).connect() as lite:
+        for sql in (
+            "SELECT SUM(open_claims), SUM(at_risk), SUM(breached) FROM {s}claims_open",
+            "SELECT SUM(claims), SUM(reviewed), SUM(review_working_days), SUM(paid) FROM {s}claims_sla_daily",
+            "SELECT SUM(customers), SUM(opted_in) FROM {s}customer_consent",
+        ):
+            assert tuple(pg.execute(text(sql.format(s="analytics."))).one()) == tuple(
+                lite.execute(text(sql.format(s=""))).one()
+            ), sql
+        status = pg.execute(text("SELECT status FROM analytics.refreshes")).scalars().all()
+        # The serving store's own schema is untouched by the analytics publish.
+        serving = pg.execute(
+            text("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 'serving'")
+        ).scalar()
+    engine.dispose()
+    assert status == ["current"] and serving == 0
