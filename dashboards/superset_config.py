@@ -89,6 +89,7 @@ else:
     EXPLORE_FORM_DATA_CACHE_CONFIG = FILTER_STATE_CACHE_CONFIG
     RATELIMIT_STORAGE_URI = "memory://"
 
-# Logins: five failures per minute per address.
+# Logins: five attempts per minute per address outside development.
+RATELIMIT_ENABLED = ENVIRONMENT != "development"
 AUTH_RATE_LIMITED = True
 AUTH_RATE_LIMIT = "5 per minute" if ENVIRONMENT != "development" else "100 per minute"

@@ -70,7 +70,7 @@ def dashboards(tmp_path_factory):
     home = tmp_path_factory.mktemp("dashboards_home")
     engine = make_engine(f"sqlite:///{home / 'source.db'}")
     migrate(engine)
-    generate_world(engine, customers=2000, seed=7, batch_size=2000)
+    generate_world(engine, customers=1000, seed=7, batch_size=1000)
     with engine.connect() as conn:
         branches = conn.execute(text("SELECT id, name FROM organizations WHERE level = 'branch'")).all()
     engine.dispose()
@@ -121,6 +121,16 @@ def test_import_twice_changes_nothing_and_export_gives_back_the_bundle(dashboard
     changed = export_dashboards(client, tmp_path / "bundle")
     assert len(changed) == len(read_bundle())  # every file written once into the empty folder
     assert read_bundle(tmp_path / "bundle") == read_bundle()
+    # A change made in the UI comes back as a diff of that chart's file only.
+    chart = next(c for c in client.list_all("chart") if c["slice_name"] == "未结案件 Open claims")
+    answer = client.http.put(
+        f"{client.url}/api/v1/chart/{chart['id']}", json={"description": "未结 = 未赔付且未拒赔"}, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+    assert export_dashboards(client, tmp_path / "bundle") == ["charts/Open_claims.yaml"]
+    assert read_bundle(tmp_path / "bundle")["charts/Open_claims.yaml"]["description"] == "未结 = 未赔付且未拒赔"
+    assert import_dashboards(client, dashboards.analytics_url) == before  # the repository's bundle back in place
+    assert export_dashboards(client, tmp_path / "bundle") == ["charts/Open_claims.yaml"]
 
 
 def _database_id(client: Superset) -> int:
@@ -188,10 +198,16 @@ def _open_dashboard(browser, dashboards, user: tuple[str, str], slug: str, shot:
     # machine is offline): answer it with an empty image so that every other console error still fails the test.
     page.route("https://apachesuperset.gateway.scarf.sh/**", lambda route: route.fulfill(status=204, body=""))
     page.goto(f"{dashboards.url}/login/")
+    # The login form is drawn by React: typing before it has settled can be wiped by a re-render.
+    page.wait_for_load_state("networkidle", timeout=60_000)
     page.fill("#username", user[0])
     page.fill("#password", user[1])
+    assert page.input_value("#username") == user[0] and page.input_value("#password") == user[1]
     page.keyboard.press("Enter")
-    page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+    try:
+        page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+    except Exception as exc:
+        raise AssertionError(f"login of {user[0]} failed; the page says: {page.inner_text('body')[:500]}") from exc
     page.goto(f"{dashboards.url}/superset/dashboard/{slug}/")
     # The dashboard draws its charts, then draws them again once its native filters are ready: wait for the
     # network to settle, then for every chart slot to hold a drawn chart and nothing to be loading.
