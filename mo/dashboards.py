@@ -493,6 +493,8 @@ def start_superset(settings: Any, *, port: int = 8088, host: str = "127.0.0.1") 
                 "8",
                 "--timeout",
                 "120",
+                "--graceful-timeout",
+                "5",
                 "--limit-request-line",
                 "0",
                 "superset.app:create_app()",

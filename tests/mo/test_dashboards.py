@@ -70,7 +70,7 @@ def dashboards(tmp_path_factory):
     home = tmp_path_factory.mktemp("dashboards_home")
     engine = make_engine(f"sqlite:///{home / 'source.db'}")
     migrate(engine)
-    generate_world(engine, customers=1000, seed=7, batch_size=1000)
+    generate_world(engine, customers=2000, seed=7, batch_size=2000)
     with engine.connect() as conn:
         branches = conn.execute(text("SELECT id, name FROM organizations WHERE level = 'branch'")).all()
     engine.dispose()
