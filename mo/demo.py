@@ -196,22 +196,37 @@ def start_api(settings, progress: Progress, port: int) -> str:
     return base
 
 
-DEMO_SEGMENT = "auto-renewal-30d-push"
+# A health cross-sell to well-off families without health cover: a segment of the checked-in examples, the
+# catalogue's medical product (its facts rendered on every channel), three channels in order of preference.
+DEMO_SEGMENT = "high-value-family-no-health"
+DEMO_PRODUCT = "HE-MED"
 DEMO_CHANNELS = [
     {
         "channel": "sms",
         "template": {
             "sign_name": "中安保险",
-            "template_code": "SMS_RENEWAL_01",
+            "template_code": "SMS_OFFER_01",
             "params": {
                 "name": "{{profile.name_masked}}",
                 "product": "{{product.name}}",
-                "renewal_date": "{{profile.next_renewal_date}}",
-                "link": "https://m.example-insurer.cn/renew",
+                "sum_insured": "{{product.sum_insured}}",
+                "premium": "{{product.base_premium}}",
+                "link": "https://m.example-insurer.cn/he",
             },
         },
     },
-    {"channel": "push", "template": {"title": "{{product.name}}续保", "body": "点击续保，保障不断档"}},
+    {
+        "channel": "wechat",
+        "template": {
+            "template_id": "TM_PRODUCT_OFFER",
+            "url": "https://m.example-insurer.cn/he",
+            "data": {"thing1": "{{product.name}}", "amount2": "{{product.base_premium}}", "thing3": "家庭健康保障"},
+        },
+    },
+    {
+        "channel": "push",
+        "template": {"title": "{{product.name}}", "body": "一家人的健康保障，{{product.base_premium}}元起"},
+    },
 ]
 RECEIPT_WAIT_S = 15.0
 
@@ -284,11 +299,11 @@ def run_campaign(settings, progress: Progress, base: str) -> dict:  # type: igno
     with progress.step("campaign: drafted, submitted, approved by another person, scheduled") as result:
         ends = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
         draft = {
-            "name": "车险续保提醒 Auto renewal reminder",
-            "objective": "renewal",
-            "product_line": "auto",
+            "name": "家庭医疗险推荐 Family medical cover",
+            "objective": "cross_sell",
+            "product_line": "health",
             "purpose": "marketing",
-            "offer": {"type": "product", "product_code": "AU-COMP"},
+            "offer": {"type": "product", "product_code": DEMO_PRODUCT},
             "segment_id": DEMO_SEGMENT,
             "channels": DEMO_CHANNELS,
             "schedule": {"kind": "now"},
@@ -341,17 +356,17 @@ def run_campaign(settings, progress: Progress, base: str) -> dict:  # type: igno
 
     progress.line("")
     progress.line(f"campaign {campaign['id']} funnel (GET /v1/campaigns/{campaign['id']}/funnel):")
-    progress.line(f"  {'audience':<28}{funnel['audience']:>8,}")
+    progress.line(f"  {'audience':<32}{funnel['audience']:>8,}")
     for reason, count in funnel["suppressed"].items():
-        progress.line(f"  {'suppressed: ' + reason:<28}{count:>8,}")
+        progress.line(f"  {'suppressed: ' + reason:<32}{count:>8,}")
     if funnel["waiting"]:
-        progress.line(f"  {'deferred to the send window':<28}{funnel['waiting']:>8,}")
+        progress.line(f"  {'deferred to the send window':<32}{funnel['waiting']:>8,}")
     for state in ("sent", "delivered", "failed", "dead_letter", "opened", "clicked", "converted"):
-        progress.line(f"  {state:<28}{funnel[state]:>8,}")
+        progress.line(f"  {state:<32}{funnel[state]:>8,}")
     uplift = funnel.get("uplift")
     if uplift and uplift["difference"] is not None:
         progress.line(
-            f"  uplift over the holdout     {uplift['difference']:+.3f} (95% {uplift['low']:+.3f} .. "
+            f"  uplift over the holdout         {uplift['difference']:+.3f} (95% {uplift['low']:+.3f} .. "
             f"{uplift['high']:+.3f}; {uplift['treated']} treated, {uplift['holdout']} held out)"
         )
     return funnel
