@@ -197,10 +197,19 @@ def start_api(settings, progress: Progress, port: int) -> str:
 
 
 # A health cross-sell to well-off families without health cover: a segment of the checked-in examples, the
-# catalogue's medical product (its facts rendered on every channel), three channels in order of preference.
+# catalogue's medical product (its facts rendered on every channel), three channels in order of preference:
+# WeChat (its link is tracked), then SMS, then the app's push.
 DEMO_SEGMENT = "high-value-family-no-health"
 DEMO_PRODUCT = "HE-MED"
 DEMO_CHANNELS = [
+    {
+        "channel": "wechat",
+        "template": {
+            "template_id": "TM_PRODUCT_OFFER",
+            "url": "https://m.example-insurer.cn/he",
+            "data": {"thing1": "{{product.name}}", "amount2": "{{product.base_premium}}", "thing3": "家庭健康保障"},
+        },
+    },
     {
         "channel": "sms",
         "template": {
@@ -213,14 +222,6 @@ DEMO_CHANNELS = [
                 "premium": "{{product.base_premium}}",
                 "link": "https://m.example-insurer.cn/he",
             },
-        },
-    },
-    {
-        "channel": "wechat",
-        "template": {
-            "template_id": "TM_PRODUCT_OFFER",
-            "url": "https://m.example-insurer.cn/he",
-            "data": {"thing1": "{{product.name}}", "amount2": "{{product.base_premium}}", "thing3": "家庭健康保障"},
         },
     },
     {
@@ -264,6 +265,44 @@ def _token(base: str, username: str, password: str) -> str:
     return str(body["access_token"])
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+def _tap_a_link(settings, campaign_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Follow the tracked link of one WeChat message of the campaign, as the customer's phone would (the redirect
+    is answered, not followed: the insurer's page is outside this machine)."""
+    from sqlalchemy import select
+
+    from mo.oltp.campaign_tables import LedgerEntry
+    from mo.oltp.db import make_engine
+
+    ledger = LedgerEntry.__table__
+    engine = make_engine(settings.resolved_source_url)
+    try:
+        with engine.connect() as conn:
+            ids = set(
+                conn.execute(
+                    select(ledger.c.message_id).where(ledger.c.campaign_id == campaign_id, ledger.c.channel == "wechat")
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+    sandbox = f"http://127.0.0.1:{settings.channel_sandbox_port}"
+    with urllib.request.urlopen(f"{sandbox}/_sandbox/log?table=received&provider=wechat", timeout=10) as response:
+        received = json.loads(response.read())["items"]
+    mine = [json.loads(r["body"]) for r in received if r["client_msg_id"] in ids]
+    if not mine:
+        return "no WeChat message in this campaign"
+    link = mine[0]["url"]
+    try:
+        urllib.request.build_opener(_NoRedirect).open(link, timeout=10)
+        return f"{link[:60]}... answered without a redirect"
+    except urllib.error.HTTPError as exc:
+        return f"answered {exc.code}, redirect to {exc.headers.get('Location')}"
+
+
 def run_campaign(settings, progress: Progress, base: str) -> dict:  # type: ignore[no-untyped-def]
     """One campaign through the whole path on the demo world: a marketer drafts it, an approver (not the
     author) approves it, the dispatcher freezes its audience and decides every touch, a channel worker delivers
@@ -281,6 +320,7 @@ def run_campaign(settings, progress: Progress, base: str) -> dict:  # type: igno
 
     with progress.step("campaign: provider sandbox (SMS, WeChat, push, coupons)") as result:
         os.environ["MO_CHANNEL_WEBHOOK_URL"] = f"{base}/v1/webhooks"  # receipts go to the API's webhooks
+        os.environ["MO_CHANNEL_LINK_BASE_URL"] = base  # tracked links are this API's redirects
         settings = get_settings()
         result["detail"] = start_detached(settings)
 
@@ -353,6 +393,10 @@ def run_campaign(settings, progress: Progress, base: str) -> dict:  # type: igno
                 delivered = funnel["delivered"]
             time.sleep(0.5)
         result["detail"] = f"{funnel['delivered']} delivered of {funnel['sent']} sent"
+
+    with progress.step("campaign: a customer taps the link in a WeChat message") as result:
+        result["detail"] = _tap_a_link(settings, campaign["id"])
+        funnel = _checked(_call("GET", f"{url}/funnel", token=people["marketer"]), "GET funnel")
 
     progress.line("")
     progress.line(f"campaign {campaign['id']} funnel (GET /v1/campaigns/{campaign['id']}/funnel):")
