@@ -135,24 +135,9 @@ def profiles_publish(as_of: str, run_id: str) -> dict[str, Any]:
     return publish_serving(get_settings(), as_of, published_by=run_id)
 
 
-CAMPAIGN_RESULTS_SELECTOR = "tag:campaign_results"
-
-
 def profiles_campaign_results(as_of: str) -> dict[str, Any]:
     """Ingest the campaign tables (spark_jobs.campaign_sync) and build the campaign results marts on them."""
-    import time
-
-    from mo.marts.dbt import build_vars, run_dbt
-    from mo.profiles import _node_summary
-    from spark_jobs.campaign_sync import sync_campaign_tables
+    from mo.profiles import build_campaign_results
 
     spark, settings = _spark_and_settings()
-    synced = sync_campaign_tables(spark, settings)
-    started = time.perf_counter()
-    result = run_dbt(settings, ["build", "--select", CAMPAIGN_RESULTS_SELECTOR], vars=build_vars(settings, as_of))
-    return {
-        "as_of": as_of,
-        "synced": {table: entry["rows_written"] for table, entry in synced.items()},
-        "nodes": _node_summary(result),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    return build_campaign_results(settings, as_of, spark=spark)
