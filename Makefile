@@ -113,7 +113,7 @@ serve-stop: env ## Stop the serving API and the provider sandbox `make demo` lef
 airflow: env ## Airflow UI, scheduler and workers with the project's DAGs on http://127.0.0.1:8080 until Ctrl-C (login MO_AIRFLOW_USER / MO_AIRFLOW_PASSWORD)
 	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(MO) airflow --port $(AIRFLOW_PORT)
 
-test: env serving-env compose-cli browser ## Run all tests (serving, then platform: unit, integration against the machine's services, DAG runs, the Airflow UI in Chromium)
+test: env serving-env dashboards-env compose-cli browser ## Run all tests (serving, then platform: unit, integration against the machine's services, DAG runs, the Airflow UI in Chromium)
 	@# Serving first so the platform run's summary is the closing line; the exit code covers both.
 	cd serving && .venv/bin/python -m pytest -p no:cacheprovider -q; serving=$$?; cd ..; \
 	MO_PII_KEY=test-key $(PY) -m pytest -p no:cacheprovider --durations=25; platform=$$?; \

@@ -197,8 +197,8 @@ def test_the_rendered_bundle_never_carries_the_database_password():
 SUPERSET_PYTHON = REPO_ROOT / "dashboards" / ".venv" / "bin" / "python"
 
 
-@pytest.mark.skipif(not SUPERSET_PYTHON.exists(), reason="Superset's environment is not built (make dashboards-env)")
 def test_superset_refuses_to_start_without_a_secret_key_outside_development(tmp_path):
+    assert SUPERSET_PYTHON.exists(), "Superset's environment is missing: run `make dashboards-env` (make test does)"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPERSET_", "MO_"))}
     env.update({"SUPERSET_ENVIRONMENT": "production", "MO_HOME": str(tmp_path)})
     config = REPO_ROOT / "dashboards" / "superset_config.py"
