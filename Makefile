@@ -21,7 +21,7 @@ export SERVING_PORT ?= 8000
 # The serving venv imports the platform's package (mo) from the repository, as its tests do.
 SERVING_RUN := cd serving && PYTHONPATH=$(CURDIR):$(CURDIR)/serving MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} .venv/bin/python
 
-.PHONY: help env serving-env bench-env-feast compose-cli jars browser demo serve serve-stop airflow test test-unit lint bench broker-start broker-stop clean
+.PHONY: help env serving-env dashboards-env dashboards dashboards-stop dashboards-lock bench-env-feast compose-cli jars browser demo serve serve-stop airflow test test-unit lint bench broker-start broker-stop clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -46,6 +46,26 @@ $(SERVING_VENV)/.synced: serving/requirements-dev.lock | $(UV)
 env: $(VENV)/.synced jars ## Create the platform environment from the lock file and install the JDBC jars
 
 serving-env: $(SERVING_VENV)/.synced ## Create the serving (FastAPI) environment from its lock file
+
+DASHBOARDS_VENV := dashboards/.venv
+DASHBOARDS_PORT ?= 8088
+
+# Superset needs SQLAlchemy < 2, so it has its own environment (dashboards/requirements.in, locked).
+$(DASHBOARDS_VENV)/.synced: dashboards/requirements.lock | $(UV)
+	test -d $(DASHBOARDS_VENV) || $(UV) venv -q -p 3.11 $(DASHBOARDS_VENV)
+	VIRTUAL_ENV=$(DASHBOARDS_VENV) $(UV) pip sync -q dashboards/requirements.lock
+	touch $@
+
+dashboards-env: $(DASHBOARDS_VENV)/.synced ## Create Superset's environment from its lock file
+
+dashboards-lock: | $(UV) ## Re-resolve Superset's lock file after changing dashboards/requirements.in
+	$(UV) pip compile -q dashboards/requirements.in -o dashboards/requirements.lock --python 3.11 --generate-hashes
+
+dashboards: env dashboards-env ## Superset on http://127.0.0.1:8088 (DASHBOARDS_PORT) in the background: publishes the analytics marts, migrates its metadata DB, creates the admin (SUPERSET_ADMIN_PASSWORD; in development a random one in MO_HOME/superset-demo-credentials.json), imports dashboards/bundles
+	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(MO) dashboards up --port $(DASHBOARDS_PORT) $(if $(DASHBOARDS_USERS),--users-file $(DASHBOARDS_USERS))
+
+dashboards-stop: ## Stop the Superset `make dashboards` left running
+	@$(MO) dashboards down
 
 FEAST_VENV := bench/feast/.venv
 
@@ -98,7 +118,7 @@ serve-stop: env ## Stop what make serve runs (API, sandbox, dispatcher, channel 
 airflow: env ## Airflow UI, scheduler and workers with the project's DAGs on http://127.0.0.1:8080 until Ctrl-C (login MO_AIRFLOW_USER / MO_AIRFLOW_PASSWORD)
 	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(MO) airflow --port $(AIRFLOW_PORT)
 
-test: env serving-env compose-cli browser ## Run all tests (serving, then platform: unit, integration against the machine's services, DAG runs, the Airflow UI in Chromium)
+test: env serving-env dashboards-env compose-cli browser ## Run all tests (serving, then platform: unit, integration against the machine's services, DAG runs, the Airflow UI in Chromium)
 	@# Serving first so the platform run's summary is the closing line; the exit code covers both.
 	cd serving && .venv/bin/python -m pytest -p no:cacheprovider -q; serving=$$?; cd ..; \
 	MO_PII_KEY=test-key $(PY) -m pytest -p no:cacheprovider --durations=25; platform=$$?; \

@@ -11,10 +11,15 @@ each day (or any run triggered with `{"force": true}`).
    every segment definition (rule, static, smart) evaluated on the fresh marts, membership written per
    run to Iceberg (point-in-time history and "why is this customer in");
 3. **insights**: the segment insight marts (sizes, distributions, overlap, trend) over this run;
+3b. **campaign_results**: the campaign tables ingested from the core database (append-only ledger and
+   deliveries by id, campaigns, audiences and holdouts whole: spark_jobs/campaign_sync.py), then the results
+   marts (`fct_contact_touches`, `mart_campaign_results`, `mart_campaign_uplift`) built on them and on this
+   run's silver policies. Here rather than in a DAG of its own because the serving store publishes one refresh
+   with every table swapped together: the reports go out in the same gated, atomic publish as the profiles;
 4. **gate**: Great Expectations on the marts to be published; a failure stops here and nothing reaches
    the serving store;
-5. **publish**: profiles, event-day counts, segments and memberships to the serving store (PostgreSQL or
-   SQLite, and Redis), swapped in atomically.
+5. **publish**: profiles, event-day counts, segments and memberships, campaign results to the serving
+   store (PostgreSQL or SQLite, and Redis), swapped in atomically.
 
 The reference date of every time-relative tag and rule (`as_of`) is the day the run was triggered, UTC,
 unless the run is triggered with `{"as_of": "YYYY-MM-DD"}`.
@@ -75,6 +80,12 @@ def build_profiles():
         return profiles_insights(_as_of())
 
     @task
+    def campaign_results(_insights: dict) -> dict:
+        from mo.pipelines import profiles_campaign_results
+
+        return profiles_campaign_results(_as_of())
+
+    @task
     def gate(_insights: dict) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -94,7 +105,7 @@ def build_profiles():
 
     marts = dbt_build()
     due() >> marts
-    publish(gate(insights(segments(marts))))
+    publish(gate(campaign_results(insights(segments(marts)))))
 
 
 build_profiles()

@@ -706,6 +706,125 @@ def channels_worker(channel: str | None, once: bool) -> None:
     _echo_json(stats.as_dict())
 
 
+@cli.group()
+def dashboards() -> None:
+    """Superset dashboards: analytics marts, the bundle in dashboards/bundles, the server (make dashboards)."""
+
+
+def _has_lake(settings) -> bool:
+    return bool(settings.catalog_uri) or (settings.lake_dir / "catalog.db").exists()
+
+
+@dashboards.command("publish")
+@click.option(
+    "--lake/--no-lake", default=None, help="Read the lake for the platform health figures (default: if one exists)"
+)
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Claims SLA date (default: the source's latest day)",
+)
+def dashboards_publish(lake: bool | None, as_of) -> None:
+    """Compute the analytics marts and publish them atomically (schema `analytics`)."""
+    from mo.analytics import publish_analytics
+
+    settings = get_settings()
+    with_lake = _has_lake(settings) if lake is None else lake
+    result = publish_analytics(
+        settings, with_lake=with_lake, as_of=as_of.date() if as_of else None, published_by=getpass.getuser()
+    )
+    _echo_json({"refresh_id": result.refresh_id, "as_of": result.as_of, "rows": result.row_counts})
+
+
+@dashboards.command("up")
+@click.option("--port", type=click.IntRange(1, 65535), default=8088, show_default=True)
+@click.option("--publish/--no-publish", default=True, help="Publish the analytics marts first")
+@click.option(
+    "--users-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Accounts to create, JSON lines {username, role, org, password} (org: that organisation's subtree only)",
+)
+def dashboards_up(port: int, publish: bool, users_file: Path | None) -> None:
+    """Publish the marts, set Superset up (metadata DB, admin, roles, bundle, grants) and serve it in the background."""
+    from mo.analytics import publish_analytics
+    from mo.dashboards import setup_superset, start_superset
+
+    settings = get_settings()
+    if publish:
+        if (settings.home / "source.db").exists() or settings.source_url:
+            result = publish_analytics(settings, with_lake=_has_lake(settings), published_by=getpass.getuser())
+            click.echo(f"analytics marts published (refresh {result.refresh_id}, as of {result.as_of})")
+        else:
+            click.echo("no source database yet (`make demo` builds one): the dashboards start empty")
+    users = None
+    if users_file is not None:
+        users = [json.loads(line) for line in users_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    setup_superset(settings, users=users)
+    url = start_superset(settings, port=port)
+    creds = settings.home / "superset-demo-credentials.json"
+    login = (
+        f"login: admin, password in {creds}"
+        if creds.exists()
+        else "login: SUPERSET_ADMIN_USER / SUPERSET_ADMIN_PASSWORD"
+    )
+    click.echo(f"Superset: {url}/dashboard/list/  ({login}; `make dashboards-stop` stops it)")
+
+
+@dashboards.command("down")
+def dashboards_down() -> None:
+    """Stop the Superset `mo dashboards up` started."""
+    from mo.dashboards import stop_superset
+
+    click.echo(
+        "Superset stopped" if stop_superset(get_settings()) else "no Superset started by `make dashboards` is running"
+    )
+
+
+def _superset(url: str):
+    from mo.dashboards import Superset, admin_login
+
+    user, password = admin_login()
+    return Superset(url, user, password)
+
+
+@dashboards.command("import")
+@click.option("--url", default="http://127.0.0.1:8088", show_default=True, help="Superset's address")
+@click.option("--bundle", type=click.Path(path_type=Path, file_okay=False, exists=True), default=None)
+def dashboards_import(url: str, bundle: Path | None) -> None:
+    """Check the bundle and import it into a running Superset (idempotent: objects are matched by uuid)."""
+    from mo.dashboards import BUNDLE_DIR, import_dashboards, reader_url
+
+    _echo_json(import_dashboards(_superset(url), reader_url(get_settings()), bundle or BUNDLE_DIR))
+
+
+@dashboards.command("export")
+@click.option("--url", default="http://127.0.0.1:8088", show_default=True, help="Superset's address")
+@click.option("--bundle", type=click.Path(path_type=Path, file_okay=False), default=None)
+def dashboards_export(url: str, bundle: Path | None) -> None:
+    """Write every dashboard back into the bundle (canonical YAML): a change made in the UI becomes a diff."""
+    from mo.dashboards import BUNDLE_DIR, export_dashboards
+
+    changed = export_dashboards(_superset(url), bundle or BUNDLE_DIR)
+    click.echo("\n".join(changed) if changed else "the bundle is up to date")
+
+
+@dashboards.command("add-user")
+@click.option("--username", required=True)
+@click.option("--role", type=click.Choice(["analyst", "marketer", "admin"]), required=True)
+@click.option("--org", type=int, default=None, help="Organisation id: the user sees that organisation's subtree only")
+def dashboards_add_user(username: str, role: str, org: int | None) -> None:
+    """Create or update a Superset user with the product role (password: MO_SUPERSET_USER_PASSWORD or a prompt)."""
+    import os
+
+    from mo.dashboards import setup_superset
+
+    password = os.environ.get("MO_SUPERSET_USER_PASSWORD") or click.prompt("password", hide_input=True)
+    setup_superset(get_settings(), users=[{"username": username, "role": role, "org": org, "password": password}])
+    click.echo(f"user {username} ({role}{f', organisation {org}' if org else ''}) ready")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, standalone_mode=False)

@@ -196,22 +196,38 @@ def start_api(settings, progress: Progress, port: int) -> str:
     return base
 
 
-DEMO_SEGMENT = "auto-renewal-30d-push"
+# A health cross-sell to well-off families without health cover: a segment of the checked-in examples, the
+# catalogue's medical product (its facts rendered on every channel), three channels in order of preference:
+# WeChat (its link is tracked), then SMS, then the app's push.
+DEMO_SEGMENT = "high-value-family-no-health"
+DEMO_PRODUCT = "HE-MED"
 DEMO_CHANNELS = [
+    {
+        "channel": "wechat",
+        "template": {
+            "template_id": "TM_PRODUCT_OFFER",
+            "url": "https://m.example-insurer.cn/he",
+            "data": {"thing1": "{{product.name}}", "amount2": "{{product.base_premium}}", "thing3": "家庭健康保障"},
+        },
+    },
     {
         "channel": "sms",
         "template": {
             "sign_name": "中安保险",
-            "template_code": "SMS_RENEWAL_01",
+            "template_code": "SMS_OFFER_01",
             "params": {
                 "name": "{{profile.name_masked}}",
                 "product": "{{product.name}}",
-                "renewal_date": "{{profile.next_renewal_date}}",
-                "link": "https://m.example-insurer.cn/renew",
+                "sum_insured": "{{product.sum_insured}}",
+                "premium": "{{product.base_premium}}",
+                "link": "https://m.example-insurer.cn/he",
             },
         },
     },
-    {"channel": "push", "template": {"title": "{{product.name}}续保", "body": "点击续保，保障不断档"}},
+    {
+        "channel": "push",
+        "template": {"title": "{{product.name}}", "body": "一家人的健康保障，{{product.base_premium}}元起"},
+    },
 ]
 RECEIPT_WAIT_S = 15.0
 
@@ -249,6 +265,44 @@ def _token(base: str, username: str, password: str) -> str:
     return str(body["access_token"])
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+def _tap_a_link(settings, campaign_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Follow the tracked link of one WeChat message of the campaign, as the customer's phone would (the redirect
+    is answered, not followed: the insurer's page is outside this machine)."""
+    from sqlalchemy import select
+
+    from mo.oltp.campaign_tables import LedgerEntry
+    from mo.oltp.db import make_engine
+
+    ledger = LedgerEntry.__table__
+    engine = make_engine(settings.resolved_source_url)
+    try:
+        with engine.connect() as conn:
+            ids = set(
+                conn.execute(
+                    select(ledger.c.message_id).where(ledger.c.campaign_id == campaign_id, ledger.c.channel == "wechat")
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+    sandbox = f"http://127.0.0.1:{settings.channel_sandbox_port}"
+    with urllib.request.urlopen(f"{sandbox}/_sandbox/log?table=received&provider=wechat", timeout=10) as response:
+        received = json.loads(response.read())["items"]
+    mine = [json.loads(r["body"]) for r in received if r["client_msg_id"] in ids]
+    if not mine:
+        return "no WeChat message in this campaign"
+    link = mine[0]["url"]
+    try:
+        urllib.request.build_opener(_NoRedirect).open(link, timeout=10)
+        return f"{link[:60]}... answered without a redirect"
+    except urllib.error.HTTPError as exc:
+        return f"answered {exc.code}, redirect to {exc.headers.get('Location')}"
+
+
 def run_campaign(settings, progress: Progress, base: str) -> dict:  # type: ignore[no-untyped-def]
     """One campaign through the whole path on the demo world: a marketer drafts it, an approver (not the
     author) approves it, the dispatcher freezes its audience and decides every touch, a channel worker delivers
@@ -266,6 +320,7 @@ def run_campaign(settings, progress: Progress, base: str) -> dict:  # type: igno
 
     with progress.step("campaign: provider sandbox (SMS, WeChat, push, coupons)") as result:
         os.environ["MO_CHANNEL_WEBHOOK_URL"] = f"{base}/v1/webhooks"  # receipts go to the API's webhooks
+        os.environ["MO_CHANNEL_LINK_BASE_URL"] = base  # tracked links are this API's redirects
         settings = get_settings()
         result["detail"] = start_detached(settings)
 
@@ -284,11 +339,11 @@ def run_campaign(settings, progress: Progress, base: str) -> dict:  # type: igno
     with progress.step("campaign: drafted, submitted, approved by another person, scheduled") as result:
         ends = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
         draft = {
-            "name": "车险续保提醒 Auto renewal reminder",
-            "objective": "renewal",
-            "product_line": "auto",
+            "name": "家庭医疗险推荐 Family medical cover",
+            "objective": "cross_sell",
+            "product_line": "health",
             "purpose": "marketing",
-            "offer": {"type": "product", "product_code": "AU-COMP"},
+            "offer": {"type": "product", "product_code": DEMO_PRODUCT},
             "segment_id": DEMO_SEGMENT,
             "channels": DEMO_CHANNELS,
             "schedule": {"kind": "now"},
@@ -339,19 +394,23 @@ def run_campaign(settings, progress: Progress, base: str) -> dict:  # type: igno
             time.sleep(0.5)
         result["detail"] = f"{funnel['delivered']} delivered of {funnel['sent']} sent"
 
+    with progress.step("campaign: a customer taps the link in a WeChat message") as result:
+        result["detail"] = _tap_a_link(settings, campaign["id"])
+        funnel = _checked(_call("GET", f"{url}/funnel", token=people["marketer"]), "GET funnel")
+
     progress.line("")
     progress.line(f"campaign {campaign['id']} funnel (GET /v1/campaigns/{campaign['id']}/funnel):")
-    progress.line(f"  {'audience':<28}{funnel['audience']:>8,}")
+    progress.line(f"  {'audience':<32}{funnel['audience']:>8,}")
     for reason, count in funnel["suppressed"].items():
-        progress.line(f"  {'suppressed: ' + reason:<28}{count:>8,}")
+        progress.line(f"  {'suppressed: ' + reason:<32}{count:>8,}")
     if funnel["waiting"]:
-        progress.line(f"  {'deferred to the send window':<28}{funnel['waiting']:>8,}")
+        progress.line(f"  {'deferred to the send window':<32}{funnel['waiting']:>8,}")
     for state in ("sent", "delivered", "failed", "dead_letter", "opened", "clicked", "converted"):
-        progress.line(f"  {state:<28}{funnel[state]:>8,}")
+        progress.line(f"  {state:<32}{funnel[state]:>8,}")
     uplift = funnel.get("uplift")
     if uplift and uplift["difference"] is not None:
         progress.line(
-            f"  uplift over the holdout     {uplift['difference']:+.3f} (95% {uplift['low']:+.3f} .. "
+            f"  uplift over the holdout         {uplift['difference']:+.3f} (95% {uplift['low']:+.3f} .. "
             f"{uplift['high']:+.3f}; {uplift['treated']} treated, {uplift['holdout']} held out)"
         )
     return funnel

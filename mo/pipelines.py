@@ -133,3 +133,11 @@ def profiles_publish(as_of: str, run_id: str) -> dict[str, Any]:
     from mo.profiles import publish_serving
 
     return publish_serving(get_settings(), as_of, published_by=run_id)
+
+
+def profiles_campaign_results(as_of: str) -> dict[str, Any]:
+    """Ingest the campaign tables (spark_jobs.campaign_sync) and build the campaign results marts on them."""
+    from mo.profiles import build_campaign_results
+
+    spark, settings = _spark_and_settings()
+    return build_campaign_results(settings, as_of, spark=spark)

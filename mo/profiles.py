@@ -36,6 +36,8 @@ from mo.errors import QualityGateFailed
 log = logging.getLogger(__name__)
 
 INSIGHTS_SELECTOR = "tag:segment_insights"
+# Built after the campaign tables' ingest (build_campaign_results), not with the other marts.
+CAMPAIGN_RESULTS_SELECTOR = "tag:campaign_results"
 GATED_MARTS = ("customer_profile", "customer_event_daily", "fct_customer_events")
 
 
@@ -58,12 +60,14 @@ def _node_summary(result: Any) -> dict[str, int]:
 
 
 def build_marts(settings: Settings, as_of: dt.date | str | None = None) -> dict[str, Any]:
-    """dbt build of everything but the segment insight marts; returns dbt's node counts by status."""
+    """dbt build of everything but the segment insight and campaign results marts (each built later, on what the
+    run adds: memberships, the campaign tables' ingest); returns dbt's node counts by status."""
     from mo.marts.dbt import build_vars, run_dbt
 
     day = _as_of(as_of)
     started = time.perf_counter()
-    result = run_dbt(settings, ["build", "--exclude", INSIGHTS_SELECTOR], vars=build_vars(settings, day))
+    excluded = ["--exclude", INSIGHTS_SELECTOR, CAMPAIGN_RESULTS_SELECTOR]
+    result = run_dbt(settings, ["build", *excluded], vars=build_vars(settings, day))
     seconds = round(time.perf_counter() - started, 1)
     return {"as_of": day.isoformat(), "nodes": _node_summary(result), "seconds": seconds}
 
@@ -122,6 +126,27 @@ def refresh_segments(
         "as_of": day.isoformat(),
         "sizes": report.sizes,
         "skipped": {s.segment_id: s.note for s in report.skipped},
+    }
+
+
+def build_campaign_results(
+    settings: Settings, as_of: dt.date | str | None = None, *, spark: Any = None
+) -> dict[str, Any]:
+    """Ingest the campaign tables from the core database (spark_jobs.campaign_sync) and build the campaign
+    results marts on them."""
+    from mo.marts.dbt import build_vars, run_dbt
+    from spark_jobs.campaign_sync import sync_campaign_tables
+    from spark_jobs.session import get_spark
+
+    day = _as_of(as_of)
+    synced = sync_campaign_tables(spark or get_spark(settings), settings)
+    started = time.perf_counter()
+    result = run_dbt(settings, ["build", "--select", CAMPAIGN_RESULTS_SELECTOR], vars=build_vars(settings, day))
+    return {
+        "as_of": day.isoformat(),
+        "synced": {table: entry["rows_written"] for table, entry in synced.items()},
+        "nodes": _node_summary(result),
+        "seconds": round(time.perf_counter() - started, 1),
     }
 
 
@@ -196,6 +221,7 @@ def build_profiles(settings: Settings, as_of: dt.date | str | None = None, run_i
     report["models"] = train_models(settings, day)
     report["segments"] = refresh_segments(settings, day, run_id)
     report["insights"] = build_insights(settings, day)
+    report["campaign_results"] = build_campaign_results(settings, day)
     report["gate"] = gate_marts(settings)
     report["publish"] = publish_serving(settings, day, published_by=run_id)
     return report

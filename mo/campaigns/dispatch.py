@@ -35,20 +35,20 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, and_, func, insert, select, update
 
 from mo.campaigns.lifecycle import DUE_STATUSES
 from mo.oltp.campaign_tables import Campaign, CampaignAudience, CampaignOccurrence, Delivery, LedgerEntry
 
 log = logging.getLogger("mo.campaigns.dispatch")
 
-CAMPAIGNS = Campaign.__table__
-OCCURRENCES = CampaignOccurrence.__table__
-AUDIENCE = CampaignAudience.__table__
-LEDGER = LedgerEntry.__table__
-DELIVERIES = Delivery.__table__
+CAMPAIGNS = cast(Table, Campaign.__table__)
+OCCURRENCES = cast(Table, CampaignOccurrence.__table__)
+AUDIENCE = cast(Table, CampaignAudience.__table__)
+LEDGER = cast(Table, LedgerEntry.__table__)
+DELIVERIES = cast(Table, Delivery.__table__)
 DISPATCHER = "system:dispatcher"
 DECIDE_CHUNK = 5_000
 
@@ -202,7 +202,7 @@ def unsent(conn: Connection, campaign_id: int, occurrence: int) -> list[Any]:
     )
     if mark is not None:
         query = query.where(LEDGER.c.id > mark)
-    return conn.execute(query.order_by(LEDGER.c.id)).all()
+    return list(conn.execute(query.order_by(LEDGER.c.id)).all())
 
 
 def occurrence_state(conn: Connection, campaign_id: int, occurrence: int) -> tuple[int, int, datetime | None]:
@@ -423,10 +423,11 @@ def _produce(
             except (TemplateError, KeyError) as exc:
                 failed.append((ledger, f"template not rendered for this customer: {exc}"[:1000]))
                 continue
+            payload = tracked(rendered.payload, ledger.channel, ledger.message_id, settings)
             messages.append(
                 new_send(
                     ledger_id=ledger.id, touch_key=ledger.touch_key, customer_id=ledger.customer_id,
-                    channel=ledger.channel, payload=rendered.payload, campaign_id=row.id, purpose=row.purpose,
+                    channel=ledger.channel, payload=payload, campaign_id=row.id, purpose=row.purpose,
                     message_id=ledger.message_id,
                 )
             )  # fmt: skip
@@ -444,6 +445,21 @@ def _produce(
             _set_occurrence(conn, row.id, occurrence, produced_to=part[-1].id)
         produced += len(messages)
     return produced
+
+
+def tracked(payload: dict[str, Any], channel: str, message_id: str, settings: Any) -> dict[str, Any]:
+    """The payload with its link replaced by the serving API's signed redirect (/v1/t/{token}), so a click is
+    recorded against this message: WeChat's ``url``, a push's ``extras.url``. An SMS keeps its link as written:
+    a provider caps each variable (35 characters), too short for a signed token; SMS clicks need a short-link
+    service in front of the redirect."""
+    from mo.channels.links import tracked_url
+
+    if channel == "wechat" and payload.get("url"):
+        return {**payload, "url": tracked_url(message_id, str(payload["url"]), settings)}
+    extras = payload.get("extras")
+    if channel == "push" and isinstance(extras, dict) and extras.get("url"):
+        return {**payload, "extras": {**extras, "url": tracked_url(message_id, str(extras["url"]), settings)}}
+    return payload
 
 
 def _finish(engine: Engine, row: Any, occurrence: int, campaign: dict[str, Any], now: datetime,

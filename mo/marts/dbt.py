@@ -157,6 +157,9 @@ def _ensure_lake_objects(spark, settings: Settings) -> None:
     ensure_event_tables(spark, settings)
     ensure_segment_tables(spark, settings)
     ensure_definitions_table(spark, settings)
+    from spark_jobs.campaign_sync import ensure_silver_tables as ensure_campaign_tables
+
+    ensure_campaign_tables(spark, settings)  # the campaign results marts read them before the first campaign
     for schema in layer_schemas():
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {settings.catalog_name}.{schema}")
 

@@ -147,15 +147,28 @@ def _load(path: str, marts_dir: str) -> ServingContract:
     name = Path(path).name
     try:
         tables = {t: _table(t, spec, Path(marts_dir), f"{name}: tables.{t}") for t, spec in raw["tables"].items()}
-        refreshes = _table("refreshes", raw["refreshes"], Path(marts_dir), f"{name}: refreshes")
+        # A second contract (schemas/serving/analytics.yaml) keeps its audit rows in the serving store's shape.
+        refreshes_raw = raw.get("refreshes") or _serving_refreshes_raw()
+        refreshes = _table("refreshes", refreshes_raw, Path(marts_dir), f"{name}: refreshes")
         return ServingContract(
             schema=_check_identifier(raw["schema"], name),
-            event_retention_days=int(raw["event_retention_days"]),
+            event_retention_days=int(raw.get("event_retention_days", 0)),
             tables=tables,
             refreshes=refreshes,
         )
     except KeyError as exc:
         raise ContractViolation(f"{name}: missing key {exc}") from None
+
+
+def _serving_refreshes_raw() -> dict:
+    raw = yaml.safe_load((SCHEMAS_DIR / "serving" / "serving.yaml").read_text(encoding="utf-8"))
+    return raw["refreshes"]
+
+
+def load_analytics_contract(path: Path | None = None) -> ServingContract:
+    """The analytics contract (schemas/serving/analytics.yaml): the pre-aggregated marts the dashboards read,
+    published by the same atomic view swap into schema ``analytics``."""
+    return _load(str(path or SCHEMAS_DIR / "serving" / "analytics.yaml"), str(SCHEMAS_DIR / "marts"))
 
 
 def load_serving_contract(path: Path | None = None, marts_dir: Path | None = None) -> ServingContract:

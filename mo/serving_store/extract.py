@@ -39,6 +39,8 @@ class PublishInputs:
     definitions: str
     timeline: str | None = None  # the per-event timeline (optional: an older lake has none)
     runs: str | None = None  # every membership run per segment, empty ones included (optional)
+    campaign_results: str | None = None  # the campaign results marts (optional: a lake before campaigns)
+    campaign_uplift: str | None = None
 
     @classmethod
     def for_catalog(cls, catalog: str) -> PublishInputs:
@@ -49,6 +51,8 @@ class PublishInputs:
             definitions=f"{catalog}.segments.definitions",
             timeline=f"{catalog}.marts.fct_customer_events",
             runs=f"{catalog}.segments.runs",
+            campaign_results=f"{catalog}.marts.mart_campaign_results",
+            campaign_uplift=f"{catalog}.marts.mart_campaign_uplift",
         )
 
 
@@ -102,6 +106,15 @@ def _serving_columns(df: DataFrame, table: ServingTable) -> DataFrame:
             col = F.to_json(col)
         columns.append(col.alias(c.name))
     return df.select(*columns)
+
+
+def campaign_frames(pinned: PinnedInputs, contract: ServingContract) -> dict[str, DataFrame | None]:
+    """The campaign results marts in their serving tables' columns (None: the mart is not built yet)."""
+    frames: dict[str, DataFrame | None] = {}
+    for table, key in (("campaign_results", "campaign_results"), ("campaign_uplift", "campaign_uplift")):
+        frame = pinned.frames.get(key)
+        frames[table] = _serving_columns(frame, contract.tables[table]) if frame is not None else None
+    return frames
 
 
 def profile_frame(pinned: PinnedInputs, contract: ServingContract) -> DataFrame:

@@ -30,6 +30,7 @@ import pyarrow as pa
 from mo.serving_store import redis_store
 from mo.serving_store.extract import (
     PublishInputs,
+    campaign_frames,
     event_frame,
     iter_arrow_batches,
     membership_history_frames,
@@ -223,6 +224,7 @@ def publish(
         timeline = timeline_frame(pinned, contract, as_of)
         history, history_from = membership_history_frames(pinned, contract, as_of)
         segments, members = segment_frames(pinned, contract, as_of, history_from)
+        campaigns = campaign_frames(pinned, contract)
         tables = {
             "customer_profile": iter_arrow_batches(profile),
             "customer_event_daily": iter_arrow_batches(events) if events is not None else None,
@@ -230,6 +232,7 @@ def publish(
             "segments": iter_arrow_batches(segments) if segments is not None else None,
             "segment_members": iter_arrow_batches(members) if members is not None else None,
             "segment_member_history": iter_arrow_batches(history) if history is not None else None,
+            **{name: iter_arrow_batches(frame) for name, frame in campaigns.items() if frame is not None},
         }
         redis_profiles = iter_arrow_batches(redis_profile_frame(profile, members)) if use_redis else None
         return publish_batches(

@@ -91,4 +91,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     # the contact ledger: touches (scope campaigns:read), the regulator's evidence export (contact:evidence)
     "GET /v1/customers/{customer_id}/touches": frozenset({"marketer", "approver", "analyst", "reviewer"}),
     "GET /v1/contact-ledger/evidence": frozenset({"reviewer"}),
+    # the lake's campaign results (published marts): weekly and monthly reports, one campaign per period
+    "GET /v1/reports/campaigns": CAMPAIGN_READERS,
+    "GET /v1/campaigns/{campaign_id}/results": CAMPAIGN_READERS,
 }

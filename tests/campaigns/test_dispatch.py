@@ -62,7 +62,22 @@ CHANNELS = [
             },
         },
     },
-    {"channel": "push", "template": {"title": "{{product.name}}续保", "body": "点击续保，保障不断档"}},
+    {
+        "channel": "wechat",
+        "template": {
+            "template_id": "TM_RENEWAL_REMINDER",
+            "url": "https://m.example-insurer.cn/renew",
+            "data": {"thing1": "{{product.name}}", "time2": "{{profile.next_renewal_date}}", "thing3": "续保"},
+        },
+    },
+    {
+        "channel": "push",
+        "template": {
+            "title": "{{product.name}}续保",
+            "body": "点击续保，保障不断档",
+            "extras": {"url": "https://m.example-insurer.cn/renew"},
+        },
+    },
 ]
 
 
@@ -171,6 +186,16 @@ def test_a_due_campaign_is_frozen_decided_sent_once_and_counted(flow, tmp_path, 
         ids = Counter(r["client_msg_id"] for r in received)
         expected = sorted(r.message_id for r in sends if r.message_id not in unrenderable)
         assert sorted(ids) == expected and set(ids.values()) == {1}
+        # WeChat and push links are the API's signed redirect for that very message; SMS keeps its link
+        from mo.channels.links import read_token
+
+        linked = [(r, json.loads(r["body"])) for r in received if r["provider"] in ("wechat", "push")]
+        assert linked, "some messages went by WeChat or push"
+        for record, body in linked:
+            url = body.get("url") or body.get("notification", {}).get("android", {}).get("extras", {}).get("url")
+            url = url or json.dumps(body)  # the push body's shape is the provider's; find the link in it
+            token = url.split("/v1/t/", 1)[1].split('"', 1)[0]
+            assert read_token(token, settings) == (record["client_msg_id"], "https://m.example-insurer.cn/renew")
         # a second round decides and produces nothing more; the one-off campaign is completed
         again = _dispatch(settings, engine, store, client, now + timedelta(minutes=1))
         assert again.occurrences == [] and len(_ledger(engine, campaign_id)) == len(rows)

@@ -6,6 +6,7 @@ from app.api.routes import (
     accounts,
     audit,
     auth,
+    campaign_reports,
     campaigns,
     claims,
     complaints,
@@ -40,3 +41,4 @@ api_router.include_router(segments.router)
 api_router.include_router(webhooks.router)
 api_router.include_router(tracking.router)
 api_router.include_router(ledger.router)
+api_router.include_router(campaign_reports.router)

@@ -1,0 +1,277 @@
+"""Superset's side of `make dashboards`: run with Superset's own Python (dashboards/.venv), inside its app.
+
+    python dashboards/bootstrap.py setup [--bundle DIR] [--users]  # everything below in one process
+    python dashboards/bootstrap.py init        # metadata DB migrations, permissions, the admin, the roles
+    python dashboards/bootstrap.py security    # after an import: grants on the Analytics database
+    python dashboards/bootstrap.py add-user --username U --role analyst [--org N]   # password: stdin
+
+`setup` runs the migrations, init, the import of a bundle rendered by `mo dashboards render` (password of the
+analytics database, if any, in MO_ANALYTICS_DB_PASSWORD), security, and with --users the accounts given as
+JSON lines on stdin ({"username", "role", "org", "password"}): one Superset start instead of five.
+
+The product's roles (serving/app/core/roles.py) as Superset roles:
+- admin     -> Superset's Admin;
+- analyst   -> mo_analyst: Gamma (read dashboards and charts) + sql_lab + access to the Analytics database,
+               whose allow_dml is off: SQL Lab can read, never write;
+- marketer  -> mo_marketer: Gamma + the customer datasets only (dashboards, no SQL Lab).
+An analyst of one organisation also gets mo_org_<id>, whose row-level security filter keeps the org-keyed
+analytics datasets to that organisation's subtree (``org_path LIKE '%/<id>/%'``); an analyst without it (head
+office) sees the whole company.
+
+The admin comes from SUPERSET_ADMIN_USER / SUPERSET_ADMIN_PASSWORD. Only in development, without a password,
+a random one is made once and kept in MO_HOME/superset-demo-credentials.json (mode 0600), like the serving
+API's demo accounts. Idempotent: every step may be run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+ANALYST, MARKETER = "mo_analyst", "mo_marketer"
+DATABASE = "Analytics"
+ORG_DATASETS = ("claims_open", "claims_sla_daily")
+MARKETER_DATASETS = ("customer_consent", "customer_lines")
+DEMO_CREDENTIALS = "superset-demo-credentials.json"
+
+
+def _environment() -> str:
+    return os.environ.get("SUPERSET_ENVIRONMENT") or os.environ.get("MO_ENVIRONMENT") or "development"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("MO_HOME") or Path.home() / ".mo")
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
+
+
+def admin_credentials() -> tuple[str, str]:
+    user = os.environ.get("SUPERSET_ADMIN_USER", "admin")
+    password = os.environ.get("SUPERSET_ADMIN_PASSWORD")
+    if password:
+        return user, password
+    if _environment() != "development":
+        raise SystemExit(
+            "error: SUPERSET_ADMIN_PASSWORD is not set; outside development the admin comes from the environment"
+        )
+    path = _home() / DEMO_CREDENTIALS
+    if path.exists():
+        creds = json.loads(path.read_text(encoding="utf-8"))["admin"]
+        if creds["username"] == user:
+            return user, creds["password"]
+    password = secrets.token_urlsafe(18)
+    _write_private(path, json.dumps({"admin": {"username": user, "password": password}}, indent=2) + "\n")
+    return user, password
+
+
+def _app():
+    from superset.app import create_app
+
+    app = create_app()
+    return app
+
+
+def _pvm(sm, permission: str, view: str):
+    pvm = sm.find_permission_view_menu(permission, view)
+    return pvm or sm.add_permission_view_menu(permission, view)
+
+
+def _role_from(sm, name: str, base: str, extra: list) -> None:
+    role = sm.find_role(name) or sm.add_role(name)
+    wanted = set(sm.find_role(base).permissions) | set(extra)
+    for pvm in wanted - set(role.permissions):
+        sm.add_permission_role(role, pvm)
+
+
+def init(app=None) -> None:
+    user, password = admin_credentials()
+    app = app or _app()
+    with app.app_context():
+        from flask_migrate import upgrade
+        from superset import appbuilder
+        from superset import security_manager as sm
+        from superset.extensions import db
+
+        upgrade()
+        appbuilder.add_permissions(update_perms=True)
+        sm.sync_role_definitions()
+        admin_role = sm.find_role("Admin")
+        existing = sm.find_user(username=user)
+        if existing is None:
+            sm.add_user(user, "Admin", "User", f"{user}@localhost", admin_role, password=password)
+        else:
+            existing.roles = [admin_role]
+            sm.reset_password(existing.id, password)
+        sql_lab = list(sm.find_role("sql_lab").permissions)
+        _role_from(sm, ANALYST, "Gamma", sql_lab)
+        _role_from(sm, MARKETER, "Gamma", [])
+        db.session.commit()
+    print(f"superset: admin {user!r} ready; roles {ANALYST}, {MARKETER}")
+
+
+def _database(db):
+    from superset.models.core import Database
+
+    database = db.session.query(Database).filter_by(database_name=DATABASE).one_or_none()
+    if database is None:
+        raise SystemExit(f"error: no database {DATABASE!r} in Superset: run `mo dashboards import` first")
+    return database
+
+
+def import_bundle(app, folder: Path) -> None:
+    """Import the zips `mo dashboards` rendered (<n>-<kind>.zip: databases, datasets, charts, dashboards, each
+    overwriting its kind by uuid) as the admin, like the REST API's import endpoints."""
+    import zipfile
+
+    from flask import g
+
+    user, _ = admin_credentials()
+    with app.test_request_context():
+        from superset import security_manager as sm
+        from superset.commands.chart.importers.dispatcher import ImportChartsCommand
+        from superset.commands.dashboard.importers.dispatcher import ImportDashboardsCommand
+        from superset.commands.database.importers.dispatcher import ImportDatabasesCommand
+        from superset.commands.dataset.importers.dispatcher import ImportDatasetsCommand
+        from superset.commands.importers.v1.utils import get_contents_from_bundle
+
+        commands = {
+            "database": ImportDatabasesCommand,
+            "dataset": ImportDatasetsCommand,
+            "chart": ImportChartsCommand,
+            "dashboard": ImportDashboardsCommand,
+        }
+        g.user = sm.find_user(username=user)
+        for archive in sorted(folder.glob("*.zip")):
+            kind = archive.stem.split("-", 1)[1]
+            with zipfile.ZipFile(archive) as zf:
+                contents = get_contents_from_bundle(zf)  # paths without the bundle's root folder, as the API reads
+            passwords = {}
+            if os.environ.get("MO_ANALYTICS_DB_PASSWORD"):
+                passwords = {n: os.environ["MO_ANALYTICS_DB_PASSWORD"] for n in contents if n.startswith("databases/")}
+            commands[kind](contents, passwords=passwords, overwrite=True).run()
+    print(f"superset: imported the bundle from {folder}")
+
+
+def setup(archive: Path | None, users: bool) -> None:
+    accounts = [json.loads(line) for line in sys.stdin if line.strip()] if users else []
+    app = _app()
+    init(app)
+    if archive is not None:
+        import_bundle(app, archive)
+        security(app)
+    for account in accounts:
+        add_user(account["username"], account["role"], account.get("org"), account["password"], app=app)
+
+
+def security(app=None) -> None:
+    app = app or _app()
+    with app.app_context():
+        from superset import security_manager as sm
+        from superset.connectors.sqla.models import SqlaTable
+        from superset.extensions import db
+
+        database = _database(db)
+        if database.allow_dml:
+            raise SystemExit(f"error: database {DATABASE!r} allows DML; the bundle must keep allow_dml false")
+        analyst = sm.find_role(ANALYST)
+        marketer = sm.find_role(MARKETER)
+        if analyst is None or marketer is None:
+            raise SystemExit("error: run `bootstrap.py init` first")
+        db_perm = _pvm(sm, "database_access", database.perm)
+        if db_perm not in analyst.permissions:
+            sm.add_permission_role(analyst, db_perm)
+        for table in db.session.query(SqlaTable).filter_by(database_id=database.id):
+            if table.table_name in MARKETER_DATASETS:
+                pvm = _pvm(sm, "datasource_access", table.perm)
+                if pvm not in marketer.permissions:
+                    sm.add_permission_role(marketer, pvm)
+        for role in [r for r in sm.get_all_roles() if r.name.startswith("mo_org_")]:
+            _org_filter(sm, db, role, int(role.name.removeprefix("mo_org_")), database)
+        db.session.commit()
+    print(f"superset: {DATABASE} granted to {ANALYST}; row-level security on {', '.join(ORG_DATASETS)}")
+
+
+def _org_filter(sm, db, role, org_id: int, database) -> None:
+    """The row-level security filter of one organisation's subtree (idempotent)."""
+    from superset.connectors.sqla.models import RowLevelSecurityFilter, SqlaTable
+    from superset.utils.core import RowLevelSecurityFilterType
+
+    name = f"org {org_id} subtree"
+    rls = db.session.query(RowLevelSecurityFilter).filter_by(name=name).one_or_none()
+    if rls is None:
+        rls = RowLevelSecurityFilter(name=name, filter_type=RowLevelSecurityFilterType.REGULAR)
+        db.session.add(rls)
+    rls.clause = f"org_path LIKE '%/{org_id}/%'"
+    rls.group_key = "org"
+    rls.description = "An organisation's analysts see its own subtree only (dashboards/bootstrap.py)."
+    rls.roles = [role]
+    rls.tables = (
+        db.session.query(SqlaTable)
+        .filter(SqlaTable.database_id == database.id, SqlaTable.table_name.in_(ORG_DATASETS))
+        .all()
+    )
+
+
+def add_user(username: str, role_name: str, org_id: int | None, password: str, app=None) -> None:
+    if len(password) < 8:
+        raise SystemExit(f"error: the password of {username!r} needs 8 characters or more")
+    app = app or _app()
+    with app.app_context():
+        from superset import security_manager as sm
+        from superset.extensions import db
+
+        roles = [sm.find_role({"admin": "Admin", "analyst": ANALYST, "marketer": MARKETER}[role_name])]
+        if org_id is not None:
+            if role_name == "admin":
+                raise SystemExit("error: an admin is not scoped to an organisation")
+            org_role = sm.find_role(f"mo_org_{org_id}") or sm.add_role(f"mo_org_{org_id}")
+            _org_filter(sm, db, org_role, org_id, _database(db))
+            roles.append(org_role)
+        user = sm.find_user(username=username)
+        if user is None:
+            user = sm.add_user(username, username, role_name, f"{username}@localhost", roles, password=password)
+            if not user:
+                raise SystemExit(f"error: Superset could not create user {username!r}")
+        else:
+            user.roles = roles
+            sm.reset_password(user.id, password)
+        db.session.commit()
+    scope = f"organisation {org_id}'s subtree" if org_id is not None else "the whole company"
+    print(f"superset: user {username!r} ({role_name}) sees {scope}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    setup_parser = sub.add_parser("setup")
+    setup_parser.add_argument("--bundle", type=Path, help="folder of the zips `mo dashboards` rendered")
+    setup_parser.add_argument("--users", action="store_true")
+    sub.add_parser("init")
+    sub.add_parser("security")
+    add = sub.add_parser("add-user")
+    add.add_argument("--username", required=True)
+    add.add_argument("--role", required=True, choices=["admin", "analyst", "marketer"])
+    add.add_argument("--org", type=int)
+    args = parser.parse_args()
+    if args.command == "setup":
+        setup(args.bundle, args.users)
+    elif args.command == "init":
+        init()
+    elif args.command == "security":
+        security()
+    else:
+        add_user(args.username, args.role, args.org, sys.stdin.readline().rstrip("\n"))
+
+
+if __name__ == "__main__":
+    main()
