@@ -23,6 +23,8 @@ mkdir -p "$logs" "$run_dir"
 
 # Receipts from the sandbox come back to this API; the workers and the sandbox read it from here.
 export MO_CHANNEL_WEBHOOK_URL="${MO_CHANNEL_WEBHOOK_URL:-http://127.0.0.1:$port/v1/webhooks}"
+# Tracked links the dispatcher signs point at this API's /v1/t/{token}.
+export MO_CHANNEL_LINK_BASE_URL="${MO_CHANNEL_LINK_BASE_URL:-http://127.0.0.1:$port}"
 
 pids=()
 api_pid=""

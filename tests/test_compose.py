@@ -347,7 +347,12 @@ def test_the_campaign_path_runs_as_platform_workers_with_their_own_logins(servic
     assert url_user(d_env["MO_REDIS_URL"]) == ""
     assert dispatcher["depends_on"]["redis"]["condition"] == "service_healthy"
     assert d_env["MO_HOLDOUT_KEY"] == "${MO_HOLDOUT_KEY:?set MO_HOLDOUT_KEY}"
-    assert not [key for key in d_env if key.startswith("MO_CHANNEL_")]
+    # tracked links in WeChat and push messages: signed at dispatch with the key the API checks; no provider secret
+    assert [key for key in d_env if key.startswith("MO_CHANNEL_")] == [
+        "MO_CHANNEL_LINK_BASE_URL",
+        "MO_CHANNEL_LINK_SECRET",
+    ]
+    assert d_env["MO_CHANNEL_LINK_SECRET"] == environment(services["serving"])["MO_CHANNEL_LINK_SECRET"]
     # the channel worker: its own login, every provider credential require_channel_secrets checks, from the
     # environment (the YAML-wide secret checks above refuse literals); nothing of the stores it does not use
     assert url_user(w_env["MO_SOURCE_URL"]) == "mo_channels"

@@ -106,6 +106,7 @@ def check_running(env: dict[str, str], pids: dict[str, int]) -> None:
         found = environ_of(pids[name])
         assert found["MO_CHANNEL_WEBHOOK_URL"] == webhooks, name
         assert found["MO_HOME"] == str(home), name
+    assert environ_of(pids["dispatcher"])["MO_CHANNEL_LINK_BASE_URL"] == f"http://127.0.0.1:{env['SERVING_PORT']}"
     # the workers log under MO_HOME/logs, and neither has failed at its start (stores, broker, tables)
     logs = home / "logs"
     for log in ("campaign-dispatcher.log", "channel-worker.log"):
