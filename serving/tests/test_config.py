@@ -35,6 +35,8 @@ def test_outside_development_every_missing_piece_is_named(environment: str) -> N
     assert "SERVING_REDIS_URL is not set" in message
     assert "SERVING_SOURCE_URL is not set" in message
     assert "MO_PII_KEY is not set" in message
+    assert "MO_CHANNEL_WEBHOOK_SECRET is the provider sandbox's default" in message
+    assert "MO_CHANNEL_LINK_SECRET is the provider sandbox's default" in message
 
 
 def test_short_secret_is_refused() -> None:
@@ -58,8 +60,14 @@ def test_database_url_without_a_real_password_is_refused(database_url: str) -> N
         )
 
 
+def _channel_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MO_CHANNEL_WEBHOOK_SECRET", "w" * 32)
+    monkeypatch.setenv("MO_CHANNEL_LINK_SECRET", "l" * 32)
+
+
 def test_production_with_everything_set_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MO_PII_KEY", "k" * 32)
+    _channel_secrets(monkeypatch)
     settings = Settings(
         environment="production",
         secret_key=STRONG_SECRET,
@@ -77,6 +85,7 @@ def test_settings_come_from_serving_prefixed_environment(monkeypatch: pytest.Mon
     monkeypatch.setenv("SERVING_REDIS_URL", "redis://redis:6379/0")
     monkeypatch.setenv("SERVING_SOURCE_URL", GOOD_SOURCE_URL)
     monkeypatch.setenv("MO_PII_KEY", "k" * 32)
+    _channel_secrets(monkeypatch)
     settings = Settings()
     assert settings.environment == "production"
     assert str(settings.redis_url) == "redis://redis:6379/0"

@@ -123,6 +123,11 @@ class Settings(BaseSettings):
             problems.append("SERVING_REDIS_URL is not set (the embedded Redis is for development only)")
         if not self.platform.pii_key or len(self.platform.pii_key) < MIN_SECRET_LENGTH:
             problems.append(f"MO_PII_KEY is not set or shorter than {MIN_SECRET_LENGTH} characters")
+        # The API verifies provider receipts and tracked links with these: the sandbox's public defaults would let
+        # anyone forge a delivery receipt or a click.
+        for field_name in ("channel_webhook_secret", "channel_link_secret"):
+            if getattr(self.platform, field_name) == PlatformSettings.model_fields[field_name].default:
+                problems.append(f"MO_{field_name.upper()} is the provider sandbox's default")
         if self.oidc_jwks_url and not (self.oidc_issuer and self.oidc_audience):
             problems.append("SERVING_OIDC_JWKS_URL needs SERVING_OIDC_ISSUER and SERVING_OIDC_AUDIENCE")
         if problems:
