@@ -792,7 +792,10 @@ def _append(conn: Connection, rows: list[dict[str, Any]], made: list[Decision]) 
 def _retryable(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     retry = ("deadlock", "database is locked", "could not serialize", "lock wait timeout", "unique constraint failed")
-    return any(s in text for s in retry)
+    # MariaDB rolls the whole transaction back on a deadlock inside a savepoint; the rollback to the savepoint
+    # then fails with 1305 (the savepoint is gone with it): the call is rerun like any deadlock.
+    lost_savepoint = "savepoint" in text and "does not exist" in text
+    return lost_savepoint or any(s in text for s in retry)
 
 
 def decide(
