@@ -742,7 +742,18 @@ def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequen
     text = _copy_field
     if len(columns) > 1:
         get = itemgetter(*columns)
-        lines = ["\t".join(map(text, get(row))) for row in rows]
+        tabs = len(columns) - 1
+        lines = []
+        for row in rows:
+            # str() is the COPY text of every value but None and a str with a character to escape (str(datetime)
+            # is isoformat(" ")); those are rare, so the whole line is checked once (one backslash per \N, one
+            # tab per separator) and redone field by field when a value needs escaping.
+            values = get(row)
+            line = "\t".join(["\\N" if v is None else v if v.__class__ is str else str(v) for v in values])
+            if (line.count("\\") != values.count(None) or line.count("\t") != tabs or "\n" in line
+                    or "\r" in line):  # fmt: skip
+                line = "\t".join(map(text, values))
+            lines.append(line)
     else:
         lines = [text(row[columns[0]]) for row in rows]
     lines.append("")

@@ -36,6 +36,14 @@ def pg_array(values: Iterable[Any]) -> str:
     """PostgreSQL's text form of a one-dimensional array, ``{1,2,"a b"}``: bound as one string and cast, it is
     parsed by the array type's input function, many times cheaper than the ``ARRAY[...]`` expression list
     psycopg2 renders for a Python list (one parse node per element)."""
+    values = list(values)
+    kinds = set(map(type, values))
+    if kinds <= {int} or kinds == {Decimal}:  # the common cases, without a Python call per element
+        return "{" + ",".join(map(str, values)) + "}"
+    if kinds == {str}:
+        joined = "\x00".join(values)
+        if '"' not in joined and "\\" not in joined and joined.count("\x00") == len(values) - 1:
+            return '{"' + joined.replace("\x00", '","') + '"}'
     return "{" + ",".join(map(_element, values)) + "}"
 
 
