@@ -37,10 +37,12 @@ import json
 import time as clock
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -410,29 +412,46 @@ def decide_batch(
         seen.add(intent.touch_key)
         by_customer.setdefault(int(intent.customer_id), []).append(intent)
     customers = sorted(by_customer)
-    decisions: list[Decision] = []
+    chunks: list[list[int]] = []  # whole customers per chunk: their slots are decided together
     start = 0
+    while start < len(customers):
+        end, size = start, 0
+        while end < len(customers) and (size == 0 or size + len(by_customer[customers[end]]) <= CHUNK):
+            size += len(by_customer[customers[end]])
+            end += 1
+        chunks.append(customers[start:end])
+        start = end
+    decisions: list[Decision] = []
     # Millions of small objects and no reference cycles: the cyclic collector's full passes over them would
     # cost more than the decisions (quadratic in the audience), so it rests until the batch is decided.
     collecting = gc.isenabled()
     gc.disable()
+    # The hot records of the next chunk are read (and parsed) by a worker thread while this chunk waits on the
+    # database and decides; a single chunk reads them in line.
+    fetcher = ThreadPoolExecutor(max_workers=1) if redis_client is not None and len(chunks) > 1 else None
     try:
-        while start < len(customers):  # whole customers per chunk: their slots are decided together
-            end, size = start, 0
-            while end < len(customers) and (size == 0 or size + len(by_customer[customers[end]]) <= CHUNK):
-                size += len(by_customer[customers[end]])
-                end += 1
-            chunk = [i for cid in customers[start:end] for i in by_customer[cid]]
-            decisions.extend(_decide_chunk(conn, redis_client, redis_prefix, chunk, now, policy))
-            start = end
+        pending: Future | None = None
+        if fetcher is not None and chunks:
+            pending = fetcher.submit(_hot, redis_client, redis_prefix, chunks[0])
+        for number, chunk_ids in enumerate(chunks):
+            hot = pending
+            pending = None
+            if fetcher is not None and number + 1 < len(chunks):
+                pending = fetcher.submit(_hot, redis_client, redis_prefix, chunks[number + 1])
+            chunk = [i for cid in chunk_ids for i in by_customer[cid]]
+            decisions.extend(_decide_chunk(conn, redis_client, redis_prefix, chunk, now, policy, hot))
     finally:
+        if fetcher is not None:
+            fetcher.shutdown(wait=True, cancel_futures=True)
         if collecting:
             gc.enable()
     return decisions
 
 
 def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, intents: list[Intent],
-                  now: datetime, policy: ContactPolicy) -> list[Decision]:  # fmt: skip
+                  now: datetime, policy: ContactPolicy,
+                  hot: Future | None = None) -> list[Decision]:  # fmt: skip
+    """``hot``: the chunk's hot records (every customer of the chunk), read ahead by :func:`decide_batch`."""
     state = _ledger_state(conn, [i.touch_key for i in intents])
     done: list[Decision] = []
     todo: list[tuple[Intent, int]] = []
@@ -464,7 +483,10 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
 
     ids = sorted({i.customer_id for i, _ in todo})
     marketing_ids = sorted({i.customer_id for i, _ in todo if i.purpose == "marketing"})
-    contacts, redis_problem = _hot(client, prefix, ids)
+    if hot is not None:
+        contacts, redis_problem = hot.result()
+    else:
+        contacts, redis_problem = _hot(client, prefix, ids)
     unknown = [cid for cid in ids if cid not in contacts]
     if unknown:
         contacts.update(_from_source(conn, unknown))
@@ -623,7 +645,7 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
                 "priority": intent.priority,
                 "decision": verdict,
                 "reason": reason,
-                "detail": json.dumps(detail, separators=(",", ":"), default=str),
+                "detail": _encode(detail),
                 "not_before": not_before,
                 "message_id": message_id,
                 "decided_at": decided_at,
@@ -689,6 +711,8 @@ def _early_rules(intent: Intent, contact: _Contact, customers: Mapping[int, tupl
     return "ok", None, detail, addressable
 
 
+# json.dumps(detail, separators=(",", ":"), default=str) without building an encoder per row.
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 LEDGER_COLUMNS = [c.name for c in LEDGER.columns if c.name != "id"]
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -703,10 +727,35 @@ def _copy_text(value: Any) -> str:
     return str(value)
 
 
+def _copy_field(value: Any) -> str:
+    """:func:`_copy_text`, cheaper for the common case (a str without a character to escape: four scans in C
+    instead of a per-character translation)."""
+    if value.__class__ is str:
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.translate(_COPY_ESCAPES)
+        return value
+    return _copy_text(value)
+
+
 def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
     """PostgreSQL's COPY of ``rows`` into ``table`` in the connection's transaction (text format)."""
-    text = _copy_text
-    lines = ["\t".join([text(row[name]) for name in columns]) for row in rows]
+    text = _copy_field
+    if len(columns) > 1:
+        get = itemgetter(*columns)
+        tabs = len(columns) - 1
+        lines = []
+        for row in rows:
+            # str() is the COPY text of every value but None and a str with a character to escape (str(datetime)
+            # is isoformat(" ")); those are rare, so the whole line is checked once (one backslash per \N, one
+            # tab per separator) and redone field by field when a value needs escaping.
+            values = get(row)
+            line = "\t".join(["\\N" if v is None else v if v.__class__ is str else str(v) for v in values])
+            if (line.count("\\") != values.count(None) or line.count("\t") != tabs or "\n" in line
+                    or "\r" in line):  # fmt: skip
+                line = "\t".join(map(text, values))
+            lines.append(line)
+    else:
+        lines = [text(row[columns[0]]) for row in rows]
     lines.append("")
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -754,7 +803,10 @@ def _append(conn: Connection, rows: list[dict[str, Any]], made: list[Decision]) 
 def _retryable(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
     retry = ("deadlock", "database is locked", "could not serialize", "lock wait timeout", "unique constraint failed")
-    return any(s in text for s in retry)
+    # MariaDB rolls the whole transaction back on a deadlock inside a savepoint; the rollback to the savepoint
+    # then fails with 1305 (the savepoint is gone with it): the call is rerun like any deadlock.
+    lost_savepoint = "savepoint" in text and "does not exist" in text
+    return lost_savepoint or any(s in text for s in retry)
 
 
 def decide(

@@ -28,7 +28,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, func, or_, select, text
 
-from mo.campaigns.sql import insert_ignore, one_of
+from mo.campaigns.sql import insert_ignore, one_of, pg_array
 from mo.oltp.campaign_tables import HoldoutAssignment
 from mo.oltp.models import Policy, Product
 
@@ -166,18 +166,19 @@ _UNNEST_INSERT = text(
 
 
 def _insert_postgres(conn: Connection, rows: list[dict]) -> set[tuple[str, str, int]]:
-    """One statement with the rows as arrays (far cheaper to send and parse than a VALUES list); the keys this
+    """One statement with the rows as arrays in their text form (far cheaper to send and parse than a VALUES list
+    or psycopg2's ARRAY[...] expressions); the keys this
     call inserted come back, the others a concurrent decider stored first."""
     result = conn.execute(
         _UNNEST_INSERT,
         {
             "at": rows[0]["assigned_at"],
-            "lines": [r["product_line"] for r in rows],
-            "cycles": [r["cycle"] for r in rows],
-            "ids": [r["customer_id"] for r in rows],
-            "held": [r["held_out"] for r in rows],
-            "shares": [r["share"] for r in rows],
-            "buckets": [r["bucket"] for r in rows],
+            "lines": pg_array([r["product_line"] for r in rows]),
+            "cycles": pg_array([r["cycle"] for r in rows]),
+            "ids": pg_array([r["customer_id"] for r in rows]),
+            "held": pg_array([r["held_out"] for r in rows]),
+            "shares": pg_array([r["share"] for r in rows]),
+            "buckets": pg_array([r["bucket"] for r in rows]),
         },
     )
     return {(line, cycle, int(cid)) for line, cycle, cid in result}
