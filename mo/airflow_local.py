@@ -27,7 +27,11 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # SQLite lets one writer in at a time; the UI writes twice at once when a run is triggered with "unpause"
+        # (the run and the DAG's pause flag) while the scheduler writes too. pysqlite's default wait for the lock
+        # is 5 s, after which the loser answers 500 (seen on a busy machine: the DAG stayed paused and the run
+        # never started); 60 s outlasts any write of the scheduler or the UI.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
     }

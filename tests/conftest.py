@@ -130,3 +130,18 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory):
     yield cluster
     for proc in reversed(processes):
         stop(proc)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by `make browser`
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (the machine's, driven by Playwright's sync API) for the whole run: the sync API runs
+    an event loop of its own, so a second one started while the first lives fails; every browser test shares this."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()

@@ -21,7 +21,6 @@ import pytest
 
 from tests.conftest import free_port, unique
 
-CHROMIUM = "/usr/bin/chromium"
 START_TIMEOUT_S = 300  # Airflow's four components and the metadata database on a busy 2-core machine
 RUN_TIMEOUT_S = 600  # one events_ingest run: queued, then a task process starting its own Spark JVM
 
@@ -145,16 +144,6 @@ def airflow_ui(tmp_path_factory, kafka_broker):
     server.wait_ready()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,6 @@ from mo.generator.world import generate_world
 from mo.oltp.db import make_engine, migrate
 from tests.conftest import free_port
 
-CHROMIUM = "/usr/bin/chromium"
 ANALYST_PASSWORD = "analyst-test-pw"
 MARKETER_PASSWORD = "marketer-test-pw"
 DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "images" / "dashboards"
@@ -168,16 +167,6 @@ def test_a_marketer_has_no_sql_lab_and_no_claims_data(dashboards):
 
 
 # --- in the browser -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
 
 
 DRAWN = """() => {
