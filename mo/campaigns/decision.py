@@ -98,6 +98,10 @@ REASONS = (
     "campaign_ended",
     "no_channel",
 )
+# Reasons a touch waits for, not stopped by: decided again from not_before.
+DEFER_REASONS = ("quiet_hours", "send_window")
+# Reasons a touch is suppressed for (every reason but a send and a deferral), in the order above.
+SUPPRESS_REASONS = tuple(r for r in REASONS if r != "ok" and r not in DEFER_REASONS)
 
 
 @dataclass(frozen=True)

@@ -15,25 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from mo.campaigns.decision import SUPPRESS_REASONS
 from mo.serving_store.store import SqlServingStore
 
 PERIODS = ("week", "month")
-SUPPRESS_REASONS = (
-    "erased",
-    "no_consent",
-    "consent_withdrawn",
-    "consent_unknown",
-    "open_claim",
-    "open_complaint",
-    "risk_above_rating",
-    "holdout",
-    "cap_7d",
-    "cap_30d",
-    "cap_channel_7d",
-    "customer_frequency",
-    "campaign_ended",
-    "no_channel",
-)
 COUNTS = (
     "audience",
     "decided",
