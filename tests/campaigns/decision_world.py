@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,35 +14,16 @@ import redis
 from sqlalchemy import Connection, insert
 
 from mo.campaigns.decision import ContactPolicy, Intent
-from mo.oltp.db import make_engine, migrate
 from mo.oltp.models import Claim, Complaint, Consent, Customer, Organization, Policy, Product
 from mo.oltp.privacy import ConsentEvidence, ContactPreference
-from tests.conftest import MARIADB_ADMIN_URL, POSTGRES_ADMIN_URL, _create_database, _drop_database, unique
+from tests.mo.outbox_helpers import migrated_engine  # noqa: F401 - re-exported: the one migrated-database helper
 
-ADMIN_URLS = {"mariadb": MARIADB_ADMIN_URL, "postgres": POSTGRES_ADMIN_URL}
 REDIS_URL = "redis://127.0.0.1:6379/0"
 T0 = datetime(2026, 1, 1)
 # 10:00 in Shanghai (UTC+8): inside the 09:00-21:00 send window.
 NOON_SHANGHAI = datetime(2026, 12, 7, 2, 0, 0)
+
 POLICY = ContactPolicy(holdout_key=b"h-dec-holdout-key")
-
-
-def migrated_engine(kind: str, tmp_path) -> Iterator[Any]:  # type: ignore[no-untyped-def]
-    if kind == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'source.db'}")
-        migrate(engine)
-        yield engine
-        engine.dispose()
-        return
-    name = unique("h_dec")
-    url = _create_database(ADMIN_URLS[kind], name)
-    engine = make_engine(url)
-    try:
-        migrate(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        _drop_database(ADMIN_URLS[kind], name)
 
 
 def redis_client() -> redis.Redis:
