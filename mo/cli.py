@@ -22,6 +22,10 @@ def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
+# A row id as every engine stores it (a signed 64-bit integer): larger ones are refused by click, not by the driver.
+ROW_ID = click.IntRange(min=1, max=2**63 - 1)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Marketing and analytics middle office: data platform jobs."""
@@ -217,7 +221,7 @@ def hot_refresh_cmd() -> None:
 
 
 @hot.command("rebuild")
-@click.option("--customer", "customers", type=click.IntRange(min=1), multiple=True, help="Only these customers")
+@click.option("--customer", "customers", type=ROW_ID, multiple=True, help="Only these customers")
 def hot_rebuild_cmd(customers: tuple[int, ...]) -> None:
     """Remake hot records from the source database (after Redis lost its data, or changes made outside the API)."""
     from mo.hot_record import rebuild
@@ -294,7 +298,7 @@ def campaigns_dispatch_cmd(once: bool, interval: float) -> None:
 
 
 @campaigns.command("funnel")
-@click.argument("campaign_id", type=click.IntRange(min=1))
+@click.argument("campaign_id", type=ROW_ID)
 @click.option("--attribution-days", type=click.IntRange(min=1, max=365), default=30, show_default=True)
 def campaigns_funnel_cmd(campaign_id: int, attribution_days: int) -> None:
     """A campaign's live funnel from the contact ledger: audience, suppressed by reason, delivery states,
@@ -317,7 +321,7 @@ def campaigns_funnel_cmd(campaign_id: int, attribution_days: int) -> None:
 
 
 @campaigns.command("evidence")
-@click.option("--customer", "customer_id", type=click.IntRange(min=1), required=True)
+@click.option("--customer", "customer_id", type=ROW_ID, required=True)
 @click.option(
     "--from",
     "since",

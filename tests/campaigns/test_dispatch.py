@@ -314,6 +314,8 @@ def test_the_dispatch_and_funnel_commands(flow, tmp_path, monkeypatch):  # type:
     shown = CliRunner().invoke(cli, ["campaigns", "funnel", str(campaign_id)])
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output)["audience"] == occurrence["audience"]
+    huge = CliRunner().invoke(cli, ["campaigns", "funnel", str(2**64)])  # refused by the option, not the driver
+    assert huge.exit_code == 2 and "is not in the range" in huge.output
     missing = CliRunner().invoke(cli, ["campaigns", "funnel", str(campaign_id + 100)])
     assert missing.exit_code != 0 and f"campaign {campaign_id + 100} not found" in str(missing.exception)
 
