@@ -400,7 +400,7 @@ def _produce(
 
     from mo.campaigns.templates import TemplateError, context_for, render
     from mo.channels.messages import new_send, produce_sends
-    from mo.serving_store.redis_store import read_profile
+    from mo.serving_store.redis_store import read_profiles
 
     with engine.connect() as conn:
         rows = unsent(conn, row.id, occurrence)
@@ -410,14 +410,15 @@ def _produce(
     produced = 0
     for part in chunks(rows, PRODUCE_CHUNK):
         messages, failed = [], []
+        profiles: dict[int, tuple[str, dict[str, Any]]] = {}
+        if redis_client is not None:  # the chunk's profiles in one round trip
+            try:
+                profiles = read_profiles(redis_client, (r.customer_id for r in part), prefix=settings.redis_prefix)
+            except redis.RedisError:
+                profiles = {}
         for ledger in part:
-            profile = None
-            if redis_client is not None:
-                try:
-                    found = read_profile(redis_client, ledger.customer_id, prefix=settings.redis_prefix)
-                    profile = found[1] if found else None
-                except redis.RedisError:
-                    profile = None
+            found = profiles.get(int(ledger.customer_id))
+            profile = found[1] if found else None
             try:
                 rendered = render(documents[ledger.channel], context_for(campaign, product, profile))
             except (TemplateError, KeyError) as exc:
