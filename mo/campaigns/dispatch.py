@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -398,7 +398,8 @@ def _produce(
     customer is recorded failed with the reason, not sent."""
     import redis
 
-    from mo.campaigns.templates import TemplateError, context_for, render
+    from mo.campaigns.templates import TemplateError, context_for, render, sms_links
+    from mo.channels.links import LinkError, check_target, store_short_links
     from mo.channels.messages import new_send, produce_sends
     from mo.serving_store.redis_store import read_profiles
 
@@ -416,15 +417,27 @@ def _produce(
                 profiles = read_profiles(redis_client, (r.customer_id for r in part), prefix=settings.redis_prefix)
             except redis.RedisError:
                 profiles = {}
+        ready = []
         for ledger in part:
             found = profiles.get(int(ledger.customer_id))
             profile = found[1] if found else None
             try:
-                rendered = render(documents[ledger.channel], context_for(campaign, product, profile))
-            except (TemplateError, KeyError) as exc:
+                rendered = render(documents[ledger.channel], context_for(campaign, product, profile, settings))
+                targets = sms_links(rendered.payload) if ledger.channel == "sms" else {}
+                for url in targets.values():
+                    check_target(url, settings)
+            except (TemplateError, LinkError, KeyError) as exc:
                 failed.append((ledger, f"template not rendered for this customer: {exc}"[:1000]))
                 continue
-            payload = tracked(rendered.payload, ledger.channel, ledger.message_id, settings)
+            ready.append((ledger, rendered, targets))
+        # SMS links become short codes, stored before any message carrying one is produced
+        wanted = [(ledger.message_id, url) for ledger, _, targets in ready for url in targets.values()]
+        codes: dict[tuple[str, str], str] = {}
+        if wanted:
+            with engine.begin() as conn:
+                codes = store_short_links(conn, wanted, settings)
+        for ledger, rendered, _ in ready:
+            payload = tracked(rendered.payload, ledger.channel, ledger.message_id, settings, codes)
             messages.append(
                 new_send(
                     ledger_id=ledger.id, touch_key=ledger.touch_key, customer_id=ledger.customer_id,
@@ -448,18 +461,29 @@ def _produce(
     return produced
 
 
-def tracked(payload: dict[str, Any], channel: str, message_id: str, settings: Any) -> dict[str, Any]:
-    """The payload with its link replaced by the serving API's signed redirect (/v1/t/{token}), so a click is
-    recorded against this message: WeChat's ``url``, a push's ``extras.url``. An SMS keeps its link as written:
-    a provider caps each variable (35 characters), too short for a signed token; SMS clicks need a short-link
-    service in front of the redirect."""
-    from mo.channels.links import tracked_url
+def tracked(
+    payload: dict[str, Any], channel: str, message_id: str, settings: Any,
+    short_codes: Mapping[tuple[str, str], str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The payload with its links replaced by the serving API's redirect (/v1/t/...), so a click is recorded
+    against this message: WeChat's ``url`` and a push's ``extras.url`` with a signed token; an SMS's link variables
+    with their short link (``short_codes``: (message id, target) -> code, stored by
+    mo.channels.links.store_short_links), since a provider caps each variable at 35 characters."""
+    from mo.campaigns.templates import sms_links
+    from mo.channels.links import short_url, tracked_url
 
     if channel == "wechat" and payload.get("url"):
         return {**payload, "url": tracked_url(message_id, str(payload["url"]), settings)}
     extras = payload.get("extras")
     if channel == "push" and isinstance(extras, dict) and extras.get("url"):
         return {**payload, "extras": {**extras, "url": tracked_url(message_id, str(extras["url"]), settings)}}
+    targets = sms_links(payload) if channel == "sms" else {}
+    if targets:
+        codes = short_codes or {}
+        params = dict(payload["template_param"])
+        for name, url in targets.items():
+            params[name] = short_url(codes[(message_id, url)], settings)
+        return {**payload, "template_param": params}
     return payload
 
 

@@ -513,6 +513,10 @@ class Sandbox:
             missing = [p for p in template.get("params", []) if p not in values]
             if missing:
                 return self._sms(action, client_msg_id, "isv.TEMPLATE_MISSING_PARAMETERS", f"模板缺少变量 {missing[0]}")
+            limit = sms.get("param_max_length")
+            too_long = [p for p, v in values.items() if limit and len(str(v)) > limit]
+            if too_long:
+                return self._sms(action, client_msg_id, "isv.PARAM_LENGTH_LIMIT", f"参数超过长度限制 {too_long[0]}")
             biz_id = f"{secrets.randbelow(10**15):015d}^0"
             body = {k: params[k] for k in ("PhoneNumbers", "SignName", "TemplateCode", "TemplateParam") if k in params}
             key = client_msg_id or f"auto-{biz_id}"
