@@ -14,7 +14,8 @@ A round (:func:`run_round`), run by the dispatcher worker (``mo campaigns dispat
    deferral, *in one batch across campaigns*, so that when campaigns compete for a customer's last contact slot
    priority decides, not which campaign the loop reached first (:func:`mo.campaigns.decision.decide_batch`, which
    appends the ledger rows; a touch already decided is skipped, so a rerun after a crash decides only the rest).
-5. **Send**: every ``send`` row of these occurrences without a delivery record yet is produced to Kafka
+5. **Send**: every ``send`` row of these occurrences without a delivery record yet is rendered from its customer's
+   published profile (read from Redis one pipeline per chunk) and produced to Kafka
    (``<prefix>.sends``, keyed by customer). Producing again after a crash is harmless: the channel worker records
    each message once and passes its id to the provider as the client message id.
 6. **Finish**: an occurrence whose every member has a final decision is ``done``; a one-off campaign is then
@@ -23,6 +24,12 @@ A round (:func:`run_round`), run by the dispatcher worker (``mo campaigns dispat
 
 Exactly once per (campaign, customer, occurrence) rests on the ledger's unique ``final_key`` and on the order
 above: nothing is produced before its decision is committed, and nothing is decided twice.
+
+One dispatcher decides at a time (:class:`DispatchLease`): contact caps are counted from the ledger, and two
+deciders racing over *different* touches of one customer could each see the other's slot as free. The lease is a
+row in ``dispatch_leases`` with its holder and expiry, taken or renewed before every round and every decision
+chunk; a second dispatcher started beside the first waits (its rounds do nothing) and takes over once the
+holder stops renewing (stopped, killed, or cut off from the database) for the lease's duration.
 """
 
 from __future__ import annotations
@@ -37,10 +44,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mo.campaigns.lifecycle import DUE_STATUSES
-from mo.oltp.campaign_tables import Campaign, CampaignAudience, CampaignOccurrence, Delivery, LedgerEntry
+from mo.oltp.campaign_tables import (
+    Campaign,
+    CampaignAudience,
+    CampaignOccurrence,
+    Delivery,
+    DispatcherLease,
+    LedgerEntry,
+)
 
 log = logging.getLogger("mo.campaigns.dispatch")
 
@@ -49,8 +64,66 @@ OCCURRENCES = cast(Table, CampaignOccurrence.__table__)
 AUDIENCE = cast(Table, CampaignAudience.__table__)
 LEDGER = cast(Table, LedgerEntry.__table__)
 DELIVERIES = cast(Table, Delivery.__table__)
+LEASES = cast(Table, DispatcherLease.__table__)
 DISPATCHER = "system:dispatcher"
 DECIDE_CHUNK = 5_000
+LEASE_NAME = "campaign-dispatcher"
+
+
+class DispatchLease:
+    """The one-dispatcher lease (see the module's docstring). ``hold()`` takes it when free or expired and renews
+    it when ours; False while another dispatcher holds it."""
+
+    def __init__(self, engine: Engine, *, ttl_s: float = 60.0, holder: str | None = None) -> None:
+        import socket
+        import uuid
+
+        self.engine, self.ttl = engine, ttl_s
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:128]
+        self.held = False
+
+    def hold(self, now: datetime | None = None) -> bool:
+        from datetime import timedelta
+
+        now = _naive(now or datetime.now(UTC))
+        until = now + timedelta(seconds=self.ttl)
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(LEASES)
+                .where(LEASES.c.name == LEASE_NAME, or_(LEASES.c.holder == self.holder, LEASES.c.expires_at <= now))
+                .values(holder=self.holder, expires_at=until, acquired_at=now)
+            ).rowcount
+            if not taken and conn.execute(select(LEASES.c.name).where(LEASES.c.name == LEASE_NAME)).first() is None:
+                try:
+                    with conn.begin_nested():
+                        values = {"name": LEASE_NAME, "holder": self.holder, "expires_at": until, "acquired_at": now}
+                        conn.execute(insert(LEASES).values(**values))
+                    taken = 1
+                except IntegrityError:  # another dispatcher created it first
+                    taken = 0
+        if bool(taken) != self.held:
+            log.info("dispatch lease %s by %s", "taken" if taken else "held elsewhere; waiting", self.holder)
+        self.held = bool(taken)
+        return self.held
+
+    def current(self) -> tuple[str, datetime] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(LEASES.c.holder, LEASES.c.expires_at).where(LEASES.c.name == LEASE_NAME)).first()
+        return None if row is None else (row.holder, row.expires_at)
+
+    def release(self) -> None:
+        """Give the lease up at a clean stop, so the next dispatcher need not wait for it to expire."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(LEASES)
+                .where(LEASES.c.name == LEASE_NAME, LEASES.c.holder == self.holder)
+                .values(expires_at=datetime(1970, 1, 1))
+            )
+        self.held = False
+
+
+class LeaseLost(RuntimeError):
+    """Another dispatcher holds the lease: this round stops before deciding more."""
 
 
 @dataclass
@@ -315,9 +388,12 @@ def run_round(
     *,
     producer: Any,
     now: datetime | None = None,
+    lease: DispatchLease | None = None,
 ) -> RoundReport:
     """One dispatch round (see the module's docstring). ``store``: the published serving store the audiences are
-    frozen from; ``producer``: a Kafka producer for the sends (mo.channels.messages.send_producer)."""
+    frozen from; ``producer``: a Kafka producer for the sends (mo.channels.messages.send_producer); ``lease``: the
+    one-dispatcher lease, held before the round and each decision chunk (without it, nothing is checked: one
+    process, as in tests). A round without the lease does nothing."""
     import redis
 
     from mo.campaigns.decision import ContactPolicy, Intent, decide_batch
@@ -326,6 +402,8 @@ def run_round(
 
     now = _naive(now or datetime.now(UTC))
     report = RoundReport()
+    if lease is not None and not lease.hold():
+        return report
     prefix = settings.redis_prefix
     try:
         with engine.connect() as conn:
@@ -376,6 +454,8 @@ def run_round(
     customers = sorted(by_customer)
     decided: Counter[int] = Counter()
     for part in chunks(customers, DECIDE_CHUNK):
+        if lease is not None and not lease.hold():
+            raise LeaseLost(f"dispatch lease lost to another dispatcher ({lease.current()}); round stopped")
         with engine.begin() as conn:
             for decision in decide_batch(
                 conn, redis_client, prefix, [i for c in part for i in by_customer[c]], now=now, policy=policy

@@ -26,6 +26,7 @@ decision reads consent evidence, open claims and complaints from the same databa
   TEMPLATESENDJOBFINISH names only the MsgID the worker learns from the send's answer; an SMS report can overtake
   the worker's write). Kept as received and applied once the ``sent`` row exists (mo/channels/receipts.py).
   Append-only: whether one was applied is read from ``contact_deliveries``.
+- ``dispatch_leases``: the lease that lets one dispatcher decide at a time (contact caps are exact only then).
 - ``short_links``: the short codes of tracked links in SMS texts (a provider caps a template variable at 35
   characters, too short for a signed token): code -> (message, target URL, expiry), redeemed by ``GET /v1/t/{code}``.
 """
@@ -227,6 +228,16 @@ class ShortLink(Base):
     expires_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
 
     __table_args__ = (Index("ix_short_links_message", "message_id"),)
+
+
+class DispatcherLease(Base):
+    """The one-dispatcher lease: which dispatcher may decide, until when (renewed every round and chunk)."""
+
+    __tablename__ = "dispatch_leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    acquired_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
 
 
 CAMPAIGN_TABLES = [

@@ -89,6 +89,7 @@ DISPATCH_WRITES: dict[str, tuple[str, ...]] = {
     "holdout_assignments": ("SELECT", "INSERT", "UPDATE"),  # INSERT ... ON DUPLICATE KEY UPDATE needs UPDATE
     "contact_deliveries": ("INSERT",),  # a send whose template cannot be rendered is recorded failed
     "short_links": ("SELECT", "INSERT"),  # the short codes of SMS tracked links (insert-missing)
+    "dispatch_leases": ("SELECT", "INSERT", "UPDATE"),  # one dispatcher decides at a time
     "audit_log": ("INSERT",),
     "outbox": ("INSERT",),  # campaign_status_changed
     # what a send decision rests on (hot records are refreshed from the same tables)

@@ -1,4 +1,5 @@
-"""receipts that overtake the worker's sent write, an index to find a WeChat receipt's message, SMS short links
+"""receipts that overtake the worker's sent write, an index to find a WeChat receipt's message, SMS short links,
+the one-dispatcher lease
 
 Revision ID: 0009
 Revises: 0008
@@ -46,9 +47,17 @@ def upgrade() -> None:
         sa.Column("expires_at", TIMESTAMP, nullable=False),
     )
     op.create_index("ix_short_links_message", "short_links", ["message_id"])
+    op.create_table(
+        "dispatch_leases",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("holder", sa.String(128), nullable=False),
+        sa.Column("expires_at", TIMESTAMP, nullable=False),
+        sa.Column("acquired_at", TIMESTAMP, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("dispatch_leases")
     op.drop_table("short_links")
     op.drop_table("early_receipts")
     op.drop_index("ix_contact_deliveries_provider_message", table_name="contact_deliveries")
