@@ -282,8 +282,13 @@ class _Contact:
 
 def _quiet(prefs: Mapping | None) -> tuple[time, time] | None:
     if prefs and prefs.get("quiet_start") and prefs.get("quiet_end"):
-        return time.fromisoformat(prefs["quiet_start"]), time.fromisoformat(prefs["quiet_end"])
+        return _quiet_hours(prefs["quiet_start"], prefs["quiet_end"])
     return None
+
+
+@lru_cache(maxsize=1024)
+def _quiet_hours(start: str, end: str) -> tuple[time, time]:
+    return time.fromisoformat(start), time.fromisoformat(end)
 
 
 # Every hash of a chunk in one reply, JSON-encoded by Redis: the pure-Python reply parser costs more per element
@@ -297,6 +302,9 @@ return cjson.encode(out)
 REDIS_KEYS_PER_CALL = 1000
 
 
+_CONSENT_FIELDS: dict[str, tuple[str, str]] = {}  # "consent:<channel>:<purpose>" -> (channel, purpose)
+
+
 def _contact_from_fields(cid: int, fields: Mapping[str, str]) -> _Contact | None:
     """The hot record's fields (as mo.hot_record.parse_record reads them), with the consent versions and the
     preferences' time zone; None when the record is unknown (not built, or a preference change pending)."""
@@ -307,11 +315,16 @@ def _contact_from_fields(cid: int, fields: Mapping[str, str]) -> _Contact | None
     complaints = []
     prefs = None
     for name, value in fields.items():
-        if name.startswith("consent:"):
+        key = _CONSENT_FIELDS.get(name)
+        if key is None and name.startswith("consent:"):
             _, channel, purpose = name.split(":", 2)
+            key = (channel, purpose)
+            if len(_CONSENT_FIELDS) < 1000:
+                _CONSENT_FIELDS[name] = key
+        if key is not None:
             status, _, version = value.rpartition("|")
-            consents[(channel, purpose)] = status
-            versions[(channel, purpose)] = int(version or 0)
+            consents[key] = status
+            versions[key] = int(version or 0)
         elif name.startswith("complaint:"):
             complaints.append(name[10:])
         elif name == "prefs":
@@ -735,6 +748,7 @@ class _Batch:
         self.risks: dict[tuple[str | None, str], tuple[str, bool]] = {}
         self.timings: dict[tuple, tuple[str | None, datetime | None, str]] = {}
         self.texts: dict[Any, str] = {}  # value -> its JSON text (statuses, origins, purposes; holdout parts)
+        self.names: dict[str, str] = {}  # channel -> its JSON text as a key ('"sms":')
         self.fields: dict[tuple, tuple[str, str]] = {}  # an intent's shared columns -> their COPY text
 
 
@@ -755,6 +769,11 @@ class _Shape:
             needs = -1 if cc in ADDRESSLESS else 1 if cc == "app_push" else 2 if cc == "wechat" else 0
             self.unique.append((c, (cc, purpose), _json_str(c) + ":", needs))
         self.needs = {u[0]: u[3] for u in self.unique}
+
+
+def _name(names: dict[str, str], key: str) -> str:
+    name = names[key] = _json_str(key) + ":"
+    return cast(str, name)
 
 
 def _text(batch: _Batch, value: Any) -> str:
@@ -876,7 +895,7 @@ def _late_pass(facts: _Facts, early: list[tuple[str, str, str, list[str]]],
                batch: _Batch) -> tuple[list[Decision], list[tuple], list[str]]:  # fmt: skip
     """Holdout, rolling caps (in priority order), quiet hours and the send window: the chunk's decisions, their
     ledger rows (as tuples for :func:`_row`) and, for PostgreSQL, their COPY lines."""
-    now, policy, texts, timings = batch.now, batch.policy, batch.texts, batch.timings
+    now, policy, timings = batch.now, batch.policy, batch.timings
     contacts = facts.contacts
     slots: dict[int, _Slots] = {}
     for cid in facts.marketing_ids:
@@ -886,7 +905,9 @@ def _late_pass(facts: _Facts, early: list[tuple[str, str, str, list[str]]],
             s.month += month
             s.channel_week[counted or ""] = week
         slots[cid] = s
-    redis_part = ',"redis":' + _json(facts.redis_problem) if facts.redis_problem else ""
+    consent_end = (',"redis":' + _json(facts.redis_problem) if facts.redis_problem else "") + "}"
+    heads: dict[str, str] = {}
+    names = batch.names
     todo = facts.todo
     keys = [(-i.priority, i.touch_key) for i, _ in todo]
     order = sorted(range(len(todo)), key=keys.__getitem__)
@@ -908,8 +929,10 @@ def _late_pass(facts: _Facts, early: list[tuple[str, str, str, list[str]]],
         marketing = purpose == "marketing"
         channel: str | None = None
         not_before: datetime | None = None
-        detail = ('{"purpose":' + (texts.get(purpose) or _text(batch, purpose)) + ',"consent":{' + consent
-                  + redis_part + "}" + tail)  # fmt: skip
+        head = heads.get(purpose)
+        if head is None:
+            head = heads[purpose] = '{"purpose":' + _json(purpose) + ',"consent":{'
+        detail = head + consent + consent_end + tail
         if reason == "ok" and marketing and intent.product_line and intent.holdout_share is not None:
             assignment = assignments[(intent.product_line, cycles[(intent.product_line, cid)], cid)]
             detail += ',"holdout":' + _holdout_json(assignment, batch)
@@ -923,7 +946,7 @@ def _late_pass(facts: _Facts, early: list[tuple[str, str, str, list[str]]],
                 channels if len(channels) < 2 or len(set(channels)) == len(channels) else list(dict.fromkeys(channels))
             )
             detail += (',"counts":{"7d":' + _json(s.week) + ',"30d":' + _json(s.month) + ',"channel_7d":{'
-                       + ",".join([_json_str(c) + ":" + _json(week_of.get(c, 0)) for c in shown]) + "}"
+                       + ",".join([(names.get(c) or _name(names, c)) + _json(week_of.get(c, 0)) for c in shown]) + "}"
                        + ("" if push_limit is None else ',"max_push_per_week":' + _json(push_limit))
                        + '},"caps":' + batch.caps)  # fmt: skip
             if s.week >= cap_7d:

@@ -117,8 +117,8 @@ def assign(
     threshold = {share: int(share * BUCKETS) for share in set(share_of.values())}
     for start in range(0, len(keys), CHUNK):
         part = keys[start : start + CHUNK]
-        # PostgreSQL: insert first and learn from RETURNING which rows are new (one statement for a first
-        # sight); elsewhere: read, then insert what is missing.
+        # PostgreSQL: insert first, and read back only when some rows were there already (one statement for a
+        # first sight); elsewhere: read, then insert what is missing.
         found = {} if postgres else _read(conn, part)
         missing = [k for k in part if k not in found]
         if missing:
@@ -133,11 +133,12 @@ def assign(
                     held.append(bucket < threshold[share])
                     shares.append(share)
                     buckets.append(bucket)
-                ours = _insert_postgres(conn, now, lines, cycles, ids, held, shares, buckets)
-                for k, h, b, share in zip(missing, held, buckets, shares, strict=True):
-                    if k in ours:
+                if _insert_postgres(conn, now, lines, cycles, ids, held, shares, buckets) == len(missing):
+                    for k, h, b, share in zip(missing, held, buckets, shares, strict=True):
                         found[k] = Assignment(k[0], k[1], k[2], h, b, share)
-                lost = [k for k in missing if k not in ours] if len(ours) < len(missing) else []
+                    lost = []
+                else:  # a concurrent decider stored some first: what is stored, for all of them
+                    lost = missing
             else:
                 rows: list[dict[str, Any]] = []
                 for line, cycle, cid in missing:
@@ -168,14 +169,14 @@ _UNNEST_INSERT = text(
     "INSERT INTO holdout_assignments (product_line, cycle, customer_id, held_out, share, bucket, assigned_at) "
     "SELECT u.l, u.c, u.i, u.h, u.s, u.b, :at FROM unnest(CAST(:lines AS varchar[]), CAST(:cycles AS varchar[]), "
     "CAST(:ids AS bigint[]), CAST(:held AS boolean[]), CAST(:shares AS numeric[]), CAST(:buckets AS integer[])) "
-    "AS u(l, c, i, h, s, b) ON CONFLICT DO NOTHING RETURNING product_line, cycle, customer_id"
+    "AS u(l, c, i, h, s, b) ON CONFLICT DO NOTHING"
 )
 
 
-def _insert_postgres(conn: Connection, at: datetime, *columns: list) -> set[tuple[str, str, int]]:
+def _insert_postgres(conn: Connection, at: datetime, *columns: list) -> int:
     """One statement with the rows as arrays in their text form (far cheaper to send and parse than a VALUES list
-    or psycopg2's ARRAY[...] expressions); the keys this
-    call inserted come back, the others a concurrent decider stored first."""
+    or psycopg2's ARRAY[...] expressions); how many rows it inserted (the others a concurrent decider stored
+    first)."""
     lines, cycles, ids, held, shares, buckets = columns
     result = conn.execute(
         _UNNEST_INSERT,
@@ -189,7 +190,7 @@ def _insert_postgres(conn: Connection, at: datetime, *columns: list) -> set[tupl
             "buckets": pg_array(buckets),
         },
     )
-    return {(line, cycle, int(cid)) for line, cycle, cid in result}
+    return int(result.rowcount)
 
 
 def _read(
