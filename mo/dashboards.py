@@ -375,6 +375,16 @@ def admin_login() -> tuple[str, str]:
     raise DashboardError("SUPERSET_ADMIN_PASSWORD is not set (and no development credentials under MO_HOME)")
 
 
+def login_hint(settings: Any) -> str:
+    """Where the Superset login is: the development credentials file's path (never the password), else the
+    environment variables it came from."""
+    creds = Path(settings.home) / "superset-demo-credentials.json"
+    if creds.exists() and not os.environ.get("SUPERSET_ADMIN_PASSWORD"):
+        user = json.loads(creds.read_text(encoding="utf-8"))["admin"]["username"]
+        return f"login: {user}, password in {creds}"
+    return "login: SUPERSET_ADMIN_USER / SUPERSET_ADMIN_PASSWORD"
+
+
 def reader_url(settings: Any) -> str:
     """The analytics store as Superset should read it: SUPERSET_ANALYTICS_URL (a read-only login, e.g. the stack's
     analytics_reader), else the store the marts are published to."""
