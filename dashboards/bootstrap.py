@@ -1,6 +1,7 @@
 """Superset's side of `make dashboards`: run with Superset's own Python (dashboards/.venv), inside its app.
 
-    python dashboards/bootstrap.py setup [--bundle DIR] [--users]  # everything below in one process
+    python dashboards/bootstrap.py setup [--bundle DIR | --render BUNDLE] [--users]  # everything below, one process
+    python dashboards/bootstrap.py render --bundle-source BUNDLE --out DIR   # the import zips (compose stack)
     python dashboards/bootstrap.py init        # metadata DB migrations, permissions, the admin, the roles
     python dashboards/bootstrap.py security    # after an import: grants on the Analytics database
     python dashboards/bootstrap.py add-user --username U --role analyst [--org N]   # password: stdin
@@ -8,6 +9,11 @@
 `setup` runs the migrations, init, the import of a bundle rendered by `mo dashboards render` (password of the
 analytics database, if any, in MO_ANALYTICS_DB_PASSWORD), security, and with --users the accounts given as
 JSON lines on stdin ({"username", "role", "org", "password"}): one Superset start instead of five.
+
+`--render BUNDLE` (the compose stack's superset container, which has no platform environment) renders
+dashboards/bundles here with the platform's own renderer (mo/dashboards.py, importable with Superset's
+packages; the image carries it on PYTHONPATH): the analytics database from SUPERSET_ANALYTICS_URL, its password
+kept in memory for the import, never written into a zip.
 
 The product's roles (serving/app/core/roles.py) as Superset roles:
 - admin     -> Superset's Admin;
@@ -162,8 +168,28 @@ def import_bundle(app, folder: Path) -> None:
     print(f"superset: imported the bundle from {folder}")
 
 
-def setup(archive: Path | None, users: bool) -> None:
+def render(bundle_source: Path, out: Path) -> None:
+    """Render the bundle for this install (see the module's docstring); sets MO_ANALYTICS_DB_PASSWORD."""
+    from mo.dashboards import analytics_connection, read_bundle, write_import_zips
+
+    url = os.environ.get("SUPERSET_ANALYTICS_URL")
+    if not url:
+        raise SystemExit("error: SUPERSET_ANALYTICS_URL is not set: the analytics database the bundle reads")
+    connection = analytics_connection(url)
+    out.mkdir(parents=True, exist_ok=True)
+    write_import_zips(read_bundle(bundle_source), connection, out)
+    if connection.password:
+        os.environ["MO_ANALYTICS_DB_PASSWORD"] = connection.password
+    print(f"superset: rendered {bundle_source} for {connection.uri}")
+
+
+def setup(archive: Path | None, users: bool, bundle_source: Path | None = None) -> None:
     accounts = [json.loads(line) for line in sys.stdin if line.strip()] if users else []
+    if bundle_source is not None:
+        import tempfile
+
+        archive = Path(tempfile.mkdtemp(prefix="mo-bundle-"))
+        render(bundle_source, archive)
     app = _app()
     init(app)
     if archive is not None:
@@ -255,7 +281,11 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     setup_parser = sub.add_parser("setup")
     setup_parser.add_argument("--bundle", type=Path, help="folder of the zips `mo dashboards` rendered")
+    setup_parser.add_argument("--render", type=Path, help="a bundle folder (dashboards/bundles) to render here")
     setup_parser.add_argument("--users", action="store_true")
+    render_parser = sub.add_parser("render")
+    render_parser.add_argument("--bundle-source", type=Path, required=True)
+    render_parser.add_argument("--out", type=Path, required=True)
     sub.add_parser("init")
     sub.add_parser("security")
     add = sub.add_parser("add-user")
@@ -264,7 +294,9 @@ def main() -> None:
     add.add_argument("--org", type=int)
     args = parser.parse_args()
     if args.command == "setup":
-        setup(args.bundle, args.users)
+        setup(args.bundle, args.users, args.render)
+    elif args.command == "render":
+        render(args.bundle_source, args.out)
     elif args.command == "init":
         init()
     elif args.command == "security":

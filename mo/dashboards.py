@@ -31,9 +31,11 @@ import requests
 import yaml
 from sqlalchemy.engine import make_url
 
-from mo.config import REPO_ROOT
 from mo.errors import MoError
 
+# Not from mo.config (pydantic-settings): Superset's environment imports this module too, to render the bundle
+# in the compose stack's superset container (dashboards/bootstrap.py setup --render).
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_DIR = REPO_ROOT / "dashboards" / "bundles"
 URI_PLACEHOLDER = "${MO_ANALYTICS_URL}"
 SCHEMA = "analytics"
@@ -223,6 +225,15 @@ def render_bundle(
 def render_steps(files: dict[str, Any], connection: Connection) -> list[tuple[str, bytes, dict[str, str]]]:
     """(API resource, zip, passwords) per import step, in dependency order."""
     return [(resource, *render_bundle(files, connection, kind, folders)) for resource, kind, folders in IMPORT_STEPS]
+
+
+def write_import_zips(files: dict[str, Any], connection: Connection, folder: Path) -> list[Path]:
+    """The import zips dashboards/bootstrap.py reads (``<n>-<kind>.zip``, in dependency order), no password in any."""
+    paths = []
+    for n, (resource, archive, _) in enumerate(render_steps(files, connection), start=1):
+        paths.append(folder / f"{n}-{resource}.zip")
+        paths[-1].write_bytes(archive)
+    return paths
 
 
 def canonical(files: dict[str, Any], connection_uri: str | None = None) -> dict[str, Any]:
@@ -451,9 +462,8 @@ def setup_superset(
     check_bundle(files)
     connection = analytics_connection(analytics_url or reader_url(settings))
     with tempfile.TemporaryDirectory() as tmp:
-        for n, (resource, archive, _) in enumerate(render_steps(files, connection), start=1):
-            (Path(tmp) / f"{n}-{resource}.zip").write_bytes(archive)
         path = Path(tmp)
+        write_import_zips(files, connection, path)
         extra = {"MO_ANALYTICS_DB_PASSWORD": connection.password} if connection.password else {}
         args = [str(python), str(REPO_ROOT / "dashboards" / "bootstrap.py"), "setup", "--bundle", str(path)]
         if users:
