@@ -838,6 +838,17 @@ def dashboards_audit_sync(every: int | None) -> None:
         time.sleep(every)
 
 
+@dashboards.command("sync-users")
+def dashboards_sync_users() -> None:
+    """Create, update and deactivate Superset users from the serving API's accounts (audited; no password copied)."""
+    from mo.dashboards_users import sync_users
+
+    changes = sync_users(get_settings())
+    click.echo(
+        "\n".join(json.dumps(c, ensure_ascii=False) for c in changes) if changes else "Superset's users are up to date"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, standalone_mode=False)

@@ -176,7 +176,9 @@ def _log_entry(row: Any, people: dict, dashboards: dict, charts: dict) -> dict[s
         name, resource = "dashboards.view", f"dashboard {row.dashboard_id} {dashboards.get(row.dashboard_id, '?')}"
         detail = None
     elif action in EXPORT_ACTIONS:
-        name, resource, detail = "dashboards.export", f"{action} {path}", None
+        ids = payload.get("rison")  # the exported objects' ids (dashboards, charts, datasets)
+        name, resource = "dashboards.export", f"{action} {path}"
+        detail = f"ids {json.dumps(ids)[:200]}" if isinstance(ids, list) else None
     elif action in CHART_DATA_ACTIONS and result_format in ("csv", "xlsx"):
         name, detail = "dashboards.export", f"chart data as {result_format}"
         resource = f"chart {row.slice_id} {charts.get(row.slice_id, '?')}" if row.slice_id else f"chart data {path}"

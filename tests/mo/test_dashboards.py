@@ -354,3 +354,92 @@ def test_the_ui_switches_between_chinese_and_english_and_titles_show_in_both(bro
         assert _chart_errors(page) == [] and errors == []
     finally:
         page.close()
+
+
+# --- users from the serving API's accounts --------------------------------------------------------------------
+
+
+def _superset_users(dashboards) -> dict[str, tuple[bool, set[str]]]:
+    engine = create_engine(f"sqlite:///{dashboards.home / 'superset' / 'superset.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT u.username, u.active, r.name FROM ab_user u LEFT JOIN ab_user_role ur ON ur.user_id = u.id "
+                "LEFT JOIN ab_role r ON r.id = ur.role_id"
+            )
+        ).all()
+    engine.dispose()
+    users: dict[str, tuple[bool, set[str]]] = {}
+    for username, active, role in rows:
+        users.setdefault(username, (bool(active), set()))[1].add(role)
+    return users
+
+
+def test_sync_users_follows_the_serving_accounts_audited_and_copies_no_password(dashboards):
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from mo.dashboards_users import sync_users
+    from mo.oltp.api_tables import StaffUser
+
+    staff = StaffUser.__table__
+    source = make_engine(dashboards.source_url)
+    now = datetime(2026, 1, 1)
+    accounts = [
+        ("sync_analyst", "analyst", dashboards.branch_id, False),
+        ("sync_marketer", "marketer", None, False),
+        ("sync_handler", "claims_handler", None, False),  # no dashboards for this role
+        ("sync_gone", "analyst", None, True),  # disabled in the serving API
+        ("sync_steady", "analyst", None, False),  # unchanged between the two runs: nothing done, nothing audited
+    ]
+    with source.begin() as conn:
+        conn.execute(
+            staff.insert(),
+            [
+                {"username": u, "display_name": u.title(), "password_hash": "$argon2id$not-a-superset-hash",
+                 "role": r, "org_id": o, "disabled": d, "failed_logins": 0, "created_at": now, "updated_at": now}
+                for u, r, o, d in accounts
+            ],
+        )  # fmt: skip
+    settings = SimpleNamespace(home=dashboards.home, resolved_source_url=dashboards.source_url)
+    try:
+        first = sync_users(settings, actor="test")
+        assert sorted((c["username"], c["change"]) for c in first) == [
+            ("sync_analyst", "created"),
+            ("sync_marketer", "created"),
+            ("sync_steady", "created"),
+        ]
+        users = _superset_users(dashboards)
+        assert users["sync_analyst"] == (True, {"mo_analyst", f"mo_org_{dashboards.branch_id}"})
+        assert users["sync_marketer"] == (True, {"mo_marketer"})
+        assert "sync_handler" not in users and "sync_gone" not in users
+        assert users["analyst_branch"][0] and users["marketer"][0]  # users made by hand are left alone
+        with pytest.raises(Exception, match="refused the login"):  # no password was copied or is known
+            dashboards.client(("sync_analyst", "$argon2id$not-a-superset-hash"))
+
+        with source.begin() as conn:
+            conn.execute(staff.update().where(staff.c.username == "sync_marketer").values(disabled=True))
+            conn.execute(staff.update().where(staff.c.username == "sync_analyst").values(role="marketer", org_id=None))
+        second = sync_users(settings, actor="test")
+        assert sorted((c["username"], c["change"]) for c in second) == [
+            ("sync_analyst", "updated roles"),
+            ("sync_marketer", "disabled"),
+        ]
+        users = _superset_users(dashboards)
+        assert users["sync_analyst"] == (True, {"mo_marketer"}) and users["sync_marketer"][0] is False
+        assert users["sync_steady"] == (True, {"mo_analyst"})
+
+        with source.connect() as conn:
+            audited = conn.execute(
+                text("SELECT actor, resource, detail FROM audit_log WHERE action = 'dashboards.user_sync' ORDER BY id")
+            ).all()
+        assert [(a.actor, a.resource) for a in audited] == [
+            ("cli:test", "superset user sync_analyst"),
+            ("cli:test", "superset user sync_marketer"),
+            ("cli:test", "superset user sync_steady"),
+            ("cli:test", "superset user sync_analyst"),
+            ("cli:test", "superset user sync_marketer"),
+        ]
+        assert audited[3].detail == "updated roles; role marketer; organisation None"
+    finally:
+        source.dispose()
