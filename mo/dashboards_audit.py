@@ -45,13 +45,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import Table, create_engine, insert, select, text
 from sqlalchemy.engine import Engine
 
 from mo.oltp.api_tables import AuditEntry
 from mo.pii import mask
 
-AUDIT = AuditEntry.__table__
+AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
 DETAIL_MAX = 1000  # the audit log's detail column
 SQL_TEXT_MAX = 700  # of the detail, for the SQL; the rest for the database, rows and the error
 BATCH = 2000
@@ -121,7 +121,7 @@ def _watermark(audit: Engine, kind: str) -> int:
 def _people(superset: Engine) -> dict[int, tuple[str, str | None]]:
     """Superset user id -> (username, product role)."""
     with superset.connect() as conn:
-        users = dict(conn.execute(text("SELECT id, username FROM ab_user")).all())
+        users: dict[int, str] = {r[0]: r[1] for r in conn.execute(text("SELECT id, username FROM ab_user"))}
         roles: dict[int, list[str]] = {}
         for user_id, name in conn.execute(
             text("SELECT ur.user_id, r.name FROM ab_user_role ur JOIN ab_role r ON r.id = ur.role_id")
@@ -137,7 +137,7 @@ def _people(superset: Engine) -> dict[int, tuple[str, str | None]]:
 
 def _names(superset: Engine, table: str, column: str) -> dict[int, str]:
     with superset.connect() as conn:
-        return dict(conn.execute(text(f"SELECT id, {column} FROM {table}")).all())  # noqa: S608 (fixed names)
+        return {r[0]: r[1] for r in conn.execute(text(f"SELECT id, {column} FROM {table}"))}  # noqa: S608 (fixed names)
 
 
 def _naive_utc(value: Any) -> datetime:

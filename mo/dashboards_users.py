@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from mo.dashboards import REPO_ROOT, SUPERSET_VENV, DashboardError, superset_env
-from mo.oltp.api_tables import AuditEntry, StaffUser
+from mo.dashboards_audit import AUDIT
+from mo.oltp.api_tables import StaffUser
 
 SYNCED_ROLES = ("analyst", "marketer", "admin")
 
@@ -83,7 +84,7 @@ def sync_users(settings: Any, *, actor: str | None = None) -> list[dict[str, Any
             request_id = f"dashboards-sync-users:{uuid.uuid4()}"
             with source.begin() as conn:
                 conn.execute(
-                    insert(AuditEntry.__table__),
+                    insert(AUDIT),
                     [
                         {
                             "at": at,

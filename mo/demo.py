@@ -431,7 +431,10 @@ def start_dashboards(settings, progress: Progress, port: int, status: dict | Non
     from mo.dashboards import setup_superset, start_superset, stop_superset
 
     with progress.step("dashboards: analytics marts published (schema analytics)") as result:
-        published = publish_analytics(settings, status_report=status, with_lake=True, published_by=getpass.getuser())
+        with_lake = bool(settings.catalog_uri) or (settings.lake_dir / "catalog.db").exists()  # as `mo dashboards up`
+        published = publish_analytics(
+            settings, status_report=status, with_lake=with_lake, published_by=getpass.getuser()
+        )
         result["detail"] = f"refresh {published.refresh_id} as of {published.as_of}"
     with progress.step("dashboards: Superset set up (metadata database, admin, roles, bundle)") as result:
         setup_superset(settings)
