@@ -9,6 +9,7 @@ MO_UPDATE_SCREENSHOTS=1).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from mo.config import REPO_ROOT
 from mo.dashboards import Superset, export_dashboards, import_dashboards, inventory, read_bundle
+from mo.oltp.db import make_engine
 from tests.dashboards_world import ANALYST_PASSWORD, MARKETER_PASSWORD, source_open_claims
 
 DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "images" / "dashboards"
