@@ -95,8 +95,8 @@ browser: ## Install the Chromium the browser tests drive (Debian packages; Playw
 lock: | $(UV) ## Re-resolve the pinned lock file after changing pyproject.toml
 	$(UV) pip compile -q pyproject.toml --extra dev -o requirements/platform.lock --python 3.11 --generate-hashes
 
-demo: env serving-env ## Generate a demo world, run the source_sync, events_ingest and build_profiles DAGs, print a summary, then start the serving API in the background and call it (tool logs: MO_HOME/logs)
-	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(PY) -m mo.demo --customers $(CUSTOMERS) --seed $(SEED) --days $(DAYS) --api-port $(SERVING_PORT)
+demo: env serving-env dashboards-env ## Generate a demo world, run the source_sync, events_ingest and build_profiles DAGs, print a summary, start the serving API in the background and call it, run a campaign, then publish the analytics marts and start Superset (DASHBOARDS_PORT) as make dashboards does (tool logs: MO_HOME/logs)
+	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(PY) -m mo.demo --customers $(CUSTOMERS) --seed $(SEED) --days $(DAYS) --api-port $(SERVING_PORT) --dashboards-port $(DASHBOARDS_PORT)
 
 serve: env serving-env ## The serving API on http://127.0.0.1:8000 (SERVING_PORT; docs at /docs) over the stores under MO_HOME, with the provider sandbox, a campaign dispatcher and a channel worker beside it (logs: MO_HOME/logs), until Ctrl-C or make serve-stop; in development it creates demo accounts (credentials: MO_HOME/serving-demo-credentials.json)
 	@$(SERVING_RUN) -m app.cli migrate
@@ -104,7 +104,7 @@ serve: env serving-env ## The serving API on http://127.0.0.1:8000 (SERVING_PORT
 	@echo "serving API: http://127.0.0.1:$(SERVING_PORT)  interactive docs: http://127.0.0.1:$(SERVING_PORT)/docs  (Ctrl-C stops it, the sandbox and the workers)"
 	@MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} MO=$(CURDIR)/$(MO) SERVING_PYTHON=$(CURDIR)/$(SERVING_VENV)/bin/python bash serving/serve-dev.sh
 
-serve-stop: env ## Stop what make serve runs (API, sandbox, dispatcher, channel worker), and the API and sandbox make demo left running
+serve-stop: env ## Stop what make serve runs (API, sandbox, dispatcher, channel worker), and the API, sandbox and Superset make demo left running
 	@servefile=$(MO_HOME)/serving/serve.pid; servepid=$$(cat $$servefile 2>/dev/null); \
 	if [ -n "$$servepid" ] && kill $$servepid 2>/dev/null; then \
 	  for _ in $$(seq 120); do [ -f $$servefile ] && kill -0 $$servepid 2>/dev/null || break; sleep 0.5; done; \
@@ -113,7 +113,8 @@ serve-stop: env ## Stop what make serve runs (API, sandbox, dispatcher, channel 
 	pidfile=$(MO_HOME)/serving/api.pid; \
 	if [ -f $$pidfile ] && kill $$(cat $$pidfile) 2>/dev/null; then rm -f $$pidfile; echo "serving API stopped"; \
 	else rm -f $$pidfile; echo "no serving API started by make demo is running"; fi; \
-	$(MO) channels sandbox stop
+	$(MO) channels sandbox stop; \
+	$(MO) dashboards down
 
 airflow: env ## Airflow UI, scheduler and workers with the project's DAGs on http://127.0.0.1:8080 until Ctrl-C (login MO_AIRFLOW_USER / MO_AIRFLOW_PASSWORD)
 	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(MO) airflow --port $(AIRFLOW_PORT)

@@ -1,13 +1,20 @@
 """Superset's side of `make dashboards`: run with Superset's own Python (dashboards/.venv), inside its app.
 
-    python dashboards/bootstrap.py setup [--bundle DIR] [--users]  # everything below in one process
+    python dashboards/bootstrap.py setup [--bundle DIR | --render BUNDLE] [--users]  # everything below, one process
+    python dashboards/bootstrap.py render --bundle-source BUNDLE --out DIR   # the import zips (compose stack)
     python dashboards/bootstrap.py init        # metadata DB migrations, permissions, the admin, the roles
     python dashboards/bootstrap.py security    # after an import: grants on the Analytics database
     python dashboards/bootstrap.py add-user --username U --role analyst [--org N]   # password: stdin
+    python dashboards/bootstrap.py sync-users   # the serving API's accounts as JSON lines on stdin
 
 `setup` runs the migrations, init, the import of a bundle rendered by `mo dashboards render` (password of the
 analytics database, if any, in MO_ANALYTICS_DB_PASSWORD), security, and with --users the accounts given as
 JSON lines on stdin ({"username", "role", "org", "password"}): one Superset start instead of five.
+
+`--render BUNDLE` (the compose stack's superset container, which has no platform environment) renders
+dashboards/bundles here with the platform's own renderer (mo/dashboards.py, importable with Superset's
+packages; the image carries it on PYTHONPATH): the analytics database from SUPERSET_ANALYTICS_URL, its password
+kept in memory for the import, never written into a zip.
 
 The product's roles (serving/app/core/roles.py) as Superset roles:
 - admin     -> Superset's Admin;
@@ -162,8 +169,28 @@ def import_bundle(app, folder: Path) -> None:
     print(f"superset: imported the bundle from {folder}")
 
 
-def setup(archive: Path | None, users: bool) -> None:
+def render(bundle_source: Path, out: Path) -> None:
+    """Render the bundle for this install (see the module's docstring); sets MO_ANALYTICS_DB_PASSWORD."""
+    from mo.dashboards import analytics_connection, read_bundle, write_import_zips
+
+    url = os.environ.get("SUPERSET_ANALYTICS_URL")
+    if not url:
+        raise SystemExit("error: SUPERSET_ANALYTICS_URL is not set: the analytics database the bundle reads")
+    connection = analytics_connection(url)
+    out.mkdir(parents=True, exist_ok=True)
+    write_import_zips(read_bundle(bundle_source), connection, out)
+    if connection.password:
+        os.environ["MO_ANALYTICS_DB_PASSWORD"] = connection.password
+    print(f"superset: rendered {bundle_source} for {connection.uri}")
+
+
+def setup(archive: Path | None, users: bool, bundle_source: Path | None = None) -> None:
     accounts = [json.loads(line) for line in sys.stdin if line.strip()] if users else []
+    if bundle_source is not None:
+        import tempfile
+
+        archive = Path(tempfile.mkdtemp(prefix="mo-bundle-"))
+        render(bundle_source, archive)
     app = _app()
     init(app)
     if archive is not None:
@@ -250,25 +277,98 @@ def add_user(username: str, role_name: str, org_id: int | None, password: str, a
     print(f"superset: user {username!r} ({role_name}) sees {scope}")
 
 
+SYNCED = "serving account"  # the last name that marks a Superset user as one sync-users manages
+
+
+def sync_users(accounts: list[dict], app=None) -> None:
+    """Make Superset's users follow the serving API's accounts (JSON lines: username, display_name, role, org,
+    active): create the missing ones with a random password nobody is told (passwords are never copied: the
+    person gets one with `mo dashboards add-user`), update roles and names, deactivate the users this sync made
+    whose account is gone or disabled. Superset's own admin and hand-made users are never touched. Prints one
+    ``mo-change {json}`` line per change; nothing when nothing changed (idempotent)."""
+    admin_user = os.environ.get("SUPERSET_ADMIN_USER", "admin")
+    app = app or _app()
+    with app.app_context():
+        from superset import security_manager as sm
+        from superset.extensions import db
+
+        role_names = {"admin": "Admin", "analyst": ANALYST, "marketer": MARKETER}
+        wanted = {a["username"]: a for a in accounts if a.get("active") and a.get("role") in role_names}
+        changes = []
+        database = None
+        for username, account in sorted(wanted.items()):
+            if username == admin_user:
+                continue  # Superset's own admin comes from its environment, not from the serving accounts
+            roles = [sm.find_role(role_names[account["role"]])]
+            org = account.get("org")
+            if org is not None and account["role"] != "admin":
+                org_role = sm.find_role(f"mo_org_{org}") or sm.add_role(f"mo_org_{org}")
+                database = database or _database(db)
+                _org_filter(sm, db, org_role, int(org), database)
+                roles.append(org_role)
+            first = (account.get("display_name") or username)[:64]
+            user = sm.find_user(username=username)
+            if user is None:
+                user = sm.add_user(username, first, SYNCED, f"{username}@serving.accounts", roles,
+                                   password=secrets.token_urlsafe(32))  # fmt: skip
+                if not user:
+                    raise SystemExit(f"error: Superset could not create user {username!r}")
+                changes.append({"username": username, "change": "created", "role": account["role"], "org": org})
+                continue
+            if user.last_name != SYNCED:
+                print(f"superset: {username!r} exists and was not made by sync-users: left as it is")
+                continue
+            what = []
+            if {r.name for r in user.roles} != {r.name for r in roles}:
+                user.roles = roles
+                what.append("roles")
+            if not user.active:
+                user.active = True
+                what.append("enabled")
+            if user.first_name != first:
+                user.first_name = first
+                what.append("name")
+            if what:
+                changes.append({"username": username, "change": "updated " + ", ".join(what),
+                                "role": account["role"], "org": org})  # fmt: skip
+        for user in sm.get_all_users() if hasattr(sm, "get_all_users") else db.session.query(sm.user_model).all():
+            if user.last_name == SYNCED and user.active and user.username not in wanted:
+                user.active = False
+                changes.append({"username": user.username, "change": "disabled", "role": None, "org": None})
+        db.session.commit()
+    for change in changes:
+        print("mo-change " + json.dumps(change))
+    print(f"superset: {len(wanted)} serving accounts for Superset, {len(changes)} changes")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     setup_parser = sub.add_parser("setup")
     setup_parser.add_argument("--bundle", type=Path, help="folder of the zips `mo dashboards` rendered")
+    setup_parser.add_argument("--render", type=Path, help="a bundle folder (dashboards/bundles) to render here")
     setup_parser.add_argument("--users", action="store_true")
+    render_parser = sub.add_parser("render")
+    render_parser.add_argument("--bundle-source", type=Path, required=True)
+    render_parser.add_argument("--out", type=Path, required=True)
     sub.add_parser("init")
     sub.add_parser("security")
     add = sub.add_parser("add-user")
     add.add_argument("--username", required=True)
     add.add_argument("--role", required=True, choices=["admin", "analyst", "marketer"])
     add.add_argument("--org", type=int)
+    sub.add_parser("sync-users")
     args = parser.parse_args()
     if args.command == "setup":
-        setup(args.bundle, args.users)
+        setup(args.bundle, args.users, args.render)
+    elif args.command == "render":
+        render(args.bundle_source, args.out)
     elif args.command == "init":
         init()
     elif args.command == "security":
         security()
+    elif args.command == "sync-users":
+        sync_users([json.loads(line) for line in sys.stdin if line.strip()])
     else:
         add_user(args.username, args.role, args.org, sys.stdin.readline().rstrip("\n"))
 

@@ -763,7 +763,7 @@ def dashboards_publish(lake: bool | None, as_of) -> None:
 def dashboards_up(port: int, publish: bool, users_file: Path | None) -> None:
     """Publish the marts, set Superset up (metadata DB, admin, roles, bundle, grants) and serve it in the background."""
     from mo.analytics import publish_analytics
-    from mo.dashboards import setup_superset, start_superset
+    from mo.dashboards import login_hint, setup_superset, start_superset
 
     settings = get_settings()
     if publish:
@@ -777,13 +777,7 @@ def dashboards_up(port: int, publish: bool, users_file: Path | None) -> None:
         users = [json.loads(line) for line in users_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     setup_superset(settings, users=users)
     url = start_superset(settings, port=port)
-    creds = settings.home / "superset-demo-credentials.json"
-    login = (
-        f"login: admin, password in {creds}"
-        if creds.exists()
-        else "login: SUPERSET_ADMIN_USER / SUPERSET_ADMIN_PASSWORD"
-    )
-    click.echo(f"Superset: {url}/dashboard/list/  ({login}; `make dashboards-stop` stops it)")
+    click.echo(f"Superset: {url}/dashboard/list/  ({login_hint(settings)}; `make dashboards-stop` stops it)")
 
 
 @dashboards.command("down")
@@ -837,6 +831,32 @@ def dashboards_add_user(username: str, role: str, org: int | None) -> None:
     password = os.environ.get("MO_SUPERSET_USER_PASSWORD") or click.prompt("password", hide_input=True)
     setup_superset(get_settings(), users=[{"username": username, "role": role, "org": org, "password": password}])
     click.echo(f"user {username} ({role}{f', organisation {org}' if org else ''}) ready")
+
+
+@dashboards.command("audit-sync")
+@click.option("--every", type=click.IntRange(5, 3600), default=None, help="Repeat every N seconds until stopped")
+def dashboards_audit_sync(every: int | None) -> None:
+    """Copy Superset's dashboard views, SQL Lab queries and exports into the platform's audit log (idempotent)."""
+    import time
+
+    from mo.dashboards_audit import sync_audit_for
+
+    while True:
+        _echo_json(sync_audit_for(get_settings()).as_dict())
+        if every is None:
+            return
+        time.sleep(every)
+
+
+@dashboards.command("sync-users")
+def dashboards_sync_users() -> None:
+    """Create, update and deactivate Superset users from the serving API's accounts (audited; no password copied)."""
+    from mo.dashboards_users import sync_users
+
+    changes = sync_users(get_settings())
+    click.echo(
+        "\n".join(json.dumps(c, ensure_ascii=False) for c in changes) if changes else "Superset's users are up to date"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,9 +31,11 @@ import requests
 import yaml
 from sqlalchemy.engine import make_url
 
-from mo.config import REPO_ROOT
 from mo.errors import MoError
 
+# Not from mo.config (pydantic-settings): Superset's environment imports this module too, to render the bundle
+# in the compose stack's superset container (dashboards/bootstrap.py setup --render).
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_DIR = REPO_ROOT / "dashboards" / "bundles"
 URI_PLACEHOLDER = "${MO_ANALYTICS_URL}"
 SCHEMA = "analytics"
@@ -225,6 +227,15 @@ def render_steps(files: dict[str, Any], connection: Connection) -> list[tuple[st
     return [(resource, *render_bundle(files, connection, kind, folders)) for resource, kind, folders in IMPORT_STEPS]
 
 
+def write_import_zips(files: dict[str, Any], connection: Connection, folder: Path) -> list[Path]:
+    """The import zips dashboards/bootstrap.py reads (``<n>-<kind>.zip``, in dependency order), no password in any."""
+    paths = []
+    for n, (resource, archive, _) in enumerate(render_steps(files, connection), start=1):
+        paths.append(folder / f"{n}-{resource}.zip")
+        paths[-1].write_bytes(archive)
+    return paths
+
+
 def canonical(files: dict[str, Any], connection_uri: str | None = None) -> dict[str, Any]:
     """An export made canonical: placeholders back in, per-install ids renumbered or dropped."""
     out: dict[str, Any] = {}
@@ -375,6 +386,16 @@ def admin_login() -> tuple[str, str]:
     raise DashboardError("SUPERSET_ADMIN_PASSWORD is not set (and no development credentials under MO_HOME)")
 
 
+def login_hint(settings: Any) -> str:
+    """Where the Superset login is: the development credentials file's path (never the password), else the
+    environment variables it came from."""
+    creds = Path(settings.home) / "superset-demo-credentials.json"
+    if creds.exists() and not os.environ.get("SUPERSET_ADMIN_PASSWORD"):
+        user = json.loads(creds.read_text(encoding="utf-8"))["admin"]["username"]
+        return f"login: {user}, password in {creds}"
+    return "login: SUPERSET_ADMIN_USER / SUPERSET_ADMIN_PASSWORD"
+
+
 def reader_url(settings: Any) -> str:
     """The analytics store as Superset should read it: SUPERSET_ANALYTICS_URL (a read-only login, e.g. the stack's
     analytics_reader), else the store the marts are published to."""
@@ -441,9 +462,8 @@ def setup_superset(
     check_bundle(files)
     connection = analytics_connection(analytics_url or reader_url(settings))
     with tempfile.TemporaryDirectory() as tmp:
-        for n, (resource, archive, _) in enumerate(render_steps(files, connection), start=1):
-            (Path(tmp) / f"{n}-{resource}.zip").write_bytes(archive)
         path = Path(tmp)
+        write_import_zips(files, connection, path)
         extra = {"MO_ANALYTICS_DB_PASSWORD": connection.password} if connection.password else {}
         args = [str(python), str(REPO_ROOT / "dashboards" / "bootstrap.py"), "setup", "--bundle", str(path)]
         if users:

@@ -12,6 +12,11 @@ through the whole path (a marketer drafts it, an approver approves it, the dispa
 channel worker delivers through the provider sandbox, receipts come back to the API) and printing its funnel
 and the URL of the interactive docs. The API and the sandbox keep running for you to try; `make serve-stop`
 stops them.
+
+Last, it publishes the analytics marts and brings Superset up as `make dashboards` does (`mo dashboards up`:
+metadata database, admin, roles, the bundle) and prints its URL and where the demo login is kept (the file's
+path, as for the serving API's demo accounts; never the password). A Superset that fails to start is reported on
+its own line after everything else the demo printed; `make dashboards-stop` (or `make serve-stop`) stops it.
 """
 
 from __future__ import annotations
@@ -416,6 +421,32 @@ def run_campaign(settings, progress: Progress, base: str) -> dict:  # type: igno
     return funnel
 
 
+def start_dashboards(settings, progress: Progress, port: int, status: dict | None = None) -> str:  # type: ignore[no-untyped-def]
+    """What `make dashboards` runs, on the demo's MO_HOME: publish the analytics marts, set Superset up, serve it
+    in the background (restarted when a previous demo left one running). ``status``: the demo's `mo status`
+    report (the platform health marts), else collected again. Returns its URL."""
+    import getpass
+
+    from mo.analytics import publish_analytics
+    from mo.dashboards import setup_superset, start_superset, stop_superset
+
+    with progress.step("dashboards: analytics marts published (schema analytics)") as result:
+        with_lake = bool(settings.catalog_uri) or (settings.lake_dir / "catalog.db").exists()  # as `mo dashboards up`
+        published = publish_analytics(
+            settings, status_report=status, with_lake=with_lake, published_by=getpass.getuser()
+        )
+        result["detail"] = f"refresh {published.refresh_id} as of {published.as_of}"
+    with progress.step("dashboards: Superset set up (metadata database, admin, roles, bundle)") as result:
+        setup_superset(settings)
+        result["detail"] = f"log {settings.home / 'logs' / 'superset-setup.log'}"
+    with progress.step(f"dashboards: Superset on 127.0.0.1:{port}") as result:
+        if stop_superset(settings):
+            result["detail"] = "restarted"
+        url = start_superset(settings, port=port)
+        result["detail"] = (result.get("detail", "") + f" log {settings.home / 'logs' / 'superset.log'}").strip()
+    return url
+
+
 def run_demo(customers: int, seed: int, days: int, progress: Progress, airflow_home: Path | None = None) -> dict:
     """The demo's steps, one progress line each (a line per task for the DAG runs), then the summary.
 
@@ -522,7 +553,16 @@ def run_demo(customers: int, seed: int, days: int, progress: Progress, airflow_h
     help="Port of the serving API started at the end",
 )
 @click.option("--no-api", is_flag=True, help="Do not start the serving API at the end")
-def main(customers: int, seed: int, days: int, api_port: int, no_api: bool) -> None:
+@click.option(
+    "--dashboards-port",
+    type=click.IntRange(min=1, max=65535),
+    default=8088,
+    show_default=True,
+    help="Port of the Superset started last",
+)
+@click.option("--no-dashboards", is_flag=True, help="Do not start Superset at the end")
+def main(customers: int, seed: int, days: int, api_port: int, no_api: bool, dashboards_port: int,
+         no_dashboards: bool) -> None:  # fmt: skip
     """Run the demo end to end: progress lines here, the tools' output (Spark, dbt, Airflow) in a log file."""
     try:
         settings = get_settings()
@@ -534,9 +574,12 @@ def main(customers: int, seed: int, days: int, api_port: int, no_api: bool) -> N
     click.echo(f"tool logs (Spark, dbt, Airflow): {progress.log_path}")
     failure: str | None = None
     api: str | None = None
+    dashboards: str | None = None
+    dashboards_failure: str | None = None
     with progress.capture():
+        status: dict | None = None
         try:
-            run_demo(customers, seed, days, progress)
+            status = run_demo(customers, seed, days, progress)
             if not no_api:
                 api = start_api(settings, progress, api_port)
                 run_campaign(settings, progress, api)
@@ -545,11 +588,29 @@ def main(customers: int, seed: int, days: int, api_port: int, no_api: bool) -> N
         except Exception as exc:  # an unexpected error: its traceback goes to the log, its message here
             traceback.print_exc()
             failure = f"{type(exc).__name__}: {exc}"
+        # Superset comes last and on its own: its failure is reported beside the rest, never instead of it.
+        if not no_dashboards and failure is None:
+            try:
+                dashboards = start_dashboards(settings, progress, dashboards_port, status)
+            except MoError as exc:
+                dashboards_failure = str(exc)
+            except Exception as exc:
+                traceback.print_exc()
+                dashboards_failure = f"{type(exc).__name__}: {exc}"
     click.echo(f"log: {progress.log_path}")
     if api is not None:
         click.echo(f"serving API running at {api}: interactive docs {api}/docs (stop it: make serve-stop)")
+    if dashboards is not None:
+        from mo.dashboards import login_hint
+
+        click.echo(
+            f"Superset running at {dashboards}/dashboard/list/ ({login_hint(settings)}; stop it: make dashboards-stop)"
+        )
     if failure is not None:
         click.echo(f"error: {failure}", err=True)
+    if dashboards_failure is not None:
+        click.echo(f"error: Superset did not start: {dashboards_failure}", err=True)
+    if failure is not None or dashboards_failure is not None:
         sys.exit(1)
 
 

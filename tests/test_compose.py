@@ -109,7 +109,11 @@ def test_services_are_exactly_the_documented_components(services: dict) -> None:
 
 
 def test_documented_images_are_the_ones_the_services_run(services: dict) -> None:
-    built_from = {"platform image": "docker/platform.Dockerfile", "serving image": "docker/serving.Dockerfile"}
+    built_from = {
+        "platform image": "docker/platform.Dockerfile",
+        "serving image": "docker/serving.Dockerfile",
+        "superset image": "docker/superset.Dockerfile",
+    }
     for name, image in documented_components().items():
         service = services[name]
         if image in built_from:
@@ -190,7 +194,11 @@ def allowed_by_dockerignore(path: str, ignore_file: Path) -> bool:
 
 def test_builds_use_existing_dockerfiles_and_only_allowed_inputs(services: dict) -> None:
     builds = {name: service["build"] for name, service in services.items() if "build" in service}
-    assert {b["dockerfile"] for b in builds.values()} == {"docker/platform.Dockerfile", "docker/serving.Dockerfile"}
+    assert {b["dockerfile"] for b in builds.values()} == {
+        "docker/platform.Dockerfile",
+        "docker/serving.Dockerfile",
+        "docker/superset.Dockerfile",
+    }
     for name, build in builds.items():
         context = REPO / build["context"]
         dockerfile = context / build["dockerfile"]
@@ -908,3 +916,60 @@ def test_entrypoint_turns_the_admin_password_into_a_private_file_and_drops_it(tm
     assert "AIRFLOW_ADMIN_PASSWORD" not in result.stdout, "the started process must not see the password"
     assert json.loads(passwords_file.read_text()) == {"admin": password}
     assert passwords_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_superset_runs_on_the_stacks_postgres_and_redis_and_imports_the_bundle_at_start(services: dict) -> None:
+    superset = services["superset"]
+    env = environment(superset)
+    assert (
+        env["SUPERSET_DATABASE_URL"].startswith("postgresql+psycopg2://superset:")
+        and "@postgres:5432/superset" in (env["SUPERSET_DATABASE_URL"])
+    )
+    assert env["SUPERSET_REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?") and env["SUPERSET_REDIS_URL"].endswith(
+        "@redis:6379/2"
+    )
+    assert env["SUPERSET_ANALYTICS_URL"].startswith("postgresql://analytics_reader:${ANALYTICS_READER_PASSWORD:?")
+    assert env["SUPERSET_ENVIRONMENT"] == "production"  # no development key or generated admin in the stack
+    for secret in ("SUPERSET_SECRET_KEY", "SUPERSET_ADMIN_PASSWORD"):
+        assert REQUIRED_INTERPOLATION.fullmatch(env[secret]), secret
+    command = " ".join(superset["command"])
+    assert "bootstrap.py setup --render /app/mo_dashboards/bundles" in command
+    assert command.index("bootstrap.py setup") < command.index("exec gunicorn")
+    assert set(superset["depends_on"]) == {"postgres", "redis"}
+    dockerfile = (REPO / "docker" / "superset.Dockerfile").read_text()
+    lock = (REPO / "dashboards" / "requirements.lock").read_text()
+    pinned = re.search(r"psycopg2-binary==(\S+)", dockerfile)
+    assert pinned and f"psycopg2-binary=={pinned[1]} " in lock, "the image's psycopg2 differs from Superset's lock"
+
+
+def test_the_superset_image_renders_the_bundle_with_superset_packages_only(tmp_path: Path) -> None:
+    """What the container runs at start, in Superset's own environment with only the files the image copies:
+    the import zips for the stack's analytics database, its password nowhere in them."""
+    python = REPO / "dashboards" / ".venv" / "bin" / "python"
+    if not python.exists():
+        pytest.skip("Superset's environment is missing (make dashboards-env)")
+    copied = tmp_path / "mo_platform" / "mo"
+    copied.mkdir(parents=True)
+    for name in ("__init__.py", "errors.py", "dashboards.py"):
+        shutil.copy(REPO / "mo" / name, copied / name)
+    out = tmp_path / "zips"
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(tmp_path / "mo_platform"),
+        "SUPERSET_ANALYTICS_URL": "postgresql://analytics_reader:reader-pw-123@postgres:5432/serving",
+    }
+    result = subprocess.run(
+        [str(python), str(REPO / "dashboards" / "bootstrap.py"), "render", "--bundle-source",
+         str(REPO / "dashboards" / "bundles"), "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    zips = sorted(p.name for p in out.iterdir())
+    assert zips == ["1-database.zip", "2-dataset.zip", "3-chart.zip", "4-dashboard.zip"]
+    for path in out.iterdir():
+        assert b"reader-pw-123" not in path.read_bytes()
+    import zipfile
+
+    with zipfile.ZipFile(out / "1-database.zip") as zf:
+        database = next(zf.read(n).decode() for n in zf.namelist() if "/databases/" in n)
+    assert "postgresql+psycopg2://analytics_reader:XXXXXXXXXX@postgres:5432/serving" in database

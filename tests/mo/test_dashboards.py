@@ -9,6 +9,7 @@ MO_UPDATE_SCREENSHOTS=1).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from mo.config import REPO_ROOT
 from mo.dashboards import Superset, export_dashboards, import_dashboards, inventory, read_bundle
+from mo.oltp.db import make_engine
 from tests.dashboards_world import ANALYST_PASSWORD, MARKETER_PASSWORD, source_open_claims
 
 DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "images" / "dashboards"
@@ -196,3 +199,176 @@ def test_the_customers_dashboard_renders(browser, dashboards, tmp_path):
         assert "客户 Customers" in page.inner_text("body")
     finally:
         page.close()
+
+
+# --- the platform's audit -------------------------------------------------------------------------------------
+
+
+def _superset_audit(dashboards) -> list[dict]:
+    engine = create_engine(dashboards.source_url)
+    with engine.connect() as conn:
+        rows = (
+            conn.execute(text("SELECT * FROM audit_log WHERE request_id LIKE 'superset:%' ORDER BY id"))
+            .mappings()
+            .all()
+        )
+    engine.dispose()
+    return [dict(r) for r in rows]
+
+
+def test_dashboard_views_sql_and_exports_reach_the_platform_audit_without_clear_pii(dashboards):
+    from mo.dashboards_audit import sync_audit
+
+    admin = dashboards.client()
+    analyst = dashboards.client(("analyst_branch", ANALYST_PASSWORD))
+    database_id = _database_id(admin)
+    claims = next(d for d in admin.list_all("dashboard") if d["dashboard_title"] == "理赔服务 Claims service")
+    analyst.get(f"/api/v1/dashboard/{claims['id']}")  # what the dashboard page asks for when it opens
+    phone, id_number = "13812345678", "11010519491231002X"
+    lookup = (
+        f"SELECT COUNT(*) AS n FROM claims_open WHERE status <> '张三丰' AND open_claims <> {phone} "
+        f"AND status <> '{id_number}'"
+    )
+    assert _sql(analyst, database_id, lookup).status_code == 200
+    assert _sql(analyst, database_id, "DELETE FROM claims_open").status_code >= 400
+    admin.get_bytes("/api/v1/dashboard/export/", q=f"!({claims['id']})")
+
+    audit = create_engine(dashboards.source_url)
+    superset = create_engine(f"sqlite:///{dashboards.home / 'superset' / 'superset.db'}")
+    try:
+        first = sync_audit(audit, superset)
+        assert first.copied["logs"] > 0 and first.copied["query"] >= 2
+        again = sync_audit(audit, superset)  # idempotent: nothing new, nothing copied twice
+        assert again.copied == {"logs": 0, "query": 0} and again.watermark == first.watermark
+    finally:
+        audit.dispose()
+        superset.dispose()
+
+    entries = _superset_audit(dashboards)
+    assert len({e["request_id"] for e in entries}) == len(entries)
+    mine = [e for e in entries if e["actor"] == "user:analyst_branch"]
+    views = [e for e in mine if e["action"] == "dashboards.view"]
+    assert views and views[-1]["resource"] == f"dashboard {claims['id']} 理赔服务 Claims service"
+    assert views[-1]["role"] == "analyst" and views[-1]["outcome"] == "ok"
+    sql = [e for e in mine if e["action"] == "dashboards.sql"]
+    looked_up = next(e for e in sql if "claims_open WHERE status" in e["detail"])
+    assert looked_up["outcome"] == "ok" and looked_up["resource"].startswith(f"database {database_id} Analytics")
+    assert "138****5678" in looked_up["detail"] and "'张**'" in looked_up["detail"]
+    assert "110***********002X" in looked_up["detail"] and "rows: 1" in looked_up["detail"]
+    deleted = next(e for e in sql if "DELETE FROM claims_open" in e["detail"])
+    assert deleted["outcome"] in ("denied", "invalid") and "error:" in deleted["detail"]
+    exports = [e for e in entries if e["action"] == "dashboards.export" and e["actor"] == "user:admin"]
+    assert any("DashboardRestApi.export" in e["resource"] for e in exports)
+    every_text = json.dumps(entries, default=str, ensure_ascii=False)
+    assert phone not in every_text and id_number not in every_text and "张三丰" not in every_text
+
+
+# --- Chinese and English UI -----------------------------------------------------------------------------------
+
+
+def test_the_ui_switches_between_chinese_and_english_and_titles_show_in_both(browser, dashboards, tmp_path):
+    page, errors = _open_dashboard(browser, dashboards, dashboards.admin, "customers", tmp_path / "customers-zh.png")
+    try:
+        for lang, menu, absent in (("en", "Dashboards", "看板"), ("zh", "看板", "Dashboards")):
+            page.goto(f"{dashboards.url}/lang/{lang}")
+            page.goto(f"{dashboards.url}/superset/dashboard/customers/")
+            page.wait_for_load_state("networkidle", timeout=90_000)
+            page.wait_for_function(DRAWN, timeout=90_000)
+            page.screenshot(path=str(tmp_path / f"customers-{lang}.png"), full_page=True)
+            menu_text = page.locator('[role="menubar"], .ant-menu, header').first.inner_text()
+            assert menu in menu_text and absent not in menu_text, (lang, menu_text[:300])
+            body = page.inner_text("body")
+            assert "客户 Customers" in body, (lang, body[:500])
+            assert "各渠道授权覆盖率 Consent coverage per channel" in body, (lang, body[:800])
+        assert _chart_errors(page) == [] and errors == []
+    finally:
+        page.close()
+
+
+# --- users from the serving API's accounts --------------------------------------------------------------------
+
+
+def _superset_users(dashboards) -> dict[str, tuple[bool, set[str]]]:
+    engine = create_engine(f"sqlite:///{dashboards.home / 'superset' / 'superset.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT u.username, u.active, r.name FROM ab_user u LEFT JOIN ab_user_role ur ON ur.user_id = u.id "
+                "LEFT JOIN ab_role r ON r.id = ur.role_id"
+            )
+        ).all()
+    engine.dispose()
+    users: dict[str, tuple[bool, set[str]]] = {}
+    for username, active, role in rows:
+        users.setdefault(username, (bool(active), set()))[1].add(role)
+    return users
+
+
+def test_sync_users_follows_the_serving_accounts_audited_and_copies_no_password(dashboards):
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from mo.dashboards_users import sync_users
+    from mo.oltp.api_tables import StaffUser
+
+    staff = StaffUser.__table__
+    source = make_engine(dashboards.source_url)
+    now = datetime(2026, 1, 1)
+    accounts = [
+        ("sync_analyst", "analyst", dashboards.branch_id, False),
+        ("sync_marketer", "marketer", None, False),
+        ("sync_handler", "claims_handler", None, False),  # no dashboards for this role
+        ("sync_gone", "analyst", None, True),  # disabled in the serving API
+        ("sync_steady", "analyst", None, False),  # unchanged between the two runs: nothing done, nothing audited
+    ]
+    with source.begin() as conn:
+        conn.execute(
+            staff.insert(),
+            [
+                {"username": u, "display_name": u.title(), "password_hash": "$argon2id$not-a-superset-hash",
+                 "role": r, "org_id": o, "disabled": d, "failed_logins": 0, "created_at": now, "updated_at": now}
+                for u, r, o, d in accounts
+            ],
+        )  # fmt: skip
+    settings = SimpleNamespace(home=dashboards.home, resolved_source_url=dashboards.source_url)
+    try:
+        first = sync_users(settings, actor="test")
+        assert sorted((c["username"], c["change"]) for c in first) == [
+            ("sync_analyst", "created"),
+            ("sync_marketer", "created"),
+            ("sync_steady", "created"),
+        ]
+        users = _superset_users(dashboards)
+        assert users["sync_analyst"] == (True, {"mo_analyst", f"mo_org_{dashboards.branch_id}"})
+        assert users["sync_marketer"] == (True, {"mo_marketer"})
+        assert "sync_handler" not in users and "sync_gone" not in users
+        assert users["analyst_branch"][0] and users["marketer"][0]  # users made by hand are left alone
+        with pytest.raises(Exception, match="refused the login"):  # no password was copied or is known
+            dashboards.client(("sync_analyst", "$argon2id$not-a-superset-hash"))
+
+        with source.begin() as conn:
+            conn.execute(staff.update().where(staff.c.username == "sync_marketer").values(disabled=True))
+            conn.execute(staff.update().where(staff.c.username == "sync_analyst").values(role="marketer", org_id=None))
+        second = sync_users(settings, actor="test")
+        assert sorted((c["username"], c["change"]) for c in second) == [
+            ("sync_analyst", "updated roles"),
+            ("sync_marketer", "disabled"),
+        ]
+        users = _superset_users(dashboards)
+        assert users["sync_analyst"] == (True, {"mo_marketer"}) and users["sync_marketer"][0] is False
+        assert users["sync_steady"] == (True, {"mo_analyst"})
+
+        with source.connect() as conn:
+            audited = conn.execute(
+                text("SELECT actor, resource, detail FROM audit_log WHERE action = 'dashboards.user_sync' ORDER BY id")
+            ).all()
+        assert [(a.actor, a.resource) for a in audited] == [
+            ("cli:test", "superset user sync_analyst"),
+            ("cli:test", "superset user sync_marketer"),
+            ("cli:test", "superset user sync_steady"),
+            ("cli:test", "superset user sync_analyst"),
+            ("cli:test", "superset user sync_marketer"),
+        ]
+        assert audited[3].detail == "updated roles; role marketer; organisation None"
+    finally:
+        source.dispose()
