@@ -430,8 +430,27 @@ def start_dashboards(settings, progress: Progress, port: int, status: dict | Non
     from mo.analytics import publish_analytics
     from mo.dashboards import setup_superset, start_superset, stop_superset
 
+    with_lake = bool(settings.catalog_uri) or (settings.lake_dir / "catalog.db").exists()  # as `mo dashboards up`
+    if with_lake:
+        # build_profiles ran before the campaign: its results and the marts over them are built again, as the next
+        # daily run would, so the Campaign operations dashboard shows the demo's campaign.
+        with progress.step("dashboards: campaign results and analytics marts rebuilt (dbt)") as result:
+            from sqlalchemy import select
+
+            from mo.oltp.db import make_engine
+            from mo.oltp.models import WorldClock
+            from mo.profiles import build_analytics, build_campaign_results
+
+            engine = make_engine(settings.resolved_source_url)
+            try:
+                with engine.connect() as conn:
+                    day = conn.execute(select(WorldClock.current_date)).scalar_one()
+            finally:
+                engine.dispose()
+            synced = build_campaign_results(settings, day)["synced"]
+            built = build_analytics(settings, day)
+            result["detail"] = f"new ledger rows ingested {synced.get('contact_ledger', 0):,}; analytics {built.get('nodes', {})}"
     with progress.step("dashboards: analytics marts published (schema analytics)") as result:
-        with_lake = bool(settings.catalog_uri) or (settings.lake_dir / "catalog.db").exists()  # as `mo dashboards up`
         published = publish_analytics(
             settings, status_report=status, with_lake=with_lake, published_by=getpass.getuser()
         )
