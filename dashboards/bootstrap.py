@@ -41,7 +41,7 @@ from pathlib import Path
 
 ANALYST, MARKETER = "mo_analyst", "mo_marketer"
 DATABASE = "Analytics"
-ORG_DATASETS = ("claims_open", "claims_sla_daily")
+ORG_DATASETS = ("claims_open", "claims_sla_daily", "recordings_review")
 MARKETER_DATASETS = ("customer_consent", "customer_lines")
 DEMO_CREDENTIALS = "superset-demo-credentials.json"
 
