@@ -449,7 +449,8 @@ def start_dashboards(settings, progress: Progress, port: int, status: dict | Non
                 engine.dispose()
             synced = build_campaign_results(settings, day)["synced"]
             built = build_analytics(settings, day)
-            result["detail"] = f"new ledger rows ingested {synced.get('contact_ledger', 0):,}; analytics {built.get('nodes', {})}"
+            ingested = synced.get("contact_ledger", 0)
+            result["detail"] = f"new ledger rows ingested {ingested:,}; analytics {built.get('nodes', {})}"
     with progress.step("dashboards: analytics marts published (schema analytics)") as result:
         published = publish_analytics(
             settings, status_report=status, with_lake=with_lake, published_by=getpass.getuser()
