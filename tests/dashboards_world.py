@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,6 +26,7 @@ WORLD_SEED = 7
 WORLD_START = date(2027, 1, 1)  # the history ends on 2026-12-31; one simulated day makes "today" 2027-01-01
 CAMPAIGN_START = datetime(2026, 11, 27, 9, 0, 0)
 PII_KEY = "test-key"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "images" / "dashboards"
 # Settings the session's other tests may have exported that would point this world elsewhere.
 FOREIGN_SETTINGS = ("MO_SOURCE_URL", "MO_CATALOG_URI", "MO_WAREHOUSE", "MO_SERVING_DB_URL", "MO_REDIS_URL",
                     "MO_SPARK_MASTER")  # fmt: skip
@@ -188,3 +190,57 @@ def stop_dashboards(dashboards: Dashboards) -> None:
         env=dashboards.env, timeout=120,
     )  # fmt: skip
     assert stop.stdout.strip() == "Superset stopped", stop.stdout + stop.stderr
+
+
+# --- in the browser (the session `browser` fixture: the machine's Chromium through Playwright) -------------
+
+
+DRAWN = """() => {
+    const slots = [...document.querySelectorAll('[data-test-chart-name]')];
+    return slots.length > 0
+        && document.querySelectorAll('[data-test="loading-indicator"], .loading').length === 0
+        && slots.every(s => s.querySelector('canvas, svg, table, .header-line, [role="alert"]'));
+}"""
+
+
+def open_dashboard(browser, dashboards: Dashboards, user: tuple[str, str], slug: str, shot: Path):
+    """Log in, open the dashboard, wait for every chart to draw; returns the page and the browser's errors."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1800}, locale="zh-CN")
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Superset 6.1's navigation bar always loads a telemetry pixel from an outside host (not configurable; the
+    # machine is offline): answer it with an empty image so that every other console error still fails the test.
+    page.route("https://apachesuperset.gateway.scarf.sh/**", lambda route: route.fulfill(status=204, body=""))
+    page.goto(f"{dashboards.url}/login/")
+    # The login form is drawn by React: typing before it has settled can be wiped by a re-render.
+    page.wait_for_load_state("networkidle", timeout=60_000)
+    page.fill("#username", user[0])
+    page.fill("#password", user[1])
+    assert page.input_value("#username") == user[0] and page.input_value("#password") == user[1]
+    page.keyboard.press("Enter")
+    try:
+        page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
+    except Exception as exc:
+        raise AssertionError(f"login of {user[0]} failed; the page says: {page.inner_text('body')[:500]}") from exc
+    page.goto(f"{dashboards.url}/superset/dashboard/{slug}/")
+    # The dashboard draws its charts, then draws them again once its native filters are ready: wait for the
+    # network to settle, then for every chart slot to hold a drawn chart and nothing to be loading.
+    page.wait_for_load_state("networkidle", timeout=90_000)
+    page.wait_for_function(DRAWN, timeout=90_000)
+    page.wait_for_load_state("networkidle", timeout=90_000)
+    page.wait_for_function(DRAWN, timeout=90_000)
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("MO_UPDATE_SCREENSHOTS"):
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, DOCS_SCREENSHOTS / shot.name)
+    return page, errors
+
+
+def chart_errors(page) -> list[str]:
+    return page.locator('[data-test-chart-name] [role="alert"], [data-test="error-alert"]').all_inner_texts()
+
+
+def big_number(page, name: str) -> int:
+    text_ = page.locator(f'[data-test-chart-name="{name}"] .header-line').inner_text()
+    return int(text_.replace(",", "").strip())
