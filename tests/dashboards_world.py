@@ -203,8 +203,12 @@ DRAWN = """() => {
 }"""
 
 
-def open_dashboard(browser, dashboards: Dashboards, user: tuple[str, str], slug: str, shot: Path):
-    """Log in, open the dashboard, wait for every chart to draw; returns the page and the browser's errors."""
+ECHARTS_ANIMATION_MS = 1500
+
+
+def open_dashboard(browser, dashboards: Dashboards, user: tuple[str, str], slug: str, shot: Path, query: str = ""):
+    """Log in, open the dashboard (``query``: URL parameters, e.g. native filter values), wait for every chart to
+    draw; returns the page and the browser's errors."""
     page = browser.new_page(viewport={"width": 1400, "height": 1800}, locale="zh-CN")
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -223,13 +227,15 @@ def open_dashboard(browser, dashboards: Dashboards, user: tuple[str, str], slug:
         page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
     except Exception as exc:
         raise AssertionError(f"login of {user[0]} failed; the page says: {page.inner_text('body')[:500]}") from exc
-    page.goto(f"{dashboards.url}/superset/dashboard/{slug}/")
+    page.goto(f"{dashboards.url}/superset/dashboard/{slug}/{query}")
     # The dashboard draws its charts, then draws them again once its native filters are ready: wait for the
     # network to settle, then for every chart slot to hold a drawn chart and nothing to be loading.
     page.wait_for_load_state("networkidle", timeout=90_000)
     page.wait_for_function(DRAWN, timeout=90_000)
     page.wait_for_load_state("networkidle", timeout=90_000)
     page.wait_for_function(DRAWN, timeout=90_000)
+    # ECharts animates a line from left to right after it is drawn: a picture taken at once shows it cut short.
+    page.wait_for_timeout(ECHARTS_ANIMATION_MS)
     page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("MO_UPDATE_SCREENSHOTS"):
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
