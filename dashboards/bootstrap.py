@@ -35,8 +35,13 @@ from pathlib import Path
 ANALYST, MARKETER = "mo_analyst", "mo_marketer"
 DATABASE = "Analytics"
 ORG_DATASETS = ("claims_open", "claims_sla_daily")
-MARKETER_DATASETS = ("customer_consent", "customer_lines", "campaign_funnel", "campaign_uplift",
-                     "campaign_contact_pressure")
+MARKETER_DATASETS = (
+    "customer_consent",
+    "customer_lines",
+    "campaign_funnel",
+    "campaign_uplift",
+    "campaign_contact_pressure",
+)
 DEMO_CREDENTIALS = "superset-demo-credentials.json"
 
 
