@@ -20,7 +20,8 @@ from tests.dashboards_world import big_number as _big_number
 from tests.dashboards_world import chart_errors as _chart_errors
 from tests.dashboards_world import open_dashboard as _open_dashboard
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# The first test also waits for the session world (build_profiles on a busy machine) and `make dashboards`.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 def test_make_dashboards_serves_superset_with_the_admin_from_a_private_file(dashboards):
