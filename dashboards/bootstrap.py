@@ -20,7 +20,7 @@ The product's roles (serving/app/core/roles.py) as Superset roles:
 - admin     -> Superset's Admin;
 - analyst   -> mo_analyst: Gamma (read dashboards and charts) + sql_lab + access to the Analytics database,
                whose allow_dml is off: SQL Lab can read, never write;
-- marketer  -> mo_marketer: Gamma + the customer datasets only (dashboards, no SQL Lab).
+- marketer  -> mo_marketer: Gamma + the customer and campaign datasets only (dashboards, no SQL Lab).
 An analyst of one organisation also gets mo_org_<id>, whose row-level security filter keeps the org-keyed
 analytics datasets to that organisation's subtree (``org_path LIKE '%/<id>/%'``); an analyst without it (head
 office) sees the whole company.
@@ -42,7 +42,13 @@ from pathlib import Path
 ANALYST, MARKETER = "mo_analyst", "mo_marketer"
 DATABASE = "Analytics"
 ORG_DATASETS = ("claims_open", "claims_sla_daily", "recordings_review")
-MARKETER_DATASETS = ("customer_consent", "customer_lines")
+MARKETER_DATASETS = (
+    "customer_consent",
+    "customer_lines",
+    "campaign_funnel",
+    "campaign_uplift",
+    "campaign_contact_pressure",
+)
 DEMO_CREDENTIALS = "superset-demo-credentials.json"
 
 

@@ -27,6 +27,7 @@ WORLD_SEED = 7
 # world's "today" 2026-01-01, in the past, as a real source's latest day is (the claims SLA's "today").
 CAMPAIGN_START = datetime(2025, 11, 27, 9, 0, 0)  # a Thursday: the touches run into the next ISO week and month
 PII_KEY = "test-key"
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "images" / "dashboards"
 # Settings the session's other tests may have exported that would point this world elsewhere.
 FOREIGN_SETTINGS = ("MO_SOURCE_URL", "MO_CATALOG_URI", "MO_WAREHOUSE", "MO_SERVING_DB_URL", "MO_REDIS_URL",
                     "MO_SPARK_MASTER")  # fmt: skip
@@ -192,9 +193,8 @@ def stop_dashboards(dashboards: Dashboards) -> None:
     assert stop.stdout.strip() == "Superset stopped", stop.stdout + stop.stderr
 
 
-# --- in the browser (every dashboard test file opens its dashboards with these) -------------------------------
+# --- in the browser (the session `browser` fixture: the machine's Chromium through Playwright) -------------
 
-DOCS_SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "images" / "dashboards"
 
 DRAWN = """() => {
     const slots = [...document.querySelectorAll('[data-test-chart-name]')];
@@ -204,8 +204,12 @@ DRAWN = """() => {
 }"""
 
 
-def _open_dashboard(browser, dashboards, user: tuple[str, str], slug: str, shot: Path):
-    """Log in, open the dashboard, wait for every chart to draw; returns the page and the browser's errors."""
+ECHARTS_ANIMATION_MS = 1500
+
+
+def open_dashboard(browser, dashboards: Dashboards, user: tuple[str, str], slug: str, shot: Path, query: str = ""):
+    """Log in, open the dashboard (``query``: URL parameters, e.g. native filter values), wait for every chart to
+    draw; returns the page and the browser's errors."""
     page = browser.new_page(viewport={"width": 1400, "height": 1800}, locale="zh-CN")
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -224,13 +228,15 @@ def _open_dashboard(browser, dashboards, user: tuple[str, str], slug: str, shot:
         page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
     except Exception as exc:
         raise AssertionError(f"login of {user[0]} failed; the page says: {page.inner_text('body')[:500]}") from exc
-    page.goto(f"{dashboards.url}/superset/dashboard/{slug}/")
+    page.goto(f"{dashboards.url}/superset/dashboard/{slug}/{query}")
     # The dashboard draws its charts, then draws them again once its native filters are ready: wait for the
     # network to settle, then for every chart slot to hold a drawn chart and nothing to be loading.
     page.wait_for_load_state("networkidle", timeout=90_000)
     page.wait_for_function(DRAWN, timeout=90_000)
     page.wait_for_load_state("networkidle", timeout=90_000)
     page.wait_for_function(DRAWN, timeout=90_000)
+    # ECharts animates a line from left to right after it is drawn: a picture taken at once shows it cut short.
+    page.wait_for_timeout(ECHARTS_ANIMATION_MS)
     page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("MO_UPDATE_SCREENSHOTS"):
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -238,10 +244,10 @@ def _open_dashboard(browser, dashboards, user: tuple[str, str], slug: str, shot:
     return page, errors
 
 
-def _chart_errors(page) -> list[str]:
+def chart_errors(page) -> list[str]:
     return page.locator('[data-test-chart-name] [role="alert"], [data-test="error-alert"]').all_inner_texts()
 
 
-def _big_number(page, name: str) -> int:
+def big_number(page, name: str) -> int:
     text_ = page.locator(f'[data-test-chart-name="{name}"] .header-line').inner_text()
     return int(text_.replace(",", "").strip())

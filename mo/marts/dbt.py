@@ -44,7 +44,8 @@ def dbt_state_dir(settings: Settings) -> Path:
 
 
 def build_vars(settings: Settings, as_of_date: date | str | None = None) -> dict[str, Any]:
-    """Every dbt var a build needs: ``as_of_date`` (default: today, UTC) and the tag registry's vars."""
+    """Every dbt var a build needs: ``as_of_date`` (default: today, UTC), the send decision's contact caps (the
+    settings' one definition, for the contact pressure mart) and the tag registry's vars."""
     if as_of_date is None:
         as_of = datetime.now(UTC).date().isoformat()
     elif isinstance(as_of_date, date):
@@ -54,7 +55,12 @@ def build_vars(settings: Settings, as_of_date: date | str | None = None) -> dict
             as_of = date.fromisoformat(as_of_date).isoformat()
         except ValueError:
             raise MoError(f"as_of_date {as_of_date!r} is not a date (expected YYYY-MM-DD)") from None
-    result: dict[str, Any] = {"as_of_date": as_of}
+    result: dict[str, Any] = {
+        "as_of_date": as_of,
+        "contact_cap_7d": settings.contact_cap_7d,
+        "contact_cap_30d": settings.contact_cap_30d,
+        "contact_cap_channel_7d": settings.contact_cap_channel_7d,
+    }
     result.update(_registry_vars())
     return result
 

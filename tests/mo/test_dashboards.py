@@ -22,9 +22,9 @@ from tests.dashboards_world import (
     ANALYST_PASSWORD,
     DRAWN,
     MARKETER_PASSWORD,
-    _big_number,
-    _chart_errors,
-    _open_dashboard,
+    big_number,
+    chart_errors,
+    open_dashboard,
     source_open_claims,
 )
 
@@ -45,7 +45,8 @@ def test_make_dashboards_serves_superset_with_the_admin_from_a_private_file(dash
 def test_import_twice_changes_nothing_and_export_gives_back_the_bundle(dashboards, tmp_path):
     client = dashboards.client()
     before = inventory(client)
-    assert before == {"database": 1, "dataset": 12, "chart": 40, "dashboard": 5}
+    files = read_bundle()
+    assert before == {kind: sum(rel.startswith(f"{kind}s/") for rel in files) for kind in before}
     assert import_dashboards(client, dashboards.analytics_url) == before
     assert import_dashboards(client, dashboards.analytics_url) == before
     changed = export_dashboards(client, tmp_path / "bundle")
@@ -94,19 +95,25 @@ def test_a_marketer_has_no_sql_lab_and_no_claims_data(dashboards):
     answer = _sql(marketer, database_id, "SELECT COUNT(*) FROM customer_lines")
     assert answer.status_code == 403, answer.text
     names = {d["table_name"] for d in marketer.list_all("dataset")}
-    assert names == {"customer_consent", "customer_lines"}
+    assert names == {
+        "customer_consent",
+        "customer_lines",
+        "campaign_funnel",
+        "campaign_uplift",
+        "campaign_contact_pressure",
+    }
 
 
 # --- in the browser -------------------------------------------------------------------------------------------
 
 
 def test_the_claims_dashboard_renders_for_the_admin_with_the_sources_figures(browser, dashboards, tmp_path):
-    page, errors = _open_dashboard(browser, dashboards, dashboards.admin, "claims-service", tmp_path / "claims.png")
+    page, errors = open_dashboard(browser, dashboards, dashboards.admin, "claims-service", tmp_path / "claims.png")
     try:
         assert page.locator("[data-test-chart-name]").count() == 6
-        assert _chart_errors(page) == [] and errors == []
+        assert chart_errors(page) == [] and errors == []
         assert "理赔服务 Claims service" in page.inner_text("body")
-        assert _big_number(page, "未结案件 Open claims") == source_open_claims(dashboards.source_url, None)
+        assert big_number(page, "未结案件 Open claims") == source_open_claims(dashboards.source_url, None)
         table = page.locator('[data-test-chart-name="各机构与产品线的理赔时效 SLA by organisation and product line"]')
         shown = table.inner_text()
         assert dashboards.branch_name in shown and any(b in shown for b in dashboards.other_branches)
@@ -116,12 +123,12 @@ def test_the_claims_dashboard_renders_for_the_admin_with_the_sources_figures(bro
 
 def test_an_organisations_analyst_sees_only_that_subtree(browser, dashboards, tmp_path):
     analyst = ("analyst_branch", ANALYST_PASSWORD)
-    page, errors = _open_dashboard(browser, dashboards, analyst, "claims-service", tmp_path / "claims-analyst.png")
+    page, errors = open_dashboard(browser, dashboards, analyst, "claims-service", tmp_path / "claims-analyst.png")
     try:
-        assert _chart_errors(page) == [] and errors == []
+        assert chart_errors(page) == [] and errors == []
         expected = source_open_claims(dashboards.source_url, dashboards.branch_id)
         assert 0 < expected < source_open_claims(dashboards.source_url, None)
-        assert _big_number(page, "未结案件 Open claims") == expected
+        assert big_number(page, "未结案件 Open claims") == expected
         table = page.locator('[data-test-chart-name="各机构与产品线的理赔时效 SLA by organisation and product line"]')
         shown = table.inner_text()
         assert dashboards.branch_name in shown
@@ -131,10 +138,10 @@ def test_an_organisations_analyst_sees_only_that_subtree(browser, dashboards, tm
 
 
 def test_the_platform_health_dashboard_renders(browser, dashboards, tmp_path):
-    page, errors = _open_dashboard(browser, dashboards, dashboards.admin, "platform-health", tmp_path / "health.png")
+    page, errors = open_dashboard(browser, dashboards, dashboards.admin, "platform-health", tmp_path / "health.png")
     try:
         assert page.locator("[data-test-chart-name]").count() == 7
-        assert _chart_errors(page) == [] and errors == []
+        assert chart_errors(page) == [] and errors == []
         assert "数据平台健康 Data platform health" in page.inner_text("body")
         freshness = page.locator('[data-test-chart-name="各表新鲜度与质量关卡 Freshness and gates per table"]')
         assert "claims" in freshness.inner_text() and "policies" in freshness.inner_text()
@@ -143,10 +150,10 @@ def test_the_platform_health_dashboard_renders(browser, dashboards, tmp_path):
 
 
 def test_the_customers_dashboard_renders(browser, dashboards, tmp_path):
-    page, errors = _open_dashboard(browser, dashboards, dashboards.admin, "customers", tmp_path / "customers.png")
+    page, errors = open_dashboard(browser, dashboards, dashboards.admin, "customers", tmp_path / "customers.png")
     try:
         assert page.locator("[data-test-chart-name]").count() == 3
-        assert _chart_errors(page) == [] and errors == []
+        assert chart_errors(page) == [] and errors == []
         assert "客户 Customers" in page.inner_text("body")
     finally:
         page.close()
@@ -218,7 +225,7 @@ def test_dashboard_views_sql_and_exports_reach_the_platform_audit_without_clear_
 
 
 def test_the_ui_switches_between_chinese_and_english_and_titles_show_in_both(browser, dashboards, tmp_path):
-    page, errors = _open_dashboard(browser, dashboards, dashboards.admin, "customers", tmp_path / "customers-zh.png")
+    page, errors = open_dashboard(browser, dashboards, dashboards.admin, "customers", tmp_path / "customers-zh.png")
     try:
         for lang, menu, absent in (("en", "Dashboards", "看板"), ("zh", "看板", "Dashboards")):
             page.goto(f"{dashboards.url}/lang/{lang}")
@@ -231,7 +238,7 @@ def test_the_ui_switches_between_chinese_and_english_and_titles_show_in_both(bro
             body = page.inner_text("body")
             assert "客户 Customers" in body, (lang, body[:500])
             assert "各渠道授权覆盖率 Consent coverage per channel" in body, (lang, body[:800])
-        assert _chart_errors(page) == [] and errors == []
+        assert chart_errors(page) == [] and errors == []
     finally:
         page.close()
 

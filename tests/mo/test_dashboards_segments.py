@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.dashboards_world import _big_number, _chart_errors, _open_dashboard
+from tests.dashboards_world import big_number, chart_errors, open_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -124,12 +124,12 @@ def _percent(page, name: str) -> str:
 
 def test_the_segments_dashboard_renders_with_the_lakes_segments(spark, browser, dashboards, tmp_path):
     lake = _lake_runs(spark, dashboards.world)
-    page, errors = _open_dashboard(browser, dashboards, dashboards.admin, "segments", tmp_path / "segments.png")
+    page, errors = open_dashboard(browser, dashboards, dashboards.admin, "segments", tmp_path / "segments.png")
     try:
         assert page.locator("[data-test-chart-name]").count() == 13
-        assert _chart_errors(page) == [] and errors == []
+        assert chart_errors(page) == [] and errors == []
         assert "客户分群 Segments" in page.inner_text("body")
-        assert _big_number(page, "分群数 Segments") == len(lake)
+        assert big_number(page, "分群数 Segments") == len(lake)
         assert page.locator('[data-test-chart-name="分群省份分布 Segments by province"] svg path').count() > 20
         sizes = page.locator(f'[data-test-chart-name="{CURRENT_SIZES}"] tbody tr').all_inner_texts()
         names = dict(_rows(dashboards.analytics_url, "SELECT segment_id, segment_name FROM segment_sizes "
@@ -143,16 +143,16 @@ def test_the_segments_dashboard_renders_with_the_lakes_segments(spark, browser, 
 def test_the_recordings_dashboard_renders_with_the_sources_figures(browser, dashboards, tmp_path):
     source = _source_recordings(dashboards.source_url)
     shot = tmp_path / "recordings.png"
-    page, errors = _open_dashboard(browser, dashboards, dashboards.admin, "sales-recordings", shot)
+    page, errors = open_dashboard(browser, dashboards, dashboards.admin, "sales-recordings", shot)
     try:
         assert page.locator("[data-test-chart-name]").count() == 11
-        assert _chart_errors(page) == [] and errors == []
+        assert chart_errors(page) == [] and errors == []
         assert "双录质检 Sales recordings" in page.inner_text("body")
-        assert _big_number(page, "双录 Recordings") == len(source)
+        assert big_number(page, "双录 Recordings") == len(source)
         status = Counter(r.review_status for r in source)
-        assert _big_number(page, "待审核 Pending") == status["pending"]
-        assert _big_number(page, "已驳回 Rejected") == status["rejected"]
-        assert _big_number(page, "已完成 Completed") == status["completed"]
+        assert big_number(page, "待审核 Pending") == status["pending"]
+        assert big_number(page, "已驳回 Rejected") == status["rejected"]
+        assert big_number(page, "已完成 Completed") == status["completed"]
         sampled = sum(1 for r in source if r.review_status == "completed" and r.qc_sampled)
         assert _percent(page, "质检抽样率 QC sampled share") == f"{sampled / status['completed']:.1%}"
         agents = page.locator(f'[data-test-chart-name="{BY_AGENT}"]').inner_text()
@@ -165,11 +165,11 @@ def test_a_branch_analyst_sees_only_that_branchs_recordings(browser, dashboards,
     everyone = len(_source_recordings(dashboards.source_url))
     branch = _source_recordings(dashboards.source_url, dashboards.branch_id)
     user = dashboards.analyst
-    page, errors = _open_dashboard(browser, dashboards, user, "sales-recordings", tmp_path / "recordings-analyst.png")
+    page, errors = open_dashboard(browser, dashboards, user, "sales-recordings", tmp_path / "recordings-analyst.png")
     try:
-        assert _chart_errors(page) == [] and errors == []
+        assert chart_errors(page) == [] and errors == []
         assert 0 < len(branch) < everyone
-        assert _big_number(page, "双录 Recordings") == len(branch)
+        assert big_number(page, "双录 Recordings") == len(branch)
         agents = page.locator(f'[data-test-chart-name="{BY_AGENT}"]').inner_text()
         assert dashboards.branch_name in agents
         assert [b for b in dashboards.other_branches if b in agents] == []
