@@ -16,10 +16,14 @@ each day (or any run triggered with `{"force": true}`).
    marts (`fct_contact_touches`, `mart_campaign_results`, `mart_campaign_uplift`) built on them and on this
    run's silver policies. Here rather than in a DAG of its own because the serving store publishes one refresh
    with every table swapped together: the reports go out in the same gated, atomic publish as the profiles;
+3c. **analytics**: the dashboards' analytics marts (`dbt/models/marts/analytics`, `tag:analytics`): pre-aggregated
+   campaign, segment, recording, claim and customer figures over everything above;
 4. **gate**: Great Expectations on the marts to be published; a failure stops here and nothing reaches
    the serving store;
 5. **publish**: profiles, event-day counts, segments and memberships, campaign results to the serving
-   store (PostgreSQL or SQLite, and Redis), swapped in atomically.
+   store (PostgreSQL or SQLite, and Redis), swapped in atomically;
+6. **publish_dashboards**: the analytics marts and the platform's own health figures to schema `analytics`
+   (Superset reads it), in one atomic swap of their own (mo/analytics.py).
 
 The reference date of every time-relative tag and rule (`as_of`) is the day the run was triggered, UTC,
 unless the run is triggered with `{"as_of": "YYYY-MM-DD"}`.
@@ -32,6 +36,7 @@ from airflow.sdk import Asset, dag, get_current_context, task
 
 SILVER = Asset("lake_silver", uri="iceberg://lake/silver")
 SERVING = Asset("serving_profiles", uri="serving://profiles")
+DASHBOARDS = Asset("analytics_marts", uri="serving://analytics/marts")
 
 
 def _as_of() -> str:
@@ -86,6 +91,12 @@ def build_profiles():
         return profiles_campaign_results(_as_of())
 
     @task
+    def analytics(_campaign_results: dict) -> dict:
+        from mo.pipelines import profiles_analytics
+
+        return profiles_analytics(_as_of())
+
+    @task
     def gate(_insights: dict) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -103,9 +114,15 @@ def build_profiles():
 
         return profiles_publish(_as_of(), get_current_context()["dag_run"].run_id)
 
+    @task(outlets=[DASHBOARDS])
+    def publish_dashboards(_publish: dict) -> dict:
+        from mo.pipelines import profiles_publish_dashboards
+
+        return profiles_publish_dashboards(_as_of(), get_current_context()["dag_run"].run_id)
+
     marts = dbt_build()
     due() >> marts
-    publish(gate(campaign_results(insights(segments(marts)))))
+    publish_dashboards(publish(gate(analytics(campaign_results(insights(segments(marts)))))))
 
 
 build_profiles()

@@ -49,8 +49,10 @@ def analytics_url(settings: Any) -> str:
     return url or f"sqlite:///{Path(settings.home) / 'serving' / 'analytics.db'}"
 
 
-def open_analytics_store(settings: Any, *, url: str | None = None) -> SqlServingStore:
-    contract = load_analytics_contract()
+def open_analytics_store(
+    settings: Any, *, url: str | None = None, contract: ServingContract | None = None
+) -> SqlServingStore:
+    contract = contract or load_analytics_contract()
     return SqlServingStore(url or analytics_url(settings), schema=contract.schema, contract=contract)
 
 
@@ -349,7 +351,8 @@ def health_rows(report: dict[str, Any]) -> tuple[list[dict], list[dict], list[di
 def analytics_tables(
     settings: Any, *, status_report: dict[str, Any], as_of: date | None = None
 ) -> tuple[date, dict[str, list[pa.RecordBatch]]]:
-    """Every analytics table as Arrow batches, computed from the source, the serving store and ``status_report``."""
+    """The tables the platform computes in Python, as Arrow batches: from the source, the serving store and
+    ``status_report`` (the contract's tables with a ``model`` come from the lake: :func:`lake_tables`)."""
     from mo.oltp.db import make_engine
 
     contract = load_analytics_contract()
@@ -372,7 +375,29 @@ def analytics_tables(
         "platform_metrics": platform_metrics,
         "platform_problems": platform_problems,
     }
-    return as_of, {name: _batch(contract, name, r) for name, r in rows.items()}
+    return as_of, {name: _batch(contract, name, r) for name, r in rows.items() if name in contract.tables}
+
+
+def lake_tables(
+    settings: Any, contract: ServingContract, spark: Any
+) -> tuple[dict[str, Iterable[pa.RecordBatch] | None], dict[str, int | None]]:
+    """The contract's dbt-built tables (``model:``), each read from ``<catalog>.marts.<model>`` at its current
+    Iceberg snapshot in the contract's columns; a model not built yet gives None (an empty table). Returns the
+    lazy batches per table and the snapshot read per lake table (the refresh's audit row records them)."""
+    from mo.serving_store.extract import iter_arrow_batches, pin_tables, serving_columns
+
+    models = {name: f"{settings.catalog_name}.marts.{t.model}" for name, t in contract.tables.items() if t.model}
+    if not models:
+        return {}, {}
+    pinned = pin_tables(spark, models)
+    tables: dict[str, Iterable[pa.RecordBatch] | None] = {}
+    for name, frame in pinned.frames.items():
+        if frame is None:
+            log.warning("analytics table %s: the lake has no %s yet (published empty)", name, models[name])
+            tables[name] = None
+        else:
+            tables[name] = iter_arrow_batches(serving_columns(frame, contract.tables[name]))
+    return tables, pinned.snapshots
 
 
 def publish_analytics(
@@ -383,8 +408,13 @@ def publish_analytics(
     as_of: date | None = None,
     url: str | None = None,
     published_by: str | None = None,
+    spark: Any = None,
+    contract: ServingContract | None = None,
 ) -> PublishResult:
-    """Compute and publish the analytics marts (one atomic refresh of schema ``analytics``)."""
+    """Publish the analytics marts as one atomic refresh of schema ``analytics``: the tables the platform
+    computes (:func:`analytics_tables`) and, ``with_lake``, the dbt-built ones read from the lake
+    (:func:`lake_tables`; ``spark`` or the process's session). Without the lake those are published empty."""
+    contract = contract or load_analytics_contract()
     if status_report is None:
         if with_lake:
             from mo.status import collect_status
@@ -393,14 +423,27 @@ def publish_analytics(
         else:
             status_report = light_status(settings)
     as_of, tables = analytics_tables(settings, status_report=status_report, as_of=as_of)
-    store = open_analytics_store(settings, url=url)
+    computed: dict[str, Iterable[pa.RecordBatch] | None] = {n: b for n, b in tables.items() if n in contract.tables}
+    snapshots: dict[str, int | None] = {}
+    if with_lake and any(t.model for t in contract.tables.values()):
+        if spark is None:
+            from spark_jobs.session import get_spark
+
+            spark = get_spark(settings, app_name="mo-analytics-publish")
+        from_lake, snapshots = lake_tables(settings, contract, spark)
+        computed.update(from_lake)
+    store = open_analytics_store(settings, url=url, contract=contract)
     try:
         return publish_batches(
             store,
             as_of=as_of,
-            tables=tables,
+            tables=computed,
             published_by=published_by,
-            source={"as_of": as_of.isoformat(), "status_generated_at": status_report.get("generated_at")},
+            source={
+                "as_of": as_of.isoformat(),
+                "status_generated_at": status_report.get("generated_at"),
+                "tables": snapshots,
+            },
         )
     finally:
         store.dispose()

@@ -135,6 +135,20 @@ def profiles_publish(as_of: str, run_id: str) -> dict[str, Any]:
     return publish_serving(get_settings(), as_of, published_by=run_id)
 
 
+def profiles_analytics(as_of: str) -> dict[str, Any]:
+    """Build the dashboards' analytics marts (dbt, ``tag:analytics``)."""
+    from mo.profiles import build_analytics
+
+    return build_analytics(get_settings(), as_of)
+
+
+def profiles_publish_dashboards(as_of: str, run_id: str) -> dict[str, Any]:
+    """Publish the analytics marts to schema ``analytics`` (one atomic refresh)."""
+    from mo.profiles import publish_dashboards
+
+    return publish_dashboards(get_settings(), as_of, published_by=run_id)
+
+
 def profiles_campaign_results(as_of: str) -> dict[str, Any]:
     """Ingest the campaign tables (spark_jobs.campaign_sync) and build the campaign results marts on them."""
     from mo.profiles import build_campaign_results

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 INSIGHTS_SELECTOR = "tag:segment_insights"
 # Built after the campaign tables' ingest (build_campaign_results), not with the other marts.
 CAMPAIGN_RESULTS_SELECTOR = "tag:campaign_results"
+# The dashboards' analytics marts (dbt/models/marts/analytics): built last, on everything above.
+ANALYTICS_SELECTOR = "tag:analytics"
 GATED_MARTS = ("customer_profile", "customer_event_daily", "fct_customer_events")
 
 
@@ -66,7 +68,7 @@ def build_marts(settings: Settings, as_of: dt.date | str | None = None) -> dict[
 
     day = _as_of(as_of)
     started = time.perf_counter()
-    excluded = ["--exclude", INSIGHTS_SELECTOR, CAMPAIGN_RESULTS_SELECTOR]
+    excluded = ["--exclude", INSIGHTS_SELECTOR, CAMPAIGN_RESULTS_SELECTOR, ANALYTICS_SELECTOR]
     result = run_dbt(settings, ["build", *excluded], vars=build_vars(settings, day))
     seconds = round(time.perf_counter() - started, 1)
     return {"as_of": day.isoformat(), "nodes": _node_summary(result), "seconds": seconds}
@@ -167,6 +169,23 @@ def build_insights(settings: Settings, as_of: dt.date | str | None = None) -> di
     return {"as_of": day.isoformat(), "nodes": _node_summary(result)}
 
 
+def build_analytics(settings: Settings, as_of: dt.date | str | None = None) -> dict[str, Any]:
+    """dbt build of the dashboards' analytics marts (``tag:analytics``) over this run's marts, memberships and
+    campaign results."""
+    from mo.marts.dbt import DBT_PROJECT_DIR, build_vars, run_dbt
+
+    day = _as_of(as_of)
+    if not any((DBT_PROJECT_DIR / "models" / "marts" / "analytics").glob("*.sql")):
+        return {"as_of": day.isoformat(), "nodes": {}, "note": "no analytics models in dbt/"}
+    started = time.perf_counter()
+    result = run_dbt(settings, ["build", "--select", ANALYTICS_SELECTOR], vars=build_vars(settings, day))
+    return {
+        "as_of": day.isoformat(),
+        "nodes": _node_summary(result),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def gate_marts(settings: Settings) -> dict[str, Any]:
     """Great Expectations on the marts about to be published; raises QualityGateFailed on any failure."""
     from quality.marts import run_marts_gate
@@ -213,6 +232,19 @@ def publish_serving(
     }
 
 
+def publish_dashboards(
+    settings: Settings, as_of: dt.date | str | None = None, published_by: str | None = None
+) -> dict[str, Any]:
+    """Publish the analytics marts the dashboards read (mo.analytics) as one atomic refresh of schema
+    ``analytics``: the dbt-built ones from the lake, the platform's own figures beside them."""
+    from mo.analytics import publish_analytics
+    from spark_jobs.session import get_spark
+
+    day = _as_of(as_of)
+    result = publish_analytics(settings, as_of=day, spark=get_spark(settings), published_by=published_by)
+    return {"refresh_id": result.refresh_id, "as_of": day.isoformat(), "row_counts": result.row_counts}
+
+
 def build_profiles(settings: Settings, as_of: dt.date | str | None = None, run_id: str | None = None) -> dict[str, Any]:
     """The whole run in one process (``mo build-profiles``); the DAG runs the same steps as tasks."""
     day = _as_of(as_of)
@@ -222,8 +254,10 @@ def build_profiles(settings: Settings, as_of: dt.date | str | None = None, run_i
     report["segments"] = refresh_segments(settings, day, run_id)
     report["insights"] = build_insights(settings, day)
     report["campaign_results"] = build_campaign_results(settings, day)
+    report["analytics_marts"] = build_analytics(settings, day)
     report["gate"] = gate_marts(settings)
     report["publish"] = publish_serving(settings, day, published_by=run_id)
+    report["publish_dashboards"] = publish_dashboards(settings, day, published_by=run_id)
     return report
 
 

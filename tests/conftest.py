@@ -145,3 +145,23 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def dashboards_world(spark, tmp_path_factory: pytest.TempPathFactory):
+    """The world every dashboard test reads, built through build_profiles once (tests/dashboards_world.py)."""
+    from tests.dashboards_world import build_dashboards_world
+
+    return build_dashboards_world(spark, tmp_path_factory.mktemp("dashboards_home"))
+
+
+@pytest.fixture(scope="session")
+def dashboards(dashboards_world, tmp_path_factory: pytest.TempPathFactory):
+    """Superset started by `make dashboards` over the dashboards world, stopped by `make dashboards-stop`."""
+    from tests.dashboards_world import start_dashboards, stop_dashboards
+
+    started = start_dashboards(dashboards_world, free_port(), tmp_path_factory.mktemp("dashboards_users"))
+    try:
+        yield started
+    finally:
+        stop_dashboards(started)

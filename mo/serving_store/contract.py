@@ -68,6 +68,9 @@ class ServingTable:
     primary_key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...]
     from_mart: str | None = None
+    # analytics contract only: the dbt model in the lake's marts schema this table is a copy of (None: computed
+    # by the platform in Python, mo/analytics.py)
+    model: str | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -138,6 +141,7 @@ def _table(name: str, raw: dict, marts_dir: Path, where: str) -> ServingTable:
         primary_key=primary_key,
         indexes=indexes,
         from_mart=mart,
+        model=_check_identifier(raw["model"], f"{where}.model") if raw.get("model") else None,
     )
 
 

@@ -13,7 +13,7 @@ input per chunk, which Iceberg's columnar reads keep cheap next to the database 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -69,11 +69,20 @@ class PinnedInputs:
 
 def pin_inputs(spark: SparkSession, inputs: PublishInputs, *, required: tuple[str, ...]) -> PinnedInputs:
     """Read each input at its current Iceberg snapshot. Tables in ``required`` must exist."""
+    return pin_tables(spark, vars(inputs), required=required)
+
+
+def pin_tables(
+    spark: SparkSession, tables: Mapping[str, str | None], *, required: tuple[str, ...] = ()
+) -> PinnedInputs:
+    """Each fully qualified table of ``tables`` (key -> name) at its current snapshot: later commits to a table
+    (a build running beside the publish) do not change what is read. Keys in ``required`` must exist; others
+    that do not are None."""
     from mo.serving_store.store import ServingStoreError
 
     frames: dict[str, DataFrame | None] = {}
     snapshots: dict[str, int | None] = {}
-    for key, table in vars(inputs).items():
+    for key, table in tables.items():
         if table is None or not spark.catalog.tableExists(table):
             if key in required:
                 raise ServingStoreError(f"input table {table} does not exist: build the marts before publishing")
@@ -87,7 +96,7 @@ def pin_inputs(spark: SparkSession, inputs: PublishInputs, *, required: tuple[st
     return PinnedInputs(frames, snapshots)
 
 
-def _serving_columns(df: DataFrame, table: ServingTable) -> DataFrame:
+def serving_columns(df: DataFrame, table: ServingTable) -> DataFrame:
     """The contract's columns in contract order; complex values (maps, arrays) as JSON text."""
     from pyspark.sql import functions as F
 
@@ -113,14 +122,14 @@ def campaign_frames(pinned: PinnedInputs, contract: ServingContract) -> dict[str
     frames: dict[str, DataFrame | None] = {}
     for table, key in (("campaign_results", "campaign_results"), ("campaign_uplift", "campaign_uplift")):
         frame = pinned.frames.get(key)
-        frames[table] = _serving_columns(frame, contract.tables[table]) if frame is not None else None
+        frames[table] = serving_columns(frame, contract.tables[table]) if frame is not None else None
     return frames
 
 
 def profile_frame(pinned: PinnedInputs, contract: ServingContract) -> DataFrame:
     profile = pinned.frames["profile"]
     assert profile is not None
-    return _serving_columns(profile, contract.tables["customer_profile"])
+    return serving_columns(profile, contract.tables["customer_profile"])
 
 
 def event_frame(pinned: PinnedInputs, contract: ServingContract, as_of: date) -> DataFrame | None:
@@ -131,7 +140,7 @@ def event_frame(pinned: PinnedInputs, contract: ServingContract, as_of: date) ->
         return None
     first_day = as_of - timedelta(days=contract.event_retention_days - 1)
     recent = events.where((F.col("event_date") >= F.lit(first_day)) & (F.col("event_date") <= F.lit(as_of)))
-    return _serving_columns(recent, contract.tables["customer_event_daily"])
+    return serving_columns(recent, contract.tables["customer_event_daily"])
 
 
 def timeline_frame(pinned: PinnedInputs, contract: ServingContract, as_of: date) -> DataFrame | None:
@@ -143,7 +152,7 @@ def timeline_frame(pinned: PinnedInputs, contract: ServingContract, as_of: date)
         return None
     first_day = as_of - timedelta(days=contract.event_retention_days - 1)
     recent = timeline.where((F.col("event_date") >= F.lit(first_day)) & (F.col("event_date") <= F.lit(as_of)))
-    return _serving_columns(recent, contract.tables["customer_events"])
+    return serving_columns(recent, contract.tables["customer_events"])
 
 
 def segment_frames(
@@ -178,7 +187,7 @@ def segment_frames(
         )
         latest_runs = runs.withColumn("_n", F.row_number().over(newest_first)).where("_n = 1").drop("_n")
         members = current.join(latest_runs.select("segment_id", "run_id"), ["segment_id", "run_id"])
-        members = _serving_columns(members, contract.tables["segment_members"])
+        members = serving_columns(members, contract.tables["segment_members"])
 
     spark = (membership if membership is not None else definitions).sparkSession  # type: ignore[union-attr]
     if definitions is not None:
@@ -236,7 +245,7 @@ def segment_frames(
             "history_from",
         )
     )
-    return _serving_columns(segments, contract.tables["segments"]), members
+    return serving_columns(segments, contract.tables["segments"]), members
 
 
 def membership_history_frames(
@@ -299,7 +308,7 @@ def membership_history_frames(
         F.col("clauses").alias("matched_clauses"),
     )
     history_from = day_runs.groupBy("segment_id").agg(F.min("run_date").alias("history_from"))
-    return _serving_columns(history, contract.tables["segment_member_history"]), history_from
+    return serving_columns(history, contract.tables["segment_member_history"]), history_from
 
 
 def redis_profile_frame(profile: DataFrame, members: DataFrame | None) -> DataFrame:

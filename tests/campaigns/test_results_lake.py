@@ -5,29 +5,19 @@ store and read back through the shared reader. One module-scoped Spark fixture b
 
 from __future__ import annotations
 
-import json
-import random
 import re
 import uuid
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select
 
 from mo.campaigns.results import BEFORE_HOLDOUT, campaign_funnel
-from mo.oltp.campaign_tables import Campaign, CampaignAudience, Delivery, HoldoutAssignment, LedgerEntry
-from mo.oltp.models import Policy, Product
+from mo.oltp.campaign_tables import Delivery, LedgerEntry
+from tests.campaigns.campaign_rows import CUSTOMERS, REASONS, START
+from tests.campaigns.campaign_rows import write_campaign_rows as _write_campaign_rows
 
-START = datetime(2026, 11, 27, 9, 0, 0)  # a Friday: the touches run into the next ISO week and month
-# Every reason a final suppression can carry, sends, deferrals (quiet hours) and a deferral decided again.
-REASONS = [
-    "ok", "holdout", "no_consent", "ok", "cap_7d", "holdout", "erased", "consent_withdrawn", "consent_unknown",
-    "open_claim", "open_complaint", "risk_above_rating", "cap_30d", "cap_channel_7d", "customer_frequency",
-    "campaign_ended", "no_channel", "quiet_hours", "ok", "holdout", "deferred_then_sent",
-]  # fmt: skip
-CUSTOMERS = 63
 SILVER_VIEWS = ["stg_silver__policies", "stg_silver__products"]
 AS_OF = date(2026, 12, 31)
 
@@ -45,135 +35,6 @@ def _count_gate(spark, settings, tables, source_counts, scopes=None, pending=Non
     for name, count in source_counts.items():
         assert tables[name].count() == count, name
     return _Verdict()
-
-
-def _campaign(conn, code: str, line: str) -> int:
-    return conn.execute(
-        insert(Campaign.__table__).values(
-            campaign_code=code,
-            name=f"续保提醒 {code}",
-            objective="renewal",
-            product_line=line,
-            purpose="marketing",
-            offer_type="product",
-            segment_id="s_renewal",
-            segment_version=1,
-            channels=json.dumps([{"channel": "sms"}, {"channel": "wechat"}]),
-            schedule=json.dumps({"kind": "now"}),
-            priority=5,
-            holdout_share=Decimal("0.1"),
-            ends_at=START + timedelta(days=30),
-            status="running",
-            author="user:m",
-            version=1,
-            created_at=START,
-            updated_at=START,
-        )  # fmt: skip
-    ).inserted_primary_key[0]
-
-
-def _write_campaign_rows(engine) -> dict:
-    """Two campaigns (two lines), a journey touch, every reason, deliveries, policies in and out of the window."""
-    rng = random.Random(11)
-    ledger, deliveries, audience = LedgerEntry.__table__, Delivery.__table__, CampaignAudience.__table__
-    policies, products = Policy.__table__, Product.__table__
-    with engine.begin() as conn:
-        lines = list(dict.fromkeys(conn.execute(select(products.c.line).order_by(products.c.id)).scalars()))
-        line, other_line = lines[0], lines[1]
-        product_of = {
-            ln: conn.execute(select(products.c.id).where(products.c.line == ln)).scalars().first() for ln in lines
-        }
-        template = dict(conn.execute(select(policies).limit(1)).mappings().one())
-        first = _campaign(conn, "CMP-LAKE-1", line)
-        second = _campaign(conn, "CMP-LAKE-2", other_line)
-        next_policy = 10**12
-
-        def policy(customer: int, ln: str, moment: datetime) -> None:
-            nonlocal next_policy
-            next_policy += 1
-            conn.execute(
-                insert(policies).values(
-                    {**template, "id": next_policy, "policy_no": f"PL{next_policy}", "customer_id": customer,
-                     "product_id": product_of[ln], "issued_at": moment, "created_at": moment, "updated_at": moment,
-                     "deleted_at": None, "renewal_of": None}
-                )
-            )  # fmt: skip
-
-        def touch(campaign_id: int | None, ln: str, customer: int, reason: str, decided: datetime) -> None:
-            key = f"campaign:{campaign_id}:1:{customer}" if campaign_id else f"journey:renewal:{customer}"
-            base = {
-                "touch_key": key, "source": "campaign" if campaign_id else "journey", "campaign_id": campaign_id,
-                "occurrence": 1 if campaign_id else None, "customer_id": customer, "purpose": "marketing",
-                "product_line": ln, "priority": 5, "detail": "{}",
-            }  # fmt: skip
-            attempt = 1
-            if reason in ("quiet_hours", "deferred_then_sent"):
-                conn.execute(
-                    insert(ledger).values(
-                        {**base, "attempt": 1, "final_key": None, "channel": "sms", "decision": "defer",
-                         "reason": "quiet_hours", "not_before": decided + timedelta(hours=9), "message_id": None,
-                         "decided_at": decided}
-                    )
-                )  # fmt: skip
-                if reason == "quiet_hours":
-                    return
-                attempt, reason, decided = 2, "ok", decided + timedelta(hours=9)
-            decision = "send" if reason == "ok" else "suppress"
-            channel = None if decision == "suppress" and reason in BEFORE_HOLDOUT | {"no_channel"} else "sms"
-            if decision == "send" and customer % 2:
-                channel = "wechat"
-            message_id = f"m-{uuid.uuid4()}" if decision == "send" else None
-            ledger_id = conn.execute(
-                insert(ledger).values(
-                    {**base, "attempt": attempt, "final_key": key, "channel": channel, "decision": decision,
-                     "reason": reason, "not_before": None, "message_id": message_id, "decided_at": decided}
-                )
-            ).inserted_primary_key[0]  # fmt: skip
-            buy = rng.choice(["inside", "inside", "edge", "late", "before", "other_line", "none"])
-            moment = {
-                "inside": decided + timedelta(days=3), "edge": decided + timedelta(days=30),
-                "late": decided + timedelta(days=30, seconds=1), "before": decided - timedelta(seconds=1),
-                "other_line": decided + timedelta(days=2),
-            }.get(buy)  # fmt: skip
-            if moment is not None:
-                policy(customer, other_line if buy == "other_line" and ln == line else line if buy == "other_line"
-                       else ln, moment)  # fmt: skip
-            if decision == "send":
-                states = ["queued"] + rng.choice(
-                    [["sent"], ["sent", "delivered"], ["sent", "delivered", "opened", "clicked"], ["failed"],
-                     ["dead_letter"], ["sent", "delivered", "opened"]]
-                )  # fmt: skip
-                for i, state in enumerate(states):
-                    conn.execute(
-                        insert(deliveries).values(
-                            message_id=message_id,
-                            ledger_id=ledger_id,
-                            customer_id=customer,
-                            state=state,
-                            provider="sandbox",
-                            at=decided + timedelta(seconds=5 + i),
-                        )  # fmt: skip
-                    )
-
-        for c in range(1, CUSTOMERS + 1):
-            conn.execute(insert(audience).values(campaign_id=first, occurrence=1, customer_id=c))
-            touch(first, line, c, REASONS[(c - 1) % len(REASONS)], START + timedelta(hours=2 * c))
-        for c in range(1, 13):
-            conn.execute(insert(audience).values(campaign_id=second, occurrence=1, customer_id=c))
-            touch(second, other_line, c, ["ok", "holdout", "cap_7d", "no_consent"][c % 4], START + timedelta(hours=c))
-        touch(None, line, 5, "ok", START)  # a journey touch: in fct_contact_touches, not in the campaign marts
-        conn.execute(
-            insert(HoldoutAssignment.__table__).values(
-                product_line=line,
-                cycle="2026",
-                customer_id=2,
-                held_out=True,
-                share=Decimal("0.1"),
-                bucket=42,
-                assigned_at=START,
-            )  # fmt: skip
-        )
-    return {"first": first, "second": second, "line": line, "other_line": other_line}
 
 
 @pytest.fixture(scope="module")

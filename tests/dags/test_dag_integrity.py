@@ -50,13 +50,19 @@ def test_source_sync_is_extract_merge_gate_publish_reconcile_maintain(dagbag):
 
 def test_build_profiles_runs_on_published_silver_and_gates_before_publishing(dagbag):
     dag = dagbag["build_profiles"]
-    assert set(dag.task_ids) == {"due", "dbt_build", "segments", "insights", "campaign_results", "gate", "publish"}
+    assert set(dag.task_ids) == {
+        "due", "dbt_build", "segments", "insights", "campaign_results", "analytics", "gate", "publish",
+        "publish_dashboards",
+    }  # fmt: skip
     assert dag.get_task("dbt_build").upstream_task_ids == {"due"}
     assert dag.get_task("segments").upstream_task_ids == {"dbt_build"}
     assert dag.get_task("insights").upstream_task_ids == {"segments"}
     assert dag.get_task("campaign_results").upstream_task_ids == {"insights"}
-    assert dag.get_task("gate").upstream_task_ids == {"campaign_results"}
+    assert dag.get_task("analytics").upstream_task_ids == {"campaign_results"}
+    assert dag.get_task("gate").upstream_task_ids == {"analytics"}
     assert dag.get_task("publish").upstream_task_ids == {"gate"}
+    assert dag.get_task("publish_dashboards").upstream_task_ids == {"publish"}
+    assert [o.uri for o in dag.get_task("publish_dashboards").outlets] == ["serving://analytics/marts"]
     silver_outlet = dagbag["source_sync"].get_task("publish").outlets[0]
     scheduled_on = {a.uri for a in dag.timetable.asset_condition.objects}
     assert scheduled_on == {silver_outlet.uri}

@@ -124,7 +124,7 @@ def test_platform_health_comes_from_the_status_report(world):
         "serving": {"refresh": None},
         "problems": ["policies: the last sync stopped at the quality gate"],
     }
-    publish_analytics(world, status_report=report)
+    publish_analytics(world, status_report=report, with_lake=False)
     with _analytics(world).connect() as mart:
         rows = {r.table_name: r for r in mart.execute(text("SELECT * FROM platform_tables"))}
         metrics = dict(mart.execute(text("SELECT metric, value FROM platform_metrics")).all())

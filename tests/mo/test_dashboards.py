@@ -1,104 +1,29 @@
 """`make dashboards`: Superset on a fresh MO_HOME, the bundle imported and exported over its REST API, SQL Lab
 read-only, and the Claims dashboard in the machine's Chromium as the admin and as one organisation's analyst.
 
-One Superset (started by `make dashboards` over a generated world, stopped by `make dashboards-stop`) serves
+One Superset (the session fixture `dashboards`: `make dashboards` over the world of tests/dashboards_world.py, built
+through build_profiles once, stopped by `make dashboards-stop`) serves
 every test here. Screenshots go to the test's output folder (and to docs/images/dashboards/ with
 MO_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
 
 from mo.config import REPO_ROOT
 from mo.dashboards import Superset, export_dashboards, import_dashboards, inventory, read_bundle
-from mo.generator.world import generate_world
-from mo.oltp.db import make_engine, migrate
-from tests.conftest import free_port
+from tests.dashboards_world import ANALYST_PASSWORD, MARKETER_PASSWORD, source_open_claims
 
-ANALYST_PASSWORD = "analyst-test-pw"
-MARKETER_PASSWORD = "marketer-test-pw"
 DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "images" / "dashboards"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _source_open_claims(source_url: str, org_id: int | None) -> int:
-    """Open claims straight from the source: the policy's organisation is ``org_id`` or one of its children."""
-    engine = create_engine(source_url)
-    with engine.connect() as conn:
-        count = conn.execute(
-            text(
-                "SELECT COUNT(*) FROM claims c JOIN policies p ON p.id = c.policy_id "
-                "JOIN organizations o ON o.id = p.org_id WHERE c.deleted_at IS NULL "
-                "AND c.status NOT IN ('paid', 'rejected') AND (:org IS NULL OR o.id = :org OR o.parent_id = :org)"
-            ),
-            {"org": org_id},
-        ).scalar()
-    engine.dispose()
-    return int(count)
-
-
-class Dashboards:
-    def __init__(self, home: Path, port: int, env: dict[str, str], branch: tuple[int, str], branches: list[str]):
-        self.home = home
-        self.url = f"http://127.0.0.1:{port}"
-        self.env = env
-        self.branch_id, self.branch_name = branch
-        self.other_branches = [b for b in branches if b != self.branch_name]
-        creds = json.loads((home / "superset-demo-credentials.json").read_text())["admin"]
-        self.admin = (creds["username"], creds["password"])
-        self.source_url = f"sqlite:///{home / 'source.db'}"
-        self.analytics_url = f"sqlite:///{home / 'serving' / 'analytics.db'}"
-
-    def client(self, user: tuple[str, str] | None = None) -> Superset:
-        return Superset(self.url, *(user or self.admin))
-
-
-@pytest.fixture(scope="module")
-def dashboards(tmp_path_factory):
-    home = tmp_path_factory.mktemp("dashboards_home")
-    engine = make_engine(f"sqlite:///{home / 'source.db'}")
-    migrate(engine)
-    generate_world(engine, customers=2000, seed=7, batch_size=2000)
-    with engine.connect() as conn:
-        branches = conn.execute(text("SELECT id, name FROM organizations WHERE level = 'branch'")).all()
-    engine.dispose()
-    # The analyst's organisation: the branch with the most open claims (fewer than the whole company's).
-    source_url = f"sqlite:///{home / 'source.db'}"
-    branch = max(branches, key=lambda b: _source_open_claims(source_url, b.id))
-    users = home.parent / "users.jsonl"
-    accounts = [
-        {"username": "analyst_branch", "role": "analyst", "org": branch.id, "password": ANALYST_PASSWORD},
-        {"username": "marketer", "role": "marketer", "org": None, "password": MARKETER_PASSWORD},
-    ]
-    users.write_text("".join(json.dumps(a) + "\n" for a in accounts))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MO_", "SUPERSET_"))}
-    env.update({"MO_HOME": str(home), "MO_PII_KEY": "test-key"})
-    run = subprocess.run(
-        ["make", "--no-print-directory", "dashboards", f"DASHBOARDS_PORT={port}", f"DASHBOARDS_USERS={users}"],
-        cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert f"Superset: http://127.0.0.1:{port}/dashboard/list/" in run.stdout
-    try:
-        yield Dashboards(home, port, env, (branch.id, branch.name), [b.name for b in branches])
-    finally:
-        stop = subprocess.run(
-            ["make", "--no-print-directory", "dashboards-stop"], cwd=REPO_ROOT, capture_output=True, text=True,
-            env=env, timeout=120,
-        )  # fmt: skip
-        assert stop.stdout.strip() == "Superset stopped", stop.stdout + stop.stderr
 
 
 def test_make_dashboards_serves_superset_with_the_admin_from_a_private_file(dashboards):
@@ -151,9 +76,9 @@ def test_sql_lab_is_read_only_and_keeps_an_analyst_to_their_subtree(dashboards):
     delete = _sql(analyst, database_id, "DELETE FROM claims_open")
     assert delete.status_code >= 400 and "DML" in delete.text, delete.text
     total = "SELECT SUM(open_claims) AS n FROM claims_open"
-    assert _sql(admin, database_id, total).json()["data"] == [{"n": _source_open_claims(dashboards.source_url, None)}]
+    assert _sql(admin, database_id, total).json()["data"] == [{"n": source_open_claims(dashboards.source_url, None)}]
     assert _sql(analyst, database_id, total).json()["data"] == [
-        {"n": _source_open_claims(dashboards.source_url, dashboards.branch_id)}
+        {"n": source_open_claims(dashboards.source_url, dashboards.branch_id)}
     ]
 
 
@@ -226,7 +151,7 @@ def test_the_claims_dashboard_renders_for_the_admin_with_the_sources_figures(bro
         assert page.locator("[data-test-chart-name]").count() == 6
         assert _chart_errors(page) == [] and errors == []
         assert "理赔服务 Claims service" in page.inner_text("body")
-        assert _big_number(page, "未结案件 Open claims") == _source_open_claims(dashboards.source_url, None)
+        assert _big_number(page, "未结案件 Open claims") == source_open_claims(dashboards.source_url, None)
         table = page.locator('[data-test-chart-name="各机构与产品线的理赔时效 SLA by organisation and product line"]')
         shown = table.inner_text()
         assert dashboards.branch_name in shown and any(b in shown for b in dashboards.other_branches)
@@ -239,8 +164,8 @@ def test_an_organisations_analyst_sees_only_that_subtree(browser, dashboards, tm
     page, errors = _open_dashboard(browser, dashboards, analyst, "claims-service", tmp_path / "claims-analyst.png")
     try:
         assert _chart_errors(page) == [] and errors == []
-        expected = _source_open_claims(dashboards.source_url, dashboards.branch_id)
-        assert 0 < expected < _source_open_claims(dashboards.source_url, None)
+        expected = source_open_claims(dashboards.source_url, dashboards.branch_id)
+        assert 0 < expected < source_open_claims(dashboards.source_url, None)
         assert _big_number(page, "未结案件 Open claims") == expected
         table = page.locator('[data-test-chart-name="各机构与产品线的理赔时效 SLA by organisation and product line"]')
         shown = table.inner_text()

@@ -1,0 +1,190 @@
+"""The one world every dashboard test reads, built once per test session (tests/conftest.py: ``dashboards_world``
+and ``dashboards``).
+
+A generated world in the embedded defaults (SQLite source, Iceberg catalog under its own MO_HOME) with campaign
+rows written by hand (tests/campaigns/campaign_rows.py), one simulated day whose events reach bronze as the ingest
+writes them, synced to silver through the real quality gate, then ``build_profiles`` in-process on the tests'
+shared SparkSession: marts, segments, insights, campaign results, the analytics marts, the gate, the serving
+store and the dashboards' publish (schema ``analytics``). ``make dashboards`` then serves Superset over it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+WORLD_CUSTOMERS = 2000
+WORLD_SEED = 7
+WORLD_START = date(2027, 1, 1)  # the history ends on 2026-12-31; one simulated day makes "today" 2027-01-01
+CAMPAIGN_START = datetime(2026, 11, 27, 9, 0, 0)
+PII_KEY = "test-key"
+# Settings the session's other tests may have exported that would point this world elsewhere.
+FOREIGN_SETTINGS = ("MO_SOURCE_URL", "MO_CATALOG_URI", "MO_WAREHOUSE", "MO_SERVING_DB_URL", "MO_REDIS_URL",
+                    "MO_SPARK_MASTER")  # fmt: skip
+
+
+@dataclass
+class DashboardsWorld:
+    home: Path
+    settings: Any
+    env: dict[str, str]  # what a process of this world gets (MO_HOME, catalog, key), without other MO_/SUPERSET_
+    as_of: date
+    campaigns: dict[str, Any]
+    build: dict[str, Any] = field(default_factory=dict)  # build_profiles' report
+
+    @property
+    def source_url(self) -> str:
+        return f"sqlite:///{self.home / 'source.db'}"
+
+    @property
+    def analytics_url(self) -> str:
+        return f"sqlite:///{self.home / 'serving' / 'analytics.db'}"
+
+
+def _write_events(spark, settings, events: list[dict]) -> None:
+    """The day's events appended to bronze.events the way the ingest job writes them."""
+    from mo.events.contracts import topic_for
+    from spark_jobs.events_ingest import EVENTS_COLUMNS, _append, ensure_tables, event_row
+
+    ensure_tables(spark, settings)
+    now = datetime.now(UTC)
+    batch = uuid.uuid4().hex[:16]
+    rows = [event_row(e, topic_for(settings, e["event_type"]), 0, i, "dashboards-world", batch, now)
+            for i, e in enumerate(events)]  # fmt: skip
+    _append(spark, settings, "bronze.events", rows, EVENTS_COLUMNS)
+
+
+def build_dashboards_world(spark, home: Path) -> DashboardsWorld:
+    from sqlalchemy import select
+
+    from mo.config import get_settings
+    from mo.generator.advance import advance_day
+    from mo.generator.world import generate_world
+    from mo.oltp.db import make_engine, migrate
+    from mo.oltp.models import WorldClock
+    from mo.profiles import build_profiles
+    from spark_jobs.session import get_spark
+    from spark_jobs.sync import run_sync
+    from tests.campaigns.campaign_rows import write_campaign_rows
+
+    catalog = f"lake_dash_{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MO_", "SUPERSET_"))}
+    env.update({"MO_HOME": str(home), "MO_CATALOG_NAME": catalog, "MO_PII_KEY": PII_KEY})
+    with pytest.MonkeyPatch.context() as patch:
+        for name in FOREIGN_SETTINGS:
+            patch.delenv(name, raising=False)
+        for name in ("MO_HOME", "MO_CATALOG_NAME", "MO_PII_KEY"):
+            patch.setenv(name, env[name])
+        settings = get_settings()
+        engine = make_engine(settings.resolved_source_url)
+        try:
+            migrate(engine)
+            generate_world(engine, customers=WORLD_CUSTOMERS, seed=WORLD_SEED, start_date=WORLD_START)
+            campaigns = write_campaign_rows(engine, CAMPAIGN_START)
+            events: list[dict] = []
+            advance_day(engine, emit=events.append)
+            with engine.connect() as conn:
+                as_of = conn.execute(select(WorldClock.current_date)).scalar_one()
+        finally:
+            engine.dispose()
+        session = get_spark(settings)
+        assert session is spark  # the tests' one session, with this world's catalog registered
+        _write_events(spark, settings, events)
+        run_sync(spark, settings)
+        world = DashboardsWorld(home, settings, env, as_of, campaigns)
+        world.build = build_profiles(settings, as_of, run_id="dashboards-world")
+    (home / "world.json").write_text(json.dumps({"as_of": as_of.isoformat(), "catalog": catalog}))
+    return world
+
+
+def source_open_claims(source_url: str, org_id: int | None) -> int:
+    """Open claims straight from the source: the policy's organisation is ``org_id`` or one of its children."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(source_url)
+    with engine.connect() as conn:
+        count = conn.execute(
+            text(
+                "SELECT COUNT(*) FROM claims c JOIN policies p ON p.id = c.policy_id "
+                "JOIN organizations o ON o.id = p.org_id WHERE c.deleted_at IS NULL "
+                "AND c.status NOT IN ('paid', 'rejected') AND (:org IS NULL OR o.id = :org OR o.parent_id = :org)"
+            ),
+            {"org": org_id},
+        ).scalar()
+    engine.dispose()
+    return int(count)
+
+
+ANALYST_PASSWORD = "analyst-test-pw"
+MARKETER_PASSWORD = "marketer-test-pw"
+
+
+class Dashboards:
+    """Superset as `make dashboards` left it over the dashboards world, with its admin and two test accounts."""
+
+    def __init__(self, world: DashboardsWorld, port: int, branch: tuple[int, str], branches: list[str]):
+        self.world = world
+        self.home = world.home
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = world.env
+        self.branch_id, self.branch_name = branch
+        self.other_branches = [b for b in branches if b != self.branch_name]
+        creds = json.loads((self.home / "superset-demo-credentials.json").read_text())["admin"]
+        self.admin = (creds["username"], creds["password"])
+        self.source_url = world.source_url
+        self.analytics_url = world.analytics_url
+        self.analyst = ("analyst_branch", ANALYST_PASSWORD)
+        self.marketer = ("marketer", MARKETER_PASSWORD)
+
+    def client(self, user: tuple[str, str] | None = None):
+        from mo.dashboards import Superset
+
+        return Superset(self.url, *(user or self.admin))
+
+
+def start_dashboards(world: DashboardsWorld, port: int, scratch: Path) -> Dashboards:
+    """`make dashboards` over the world (publishes the analytics marts, sets Superset up, serves it), with an
+    analyst of the branch with the most open claims (fewer than the whole company's) and a marketer."""
+    import subprocess
+
+    from sqlalchemy import create_engine, text
+
+    from mo.config import REPO_ROOT
+
+    engine = create_engine(world.source_url)
+    with engine.connect() as conn:
+        branches = conn.execute(text("SELECT id, name FROM organizations WHERE level = 'branch'")).all()
+    engine.dispose()
+    branch = max(branches, key=lambda b: source_open_claims(world.source_url, b.id))
+    users = scratch / "users.jsonl"
+    accounts = [
+        {"username": "analyst_branch", "role": "analyst", "org": branch.id, "password": ANALYST_PASSWORD},
+        {"username": "marketer", "role": "marketer", "org": None, "password": MARKETER_PASSWORD},
+    ]
+    users.write_text("".join(json.dumps(a) + "\n" for a in accounts))
+    run = subprocess.run(
+        ["make", "--no-print-directory", "dashboards", f"DASHBOARDS_PORT={port}", f"DASHBOARDS_USERS={users}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, env=world.env, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"Superset: http://127.0.0.1:{port}/dashboard/list/" in run.stdout
+    return Dashboards(world, port, (branch.id, branch.name), [b.name for b in branches])
+
+
+def stop_dashboards(dashboards: Dashboards) -> None:
+    import subprocess
+
+    from mo.config import REPO_ROOT
+
+    stop = subprocess.run(
+        ["make", "--no-print-directory", "dashboards-stop"], cwd=REPO_ROOT, capture_output=True, text=True,
+        env=dashboards.env, timeout=120,
+    )  # fmt: skip
+    assert stop.stdout.strip() == "Superset stopped", stop.stdout + stop.stderr
