@@ -211,10 +211,13 @@ def security(app=None) -> None:
         lake = db.session.query(Database).filter_by(database_name=LAKE).one_or_none()
         if lake is not None:
             reader = sm.find_role(LAKE_READER) or sm.add_role(LAKE_READER)
+            # `silver.t`, and `<catalog>.silver.t` (the form of metadata tables: `lake.silver.t.snapshots`)
+            catalogs = [None, os.environ.get("MO_LAKE_CATALOG") or "lake"]
             for schema in LAKE_SCHEMAS:
-                pvm = _pvm(sm, "schema_access", sm.get_schema_perm(lake.database_name, None, schema))
-                if pvm not in reader.permissions:
-                    sm.add_permission_role(reader, pvm)
+                for catalog in catalogs:
+                    pvm = _pvm(sm, "schema_access", sm.get_schema_perm(lake.database_name, catalog, schema))
+                    if pvm not in reader.permissions:
+                        sm.add_permission_role(reader, pvm)
         db.session.commit()
     print(f"superset: {DATABASE} granted to {ANALYST}; row-level security on {', '.join(ORG_DATASETS)}")
     print(f"superset: {LAKE} namespaces {', '.join(LAKE_SCHEMAS)} granted to {LAKE_READER}")

@@ -1,7 +1,7 @@
-"""SQL Lab on the lake: PyHive's ``hive://`` dialect made right for Spark's Thrift server, and SQL Lab kept read-only.
+"""SQL Lab on the lake: PyHive's ``hive://`` dialect made right for Spark's Thrift server.
 
-Loaded by superset_config.py (which puts this folder on sys.path): :func:`register` at import, :func:`patch_superset`
-from FLASK_APP_MUTATOR, :func:`read_only_guard` as SQL_QUERY_MUTATOR.
+Registered by superset_config.py (which puts this folder on sys.path) when PyHive is installed (dashboards/.venv;
+Superset's stock image has none). Superset's side of the fix and SQL Lab's read-only guard: sql_lab_guard.py.
 
 What stock PyHive 0.7 gets wrong against Spark 3.5's Thrift server (checked on this machine, see
 docs/dashboards.md "SQL Lab on the lake"):
@@ -12,13 +12,6 @@ docs/dashboards.md "SQL Lab on the lake"):
   read as columns (with a NULL type: TypeError), and Spark's types (``timestamp_ntz``, ``decimal(12,2)``,
   ``array<string>``) need mapping;
 - a missing table raises ``[TABLE_OR_VIEW_NOT_FOUND]``, which PyHive's has_table does not recognise.
-
-Read-only: Superset's own DML check (``allow_dml`` off) refuses INSERT/UPDATE/DELETE/MERGE/CREATE/DROP/ALTER, but
-lets through every statement its parser does not classify: on Spark ``CALL lake.system.rollback_to_snapshot(...)``
-(a write), ``SET`` (on the Thrift server's shared session it would change every reader's settings), ``CACHE TABLE``,
-``ADD JAR``, ``USE``, ``LOAD DATA``... :func:`read_only_guard` lets a database whose ``allow_dml`` is off run only
-queries (SELECT, WITH, set operations, VALUES), DESCRIBE, SHOW and EXPLAIN, and refuses anything else naming it,
-before anything is sent. The Thrift server itself opens the embedded catalog read-only (mo/lake_sql.py).
 """
 
 from __future__ import annotations
@@ -43,12 +36,9 @@ SPARK_TYPES = {
     "interval": types.String,
 }
 NOT_FOUND = re.compile(r"TABLE_OR_VIEW_NOT_FOUND|NoSuchTableException|Table not found|does not exist")
-# Functions that reach outside SQL: Java reflection on the server's JVM.
-DISALLOWED_FUNCTIONS = {"reflect", "java_method", "try_reflect"}
-READ_COMMANDS = ("SHOW", "DESCRIBE", "DESC", "EXPLAIN")
 
 
-def _names(rows: list[Any]) -> list[str]:
+def names_of(rows: list[Any]) -> list[str]:
     """Names from a SHOW TABLES / SHOW VIEWS answer: Spark's (namespace, name, isTemporary) or Hive's (name)."""
     names = []
     for row in rows:
@@ -70,14 +60,14 @@ class SparkHiveDialect(HiveDialect):
         query = "SHOW TABLES"
         if schema:
             query += " IN " + self.identifier_preparer.quote_identifier(schema)
-        return _names(connection.execute(text(query)).fetchall())
+        return names_of(connection.execute(text(query)).fetchall())
 
     def get_view_names(self, connection, schema=None, **kw):
         query = "SHOW VIEWS"
         if schema:
             query += " IN " + self.identifier_preparer.quote_identifier(schema)
         try:
-            return _names(connection.execute(text(query)).fetchall())
+            return names_of(connection.execute(text(query)).fetchall())
         except exc.DBAPIError:  # a catalog without views
             return []
 
@@ -145,64 +135,3 @@ def register() -> None:
 
     registry.register("hive", __name__, "SparkHiveDialect")
     registry.register("hive.thrift", __name__, "SparkHiveDialect")
-
-
-def _spark_view_names(cls, database, inspector, schema):
-    """Superset's HiveEngineSpec.get_view_names, reading Spark's three-column SHOW VIEWS."""
-    sql = "SHOW VIEWS" + (f" IN `{schema}`" if schema else "")
-    with database.get_raw_connection(schema=schema) as conn:
-        cursor = conn.cursor()
-        try:
-            cursor.execute(sql)
-            return set(_names(cursor.fetchall()))
-        except Exception:  # noqa: BLE001  (a catalog without views answers with an error)
-            return set()
-
-
-def patch_superset(app) -> None:
-    """FLASK_APP_MUTATOR: Superset's Hive engine spec reads Spark's SHOW VIEWS, and no reflection functions."""
-    from superset.db_engine_specs.hive import HiveEngineSpec
-
-    HiveEngineSpec.get_view_names = classmethod(_spark_view_names)
-    disallowed = app.config.setdefault("DISALLOWED_SQL_FUNCTIONS", {})
-    disallowed["hive"] = set(disallowed.get("hive", set())) | DISALLOWED_FUNCTIONS
-
-
-def refused_statement(sql: str, engine: str) -> str | None:
-    """The first statement of ``sql`` that only reads nothing (a write, a session change, a cache...), else None."""
-    from sqlglot import exp
-    from superset.sql.parse import SQLScript
-
-    for statement in SQLScript(sql, engine=engine).statements:
-        parsed = statement._parsed  # noqa: SLF001  (Superset keeps the sqlglot tree there)
-        if isinstance(parsed, exp.Query | exp.Describe | exp.Show) and not parsed.args.get("into"):
-            continue
-        if isinstance(parsed, exp.Command) and str(parsed.this).upper() in READ_COMMANDS:
-            continue
-        return statement.format(comments=False)
-    return None
-
-
-def read_only_guard(sql: str, **kwargs: Any) -> str:
-    """SQL_QUERY_MUTATOR: on a database whose ``allow_dml`` is off, refuse a statement that does not just read."""
-    database = kwargs.get("database")
-    if database is None or database.allow_dml:
-        return sql
-    refused = refused_statement(sql, database.db_engine_spec.engine)
-    if refused is None:
-        return sql
-    from superset.errors import ErrorLevel, SupersetError, SupersetErrorType
-    from superset.exceptions import SupersetErrorException
-
-    first_line = refused.strip().splitlines()[0][:200]
-    raise SupersetErrorException(
-        SupersetError(
-            message=(
-                f"Database {database.database_name!r} is read-only in SQL Lab (DML is not allowed): the statement "
-                f"`{first_line}` was refused; only SELECT, WITH, SHOW, DESCRIBE and EXPLAIN run here. Nothing was run."
-            ),
-            error_type=SupersetErrorType.DML_NOT_ALLOWED_ERROR,
-            level=ErrorLevel.ERROR,
-        ),
-        status=403,
-    )

@@ -100,8 +100,13 @@ AUTH_RATE_LIMIT = "5 per minute" if ENVIRONMENT != "development" else "100 per m
 # database whose allow_dml is off refusing what does not just read (CALL, SET, CACHE, USE... that Superset's own
 # DML check lets through), naming the statement, before anything is sent.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import lake_sql_dialect  # noqa: E402
+import sql_lab_guard  # noqa: E402
 
-lake_sql_dialect.register()
-FLASK_APP_MUTATOR = lake_sql_dialect.patch_superset
-SQL_QUERY_MUTATOR = lake_sql_dialect.read_only_guard
+try:
+    import lake_sql_dialect  # noqa: E402
+except ImportError:  # no PyHive (Superset's stock image): no Lake here, the rest works
+    lake_sql_dialect = None
+else:
+    lake_sql_dialect.register()
+FLASK_APP_MUTATOR = sql_lab_guard.patch_superset
+SQL_QUERY_MUTATOR = sql_lab_guard.read_only_guard

@@ -492,6 +492,7 @@ def setup_superset(
         path = Path(tmp)
         # the databases' passwords travel in the environment of the one process that imports, never in a file
         extra = {"MO_BUNDLE_PASSWORDS": json.dumps(passwords)} if passwords else {}
+        extra["MO_LAKE_CATALOG"] = settings.catalog_name
         args = [str(python), str(REPO_ROOT / "dashboards" / "bootstrap.py"), "setup", "--bundle", str(path)]
         if users:
             args.append("--users")

@@ -146,9 +146,8 @@ def _running_pid(settings: Settings) -> int | None:
     try:
         pid = int(_pidfile(settings).read_text().strip())
         proc = psutil.Process(pid)
-        if proc.status() != psutil.STATUS_ZOMBIE and THRIFT_SERVER_CLASS in " ".join(
-            " ".join(p.cmdline()) for p in [proc, *proc.children(recursive=True)]
-        ):
+        # spark-submit's script execs the JVM: the pid is the JVM's
+        if proc.status() != psutil.STATUS_ZOMBIE and THRIFT_SERVER_CLASS in proc.cmdline():
             return pid
     except (OSError, ValueError, psutil.Error):
         pass

@@ -39,7 +39,7 @@ def test_make_dashboards_serves_superset_with_the_admin_from_a_private_file(dash
 def test_import_twice_changes_nothing_and_export_gives_back_the_bundle(dashboards, tmp_path):
     client = dashboards.client()
     before = inventory(client)
-    assert before == {"database": 1, "dataset": 7, "chart": 16, "dashboard": 3}
+    assert before == {"database": 2, "dataset": 7, "chart": 16, "dashboard": 3}
     assert import_dashboards(client, dashboards.analytics_url) == before
     assert import_dashboards(client, dashboards.analytics_url) == before
     changed = export_dashboards(client, tmp_path / "bundle")
