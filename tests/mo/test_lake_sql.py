@@ -1,5 +1,6 @@
 """SQL Lab on the lake: the Spark Thrift server `make dashboards` starts over the dashboards world's catalog, read
-through PyHive with the dialect fix (dashboards/lake_sql_dialect.py), and through Superset's SQL Lab as analysts.
+through PyHive with the dialect fix (dashboards/lake_sql_dialect.py), and through Superset's SQL Lab as analysts;
+first the endpoint's configuration, the bundle's Lake database and the read-only guard without any server.
 
 One Thrift server for the session: the one the shared ``dashboards`` fixture's `make dashboards` starts (the world
 has a lake), stopped by its `make dashboards-stop`. The small Iceberg table the dialect is checked on is written
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import zipfile
+from io import BytesIO
 
 import pytest
 import requests
 
-from mo.config import REPO_ROOT
-
-pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.browser]
+from mo.config import REPO_ROOT, Settings
 
 SUPERSET_PYTHON = REPO_ROOT / "dashboards" / ".venv" / "bin" / "python"
 PROBE_NAMESPACE = "lake_sql_probe"
@@ -47,6 +48,78 @@ with engine.connect() as conn:
     out["queries"] = [[[str(v) for v in row] for row in conn.execute(text(q)).fetchall()] for q in queries]
 print(json.dumps(out))
 """
+
+
+def test_the_endpoint_serves_the_jobs_catalog_read_only_on_loopback(tmp_path, monkeypatch):
+    from mo.lake_sql import LakeSqlError, lake_url, server_command, server_conf, start, status
+    from spark_jobs.session import catalog_conf
+
+    settings = Settings(home=tmp_path, catalog_name="lake_x", lake_sql_port=20399)
+    conf = server_conf(settings)
+    jobs = catalog_conf(settings)
+    uri_key = "spark.sql.catalog.lake_x.uri"
+    same = {k: v for k, v in jobs.items() if k != uri_key}
+    assert {k: v for k, v in conf.items() if k in same} == same
+    assert conf[uri_key] == jobs[uri_key] + "?open_mode=1"  # SQLite read-only: never the builds' write lock
+    assert conf["spark.sql.defaultCatalog"] == "lake_x" and conf["spark.sql.catalog.lake_x.cache-enabled"] == "false"
+    assert conf["spark.sql.hive.thriftServer.singleSession"] == "true" and conf["spark.sql.runSQLOnFiles"] == "false"
+    command = server_command(settings)
+    assert "hive.server2.thrift.bind.host=127.0.0.1" in command and "hive.server2.thrift.port=20399" in command
+    assert lake_url(settings) == "hive://superset@127.0.0.1:20399/silver"
+    with pytest.raises(LakeSqlError, match="no lake under"):
+        start(settings)
+    external = Settings(home=tmp_path, lake_sql_url="trino://mo@trino.internal:8080/iceberg/silver")
+    assert lake_url(external) == external.lake_sql_url and status(external).external
+    with pytest.raises(LakeSqlError, match="runs elsewhere"):
+        start(external)
+
+
+def test_the_lake_database_is_rendered_without_its_password_or_left_out():
+    from mo.dashboards import analytics_connection, lake_connection, read_bundle, render_steps
+
+    analytics = analytics_connection("sqlite:////tmp/analytics.db")
+    lake = lake_connection("trino://mo:s3cret-pw@trino.internal:8080/iceberg/silver")
+    for _, archive, passwords in render_steps(read_bundle(), analytics, lake):
+        with zipfile.ZipFile(BytesIO(archive)) as zf:
+            assert not any(b"s3cret" in zf.read(n) for n in zf.namelist())
+            assert b"trino://mo:XXXXXXXXXX@trino.internal:8080" in zf.read("bundle/databases/Lake.yaml")
+        assert passwords == {"bundle/databases/Lake.yaml": "s3cret-pw"}
+    for _, archive, _ in render_steps(read_bundle(), analytics):  # no lake URL: Superset keeps its Lake
+        assert "bundle/databases/Lake.yaml" not in zipfile.ZipFile(BytesIO(archive)).namelist()
+
+
+GUARD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from sql_lab_guard import refused_statement
+print(json.dumps({sql: refused_statement(sql, "hive") for sql in json.loads(sys.argv[2])}))
+"""
+
+
+def test_the_read_only_guard_lets_reads_through_and_names_anything_else():
+    reads = [
+        "SELECT * FROM silver.policies VERSION AS OF 1", "WITH a AS (SELECT 1) SELECT * FROM a",
+        "SELECT 1 UNION ALL SELECT 2", "SHOW TABLES IN marts", "DESCRIBE silver.policies", "EXPLAIN SELECT 1",
+    ]  # fmt: skip
+    others = {
+        "CALL lake.system.rollback_to_snapshot('silver.policies', 1)": "CALL",
+        "SET spark.sql.runSQLOnFiles=true": "SET",
+        "CACHE TABLE silver.policies": "CACHE",
+        "USE bronze": "USE",
+        "ADD JAR /tmp/x.jar": "ADD JAR",
+        "LOAD DATA INPATH '/tmp/x' INTO TABLE silver.policies": "LOAD DATA",
+        "SELECT * INTO copy FROM silver.policies": "COPY",
+        "SELECT 1; DROP TABLE silver.policies": "DROP TABLE",
+    }
+    run = subprocess.run(
+        [str(SUPERSET_PYTHON), "-c", GUARD, str(REPO_ROOT / "dashboards"), json.dumps([*reads, *others])],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    refused = json.loads(run.stdout.strip().splitlines()[-1])
+    assert {sql: refused[sql] for sql in reads} == dict.fromkeys(reads)
+    for sql, word in others.items():
+        assert refused[sql] is not None and word in refused[sql].upper(), (sql, refused[sql])
 
 
 def _probe(url: str, queries: list[str], namespace: str = "", table: str = "") -> dict:
@@ -93,6 +166,9 @@ def lake(dashboards, spark):
     return {"settings": settings, "url": url, "table": table, "snapshots": snapshots}
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.browser
 def test_the_fixed_dialect_reads_spark_listings_partitioned_iceberg_columns_and_time_travel(lake, spark):
     table = lake["table"]
     first = lake["snapshots"][0]
@@ -136,6 +212,9 @@ def _sql(client, database_id: int, sql: str, schema: str = "silver") -> requests
     )
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.browser
 def test_a_head_office_analyst_reads_the_lake_in_sql_lab_as_spark_does(lake, dashboards, spark):
     analyst = dashboards.client(dashboards.head_analyst)
     lake_id = _lake_id(dashboards.client())
@@ -167,6 +246,9 @@ def test_a_head_office_analyst_reads_the_lake_in_sql_lab_as_spark_does(lake, das
     assert answer.json()["data"] == [{"n": n}] and n > 0
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.browser
 def test_sql_lab_refuses_writes_and_restricted_tables_on_the_lake_naming_them(lake, dashboards, spark):
     analyst = dashboards.client(dashboards.head_analyst)
     lake_id = _lake_id(dashboards.client())
@@ -194,6 +276,9 @@ def test_sql_lab_refuses_writes_and_restricted_tables_on_the_lake_naming_them(la
     assert files.status_code >= 400, files.text
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.browser
 def test_the_lake_is_for_head_office_analysts_only(lake, dashboards):
     lake_id = _lake_id(dashboards.client())
     # an organisation's analyst: row-level security cannot follow into the lake's tables
