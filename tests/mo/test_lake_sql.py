@@ -21,6 +21,16 @@ import requests
 from mo.config import REPO_ROOT, Settings
 
 SUPERSET_PYTHON = REPO_ROOT / "dashboards" / ".venv" / "bin" / "python"
+
+
+def over_the_world(test):
+    """Marks of a test over the session's dashboards world and its endpoint; it may be the first to wait for the
+    world's build and `make dashboards` (minutes on a busy machine)."""
+    for mark in (pytest.mark.spark, pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(2400)):
+        test = mark(test)
+    return test
+
+
 PROBE_NAMESPACE = "lake_sql_probe"
 
 # Run with Superset's Python (PyHive lives only there): the fixed dialect's metadata calls and some queries, as JSON.
@@ -166,9 +176,7 @@ def lake(dashboards, spark):
     return {"settings": settings, "url": url, "table": table, "snapshots": snapshots}
 
 
-@pytest.mark.spark
-@pytest.mark.slow
-@pytest.mark.browser
+@over_the_world
 def test_the_fixed_dialect_reads_spark_listings_partitioned_iceberg_columns_and_time_travel(lake, spark):
     table = lake["table"]
     first = lake["snapshots"][0]
@@ -212,9 +220,7 @@ def _sql(client, database_id: int, sql: str, schema: str = "silver") -> requests
     )
 
 
-@pytest.mark.spark
-@pytest.mark.slow
-@pytest.mark.browser
+@over_the_world
 def test_a_head_office_analyst_reads_the_lake_in_sql_lab_as_spark_does(lake, dashboards, spark):
     analyst = dashboards.client(dashboards.head_analyst)
     lake_id = _lake_id(dashboards.client())
@@ -246,9 +252,7 @@ def test_a_head_office_analyst_reads_the_lake_in_sql_lab_as_spark_does(lake, das
     assert answer.json()["data"] == [{"n": n}] and n > 0
 
 
-@pytest.mark.spark
-@pytest.mark.slow
-@pytest.mark.browser
+@over_the_world
 def test_sql_lab_refuses_writes_and_restricted_tables_on_the_lake_naming_them(lake, dashboards, spark):
     analyst = dashboards.client(dashboards.head_analyst)
     lake_id = _lake_id(dashboards.client())
@@ -276,9 +280,7 @@ def test_sql_lab_refuses_writes_and_restricted_tables_on_the_lake_naming_them(la
     assert files.status_code >= 400, files.text
 
 
-@pytest.mark.spark
-@pytest.mark.slow
-@pytest.mark.browser
+@over_the_world
 def test_the_lake_is_for_head_office_analysts_only(lake, dashboards):
     lake_id = _lake_id(dashboards.client())
     # an organisation's analyst: row-level security cannot follow into the lake's tables
