@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 CHUNK = 10_000
-PREFIX = "mo_bench_decision"
+PREFIX = os.environ.get("MO_BENCH_DECISION_PREFIX", "mo_bench_decision")
 
 
 def _env_int(name: str, default: int) -> int:

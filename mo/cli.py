@@ -256,14 +256,20 @@ def campaigns() -> None:
 @click.option(
     "--interval", type=click.FloatRange(min=0.5), default=15.0, show_default=True, help="Seconds between rounds"
 )
-def campaigns_dispatch_cmd(once: bool, interval: float) -> None:
+@click.option(
+    "--lease", "lease_s", type=click.FloatRange(min=5), default=60.0, show_default=True,
+    help="Seconds a dispatcher's lease lasts unrenewed: a second dispatcher waits, and takes over this long after "
+    "the first stops",
+)  # fmt: skip
+def campaigns_dispatch_cmd(once: bool, interval: float, lease_s: float) -> None:
     """The dispatcher: due campaigns' audiences frozen, every touch decided once, sends produced to Kafka; until
-    stopped (SIGTERM, Ctrl-C). Several dispatchers may run: each campaign is claimed by one per round."""
+    stopped (SIGTERM, Ctrl-C). One decides at a time (a lease in the source database): a second one started
+    beside it waits, as a standby."""
     import logging
     import signal
     import threading
 
-    from mo.campaigns.dispatch import require_campaign_tables, run_forever, run_round
+    from mo.campaigns.dispatch import DispatchLease, require_campaign_tables, run_forever, run_round
     from mo.channels.messages import send_producer
     from mo.oltp.db import check_connection, make_engine
     from mo.serving_store import open_store
@@ -280,8 +286,10 @@ def campaigns_dispatch_cmd(once: bool, interval: float) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
+    lease = DispatchLease(engine, ttl_s=max(lease_s, 3 * interval))
+
     def one_round():  # type: ignore[no-untyped-def]
-        return run_round(engine, client, store, settings, producer=producer)
+        return run_round(engine, client, store, settings, producer=producer, lease=lease)
 
     try:
         if once:
@@ -291,6 +299,8 @@ def campaigns_dispatch_cmd(once: bool, interval: float) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        if lease.held:
+            lease.release()
         producer.close(timeout=5)
         close_redis(client)
         store.dispose()

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     # the provider sandbox (`mo channels sandbox start`) on channel_sandbox_port, with the sandbox's credentials.
     # Secrets come from the environment only: outside development the sandbox credentials are refused.
     channel_sandbox_port: int = 18980
+    # The sandbox's bind address: loopback by default; 0.0.0.0 where other containers reach it (docker-compose.yml)
+    channel_sandbox_host: str = "127.0.0.1"
     channel_wechat_base_url: str | None = None  # https://api.weixin.qq.com
     channel_wechat_appid: str = "wx-sandbox-appid"
     channel_wechat_secret: str = "wx-sandbox-secret"
@@ -173,7 +175,14 @@ class Settings(BaseSettings):
     def channel_base_url(self, provider: str) -> str:
         """The provider's base URL: its setting, else the local provider sandbox."""
         url = getattr(self, f"channel_{provider}_base_url")
-        return (url or f"http://127.0.0.1:{self.channel_sandbox_port}").rstrip("/")
+        return (url or self.channel_sandbox_url).rstrip("/")
+
+    @property
+    def channel_sandbox_url(self) -> str:
+        """Where this machine reaches the local sandbox: its bind host, or loopback when it binds every address."""
+        host = self.channel_sandbox_host
+        host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.channel_sandbox_port}"
 
     def require_channel_secrets(self) -> None:
         """Outside development, the sandbox's well-known credentials are refused (secrets: environment only)."""

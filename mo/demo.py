@@ -289,7 +289,7 @@ def _tap_a_link(settings, campaign_id: int) -> str:  # type: ignore[no-untyped-d
             )
     finally:
         engine.dispose()
-    sandbox = f"http://127.0.0.1:{settings.channel_sandbox_port}"
+    sandbox = settings.channel_sandbox_url
     with urllib.request.urlopen(f"{sandbox}/_sandbox/log?table=received&provider=wechat", timeout=10) as response:
         received = json.loads(response.read())["items"]
     mine = [json.loads(r["body"]) for r in received if r["client_msg_id"] in ids]

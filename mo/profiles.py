@@ -188,12 +188,18 @@ def build_analytics(settings: Settings, as_of: dt.date | str | None = None) -> d
 
 def gate_marts(settings: Settings) -> dict[str, Any]:
     """Great Expectations on the marts about to be published; raises QualityGateFailed on any failure."""
-    from quality.marts import run_marts_gate
+    from quality.marts import CAMPAIGN_MARTS, run_marts_gate
     from spark_jobs.lake import silver_table
     from spark_jobs.session import get_spark
 
     spark = get_spark(settings)
     frames = {name: spark.table(mart_table(settings, name)) for name in GATED_MARTS}
+    # the campaign results marts too (published in the same refresh), once built: a lake before campaigns has none
+    frames |= {
+        n: spark.table(mart_table(settings, n))
+        for n in CAMPAIGN_MARTS
+        if spark.catalog.tableExists(mart_table(settings, n))
+    }
     live_customers = spark.table(silver_table(settings, "customers")).count()
     result = run_marts_gate(spark, settings, frames, {"customer_profile": live_customers})
     if not result.passed:

@@ -10,6 +10,14 @@ the next run on:
 - non-nullable columns are not null, enum columns hold only the contract's values;
 - ``customer_profile`` has exactly one row per live customer in silver (row count reconciled).
 
+The campaign results marts (``mart_campaign_results``, ``mart_campaign_uplift``) have no file in schemas/marts/:
+their contract is the serving store's copy of each (schemas/serving/serving.yaml ``campaign_results`` and
+``campaign_uplift``). Besides the key and the not-nulls they carry the invariants their SQL guarantees
+(:func:`campaign_invariants`): counts never negative, audience = decided + waiting, the suppressions by reason add
+up, nothing sent, delivered, opened, clicked or converted beyond what was decided ``send`` or sent, comparison
+groups within the audience, rates in [0, 1] and the uplift's interval around its point (ci_low <= difference <=
+ci_high). A row breaking one is a wrong mart: the gate stops the publish.
+
 A failure raises :class:`mo.errors.QualityGateFailed` naming the mart and the expectation, and the
 publish step never runs. Results land in the same GX project as the silver gate (``<MO_HOME>/gx``).
 """
@@ -35,7 +43,9 @@ from quality.gates import (
     GateResult,
     _detail,
     _gate_planning,
+    _plural,
     _project,
+    _sample,
 )
 
 if TYPE_CHECKING:
@@ -64,9 +74,19 @@ class MartContract:
     columns: tuple[MartColumn, ...]
 
 
+# The campaign results marts and the serving tables whose contracts they are published under.
+CAMPAIGN_MARTS = {"mart_campaign_results": "campaign_results", "mart_campaign_uplift": "campaign_uplift"}
+# Enumerations the campaign marts' SQL produces (their dbt accepted_values tests), checked here as well.
+CAMPAIGN_ENUMS = {
+    "mart_campaign_results": {"period_type": ("week", "month")},
+    "mart_campaign_uplift": {"uplift_scope": ("campaign", "product_line")},
+}
+
+
 @cache
 def load_mart_contracts(directory: str = str(MARTS_DIR)) -> dict[str, MartContract]:
-    """Every contract in schemas/marts/, by table name."""
+    """Every contract in schemas/marts/, by table name, and the campaign results marts' (from their serving
+    copies in schemas/serving/serving.yaml)."""
     contracts = {}
     for path in sorted(Path(directory).glob("*.yaml")):
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -87,13 +107,95 @@ def load_mart_contracts(directory: str = str(MARTS_DIR)) -> dict[str, MartContra
         except (KeyError, TypeError) as exc:
             raise ContractViolation(f"schemas/marts/{path.name}: missing or malformed {exc}") from None
         contracts[contract.table] = contract
+    contracts.update(_campaign_contracts())
     return contracts
+
+
+def _campaign_contracts() -> dict[str, MartContract]:
+    from mo.serving_store.contract import load_serving_contract
+
+    tables = load_serving_contract().tables
+    contracts = {}
+    for mart, serving_table in CAMPAIGN_MARTS.items():
+        table = tables[serving_table]
+        enums = CAMPAIGN_ENUMS.get(mart, {})
+        columns = tuple(MartColumn(c.name, c.mart_type, c.nullable, enums.get(c.name)) for c in table.columns)
+        contracts[mart] = MartContract(table=mart, primary_key=tuple(table.primary_key), columns=columns)
+    return contracts
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """``left op right`` on every row (Spark SQL over the mart's columns; op ``<=`` or ``=``); rows where a side
+    is null are not judged (a rate without a comparison group)."""
+
+    left: str
+    op: str
+    right: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.left} {self.op} {self.right}"
+
+
+def campaign_invariants(contract: MartContract) -> tuple[list[str], list[tuple[str, float, float]], list[Invariant]]:
+    """(count columns that are never negative, (column, min, max) ranges, row invariants) of a campaign results
+    mart, as its SQL (dbt/models/marts/campaigns/) guarantees them."""
+    names = [c.name for c in contract.columns]
+    if contract.table == "mart_campaign_results":
+        counts = [c.name for c in contract.columns if c.type == "bigint" and c.name not in contract.primary_key]
+        reasons = [n for n in names if n.startswith("suppressed_")]
+        sends = "decided - suppressed"  # final decisions are send or suppress: the touches decided `send`
+        rules = [
+            Invariant("decided + waiting", "=", "audience"),
+            Invariant("suppressed", "<=", "decided"),
+            Invariant(" + ".join(reasons), "=", "suppressed"),
+            Invariant("sent", "<=", sends),  # a message exists only for a send decision
+            Invariant("failed", "<=", sends),
+            Invariant("dead_letter", "<=", sends),
+            Invariant("delivered", "<=", "sent"),  # receipts apply to sent messages only (mo/channels/receipts.py)
+            Invariant("opened", "<=", "sent"),  # opens and clicks are recorded for sent messages only
+            Invariant("clicked", "<=", "opened"),  # a click implies the open
+            Invariant("converted", "<=", sends),
+            Invariant("treated + holdout", "<=", "audience"),
+            Invariant("treated_converted", "<=", "treated"),
+            Invariant("holdout_converted", "<=", "holdout"),
+        ]
+        return counts, [], rules
+    if contract.table == "mart_campaign_uplift":
+        counts = ["treated", "treated_converted", "holdout", "holdout_converted"]
+        ranges = [("treated_rate", 0.0, 1.0), ("holdout_rate", 0.0, 1.0), ("difference", -1.0, 1.0),
+                  ("ci_low", -1.0, 1.0), ("ci_high", -1.0, 1.0)]  # fmt: skip
+        rules = [
+            Invariant("treated_converted", "<=", "treated"),
+            Invariant("holdout_converted", "<=", "holdout"),
+            Invariant("ci_low", "<=", "difference"),
+            Invariant("difference", "<=", "ci_high"),
+        ]
+        return counts, ranges, rules
+    return [], [], []
+
+
+def _invariant_columns(index: int) -> tuple[str, str]:
+    return f"_gate_invariant_{index}_left", f"_gate_invariant_{index}_right"
+
+
+def with_invariant_columns(frame: DataFrame, contract: MartContract) -> DataFrame:
+    """The frame with each invariant's two sides as columns (GX compares columns, not expressions)."""
+    rules = campaign_invariants(contract)[2]
+    if not rules:
+        return frame
+    sides = []
+    for index, rule in enumerate(rules):
+        left, right = _invariant_columns(index)
+        sides += [f"({rule.left}) as `{left}`", f"({rule.right}) as `{right}`"]
+    return frame.selectExpr("*", *sides)
 
 
 @dataclass(frozen=True)
 class MartCheck:
     label: str
-    kind: str  # columns | row_count | primary_key | not_null | enum
+    kind: str  # columns | row_count | primary_key | not_null | enum | range | invariant
     expectation: Any
 
 
@@ -138,6 +240,24 @@ def build_mart_checks(contract: MartContract, *, reconcile_count: bool) -> list[
                 E.ExpectColumnValuesToBeInSet(column=c.name, value_set=list(c.enum)),
                 f"expect_column_values_to_be_in_set({c.name})",
             )
+    counts, ranges, rules = campaign_invariants(contract)
+    for name in counts:
+        add("range", E.ExpectColumnValuesToBeBetween(column=name, min_value=0), f"{name} >= 0")
+    for name, low, high in ranges:
+        add("range", E.ExpectColumnValuesToBeBetween(column=name, min_value=low, max_value=high),
+            f"{name} in [{low:g}, {high:g}]")  # fmt: skip
+    for index, rule in enumerate(rules):
+        left, right = _invariant_columns(index)
+        expectation: Any
+        if rule.op == "=":
+            expectation = E.ExpectColumnPairValuesToBeEqual(
+                column_A=left, column_B=right, ignore_row_if="either_value_is_missing"
+            )
+        else:
+            expectation = E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A=right, column_B=left, or_equal=True, ignore_row_if="either_value_is_missing"
+            )
+        add("invariant", expectation, rule.label)
     return checks
 
 
@@ -165,6 +285,7 @@ def run_marts_gate(
             started = time.perf_counter()
             expected = expected_counts.get(table)
             checks = build_mart_checks(contracts[table], reconcile_count=expected is not None)
+            frame = with_invariant_columns(frame, contracts[table])
             batch_definition = project.batch_definition(table, DATASOURCE)
             suite = context.suites.add_or_update(
                 gx.ExpectationSuite(name=f"marts.{table}", expectations=[c.expectation for c in checks])
@@ -190,11 +311,23 @@ def run_marts_gate(
                 detailed = batch.validate(
                     check.expectation, result_format=DETAILED_RESULT_FORMAT, expectation_parameters=parameters
                 )
-                failures.append(
-                    GateFailure(table, check.label, _detail(check, detailed.result or {}, expected, count_of=""))
-                )
+                found = detailed.result or {}
+                if check.kind in ("range", "invariant"):
+                    detail = f"{_plural(found.get('unexpected_count') or 0, 'row')} break it: " + str(
+                        _sample(found.get("partial_unexpected_list"))
+                    )
+                else:
+                    detail = _detail(check, found, expected, count_of="")
+                failures.append(GateFailure(table, check.label, detail))
             log.info("marts.%s: %d checks (%.1fs)", table, len(checks), time.perf_counter() - started)
     return GateResult(passed=not failures, failures=failures, docs_path=None, tables=list(frames), layer="marts")
 
 
-__all__ = ["MartContract", "build_mart_checks", "load_mart_contracts", "run_marts_gate"]
+__all__ = [
+    "CAMPAIGN_MARTS",
+    "MartContract",
+    "build_mart_checks",
+    "campaign_invariants",
+    "load_mart_contracts",
+    "run_marts_gate",
+]

@@ -22,8 +22,9 @@ import pytest
 
 WORLD_CUSTOMERS = 2000
 WORLD_SEED = 7
-WORLD_START = date(2027, 1, 1)  # the history ends on 2026-12-31; one simulated day makes "today" 2027-01-01
-CAMPAIGN_START = datetime(2026, 11, 27, 9, 0, 0)
+# The generator's default start (2026-01-01): the history ends on 2025-12-31 and one simulated day makes the
+# world's "today" 2026-01-01, in the past, as a real source's latest day is (the claims SLA's "today").
+CAMPAIGN_START = datetime(2025, 11, 27, 9, 0, 0)  # a Thursday: the touches run into the next ISO week and month
 PII_KEY = "test-key"
 # Settings the session's other tests may have exported that would point this world elsewhere.
 FOREIGN_SETTINGS = ("MO_SOURCE_URL", "MO_CATALOG_URI", "MO_WAREHOUSE", "MO_SERVING_DB_URL", "MO_REDIS_URL",
@@ -88,7 +89,7 @@ def build_dashboards_world(spark, home: Path) -> DashboardsWorld:
         engine = make_engine(settings.resolved_source_url)
         try:
             migrate(engine)
-            generate_world(engine, customers=WORLD_CUSTOMERS, seed=WORLD_SEED, start_date=WORLD_START)
+            generate_world(engine, customers=WORLD_CUSTOMERS, seed=WORLD_SEED)
             campaigns = write_campaign_rows(engine, CAMPAIGN_START)
             events: list[dict] = []
             advance_day(engine, emit=events.append)

@@ -381,6 +381,33 @@ def test_the_campaign_path_runs_as_platform_workers_with_their_own_logins(servic
         assert f"CREATE USER '{login}'@'%'" in init_script and f"GRANT USAGE ON *.* TO '{login}'@'%'" in init_script
 
 
+def test_the_provider_sandbox_is_reachable_from_the_channel_workers_container(services: dict) -> None:
+    """Its bind host is a setting (loopback by default, unreachable from another container): here every address
+    of its container, on the port the worker's base URLs name; receipts go to the serving API's webhooks."""
+    sandbox, worker = services["provider-sandbox"], environment(services["channel-worker"])
+    env = environment(sandbox)
+    assert sandbox["profiles"] == ["sandbox"] and sandbox["command"] == ["python", "-m", "mo.channels.sandbox"]
+    assert Settings.model_fields["channel_sandbox_host"].default == "127.0.0.1"
+    assert env["MO_CHANNEL_SANDBOX_HOST"] == "0.0.0.0"
+    port = env["MO_CHANNEL_SANDBOX_PORT"]
+    assert sandbox["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f":{port}/_sandbox/health" in str(sandbox["healthcheck"])
+    serving_port = re.search(r"--port (\d+)", " ".join(services["serving"]["command"]))
+    assert serving_port is not None
+    serving_port = serving_port.group(1)
+    assert env["MO_CHANNEL_WEBHOOK_URL"] == f"http://serving:{serving_port}/v1/webhooks"
+    # every credential the sandbox checks is the worker's variable, so the two always agree
+    for field in (
+        "channel_wechat_appid", "channel_wechat_secret", "channel_wechat_token", "channel_sms_access_key_id",
+        "channel_sms_access_key_secret", "channel_push_app_key", "channel_push_master_secret",
+        "channel_coupon_mchid", "channel_coupon_api_key", "channel_webhook_secret",
+    ):  # fmt: skip
+        name = f"MO_{field.upper()}"
+        assert env[name] == worker[name], name
+    doc = (REPO / "docs" / "deployment.md").read_text()
+    assert f"http://provider-sandbox:{port}" in doc and f"http://provider-sandbox:{port}" in COMPOSE_FILE.read_text()
+
+
 def test_the_campaign_services_come_after_the_relay_in_their_own_block(compose: dict) -> None:
     names = list(compose["services"])
     relay = names.index("outbox-relay")
@@ -467,7 +494,8 @@ def placeholder_env(tmp_path: Path, *, leave_out: str | None = None) -> Path:
 
 @needs_compose_cli
 def test_docker_compose_accepts_the_file(tmp_path: Path, services: dict) -> None:
-    result = run_compose_config(placeholder_env(tmp_path), "--profile", "demo", "config", "--format", "json")
+    profiles = ["--profile", "demo", "--profile", "sandbox"]
+    result = run_compose_config(placeholder_env(tmp_path), *profiles, "config", "--format", "json")
     assert result.returncode == 0 and result.stdout, result.stderr
     resolved = json.loads(result.stdout)
     assert set(resolved["services"]) == set(services)
@@ -483,6 +511,15 @@ def test_docker_compose_accepts_the_file(tmp_path: Path, services: dict) -> None
     assert dispatcher["MO_SOURCE_URL"].startswith("mysql+pymysql://mo_dispatch:placeholder-campaign_dispatch_password-")
     worker = resolved["services"]["channel-worker"]["environment"]
     assert worker["MO_SOURCE_URL"].startswith("mysql+pymysql://mo_channels:placeholder-channel_worker_password-")
+    # the sandbox checks the worker's own credentials and signs receipts with the key the API checks
+    sandbox = resolved["services"]["provider-sandbox"]["environment"]
+    for name, value in sandbox.items():
+        if name.startswith("MO_CHANNEL_") and name in worker:
+            assert value == worker[name], name
+    assert sandbox["MO_CHANNEL_WEBHOOK_SECRET"] == serving["environment"]["MO_CHANNEL_WEBHOOK_SECRET"]
+    # without the profile the stack runs against the real providers: no sandbox
+    plain = run_compose_config(placeholder_env(tmp_path), "config", "--format", "json")
+    assert "provider-sandbox" not in json.loads(plain.stdout)["services"]
 
 
 @needs_compose_cli

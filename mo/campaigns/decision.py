@@ -34,8 +34,8 @@ from __future__ import annotations
 import gc
 import io
 import json
+import os
 import time as clock
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,7 +53,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from mo.campaigns import holdout
 from mo.campaigns.ledger import window_counts
 from mo.campaigns.sql import one_of
-from mo.hot_record import OPEN_COMPLAINT, HotRecord, QuietHours, hot_key, source_states
+from mo.hot_record import OPEN_COMPLAINT, QuietHours, hot_key, source_states
 from mo.oltp.campaign_tables import LedgerEntry
 from mo.oltp.models import Claim, Complaint, Customer
 
@@ -150,20 +150,65 @@ class ContactPolicy:
         )
 
 
-@dataclass(slots=True)
 class Decision:
-    touch_key: str
-    customer_id: int
-    attempt: int
-    decision: str  # send | suppress | defer
-    reason: str
-    channel: str | None = None
-    message_id: str | None = None
-    not_before: datetime | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-    payload: Mapping[str, Any] | None = None  # the chosen channel's payload (send rows)
-    written: bool = True  # False: already decided (a final row, or a deferral not yet due), or lost to a racer
-    conflict: bool = False  # a concurrent decider wrote this touch first
+    """One touch's decision. ``detail`` (every rule's result) is held as the ledger row's JSON text until it is
+    first read: a million-touch batch writes every detail but its callers read few of them."""
+
+    __slots__ = ("touch_key", "customer_id", "attempt", "decision", "reason", "channel", "message_id", "not_before",
+                 "_detail", "payload", "written", "conflict")  # fmt: skip
+
+    def __init__(
+        self,
+        touch_key: str,
+        customer_id: int,
+        attempt: int,
+        decision: str,  # send | suppress | defer
+        reason: str,
+        channel: str | None = None,
+        message_id: str | None = None,
+        not_before: datetime | None = None,
+        detail: dict[str, Any] | str | None = None,  # a dict, or its JSON text
+        payload: Mapping[str, Any] | None = None,  # the chosen channel's payload (send rows)
+        written: bool = True,  # False: already decided (a final row, or a deferral not yet due), or lost to a racer
+        conflict: bool = False,  # a concurrent decider wrote this touch first
+    ) -> None:
+        self.touch_key = touch_key
+        self.customer_id = customer_id
+        self.attempt = attempt
+        self.decision = decision
+        self.reason = reason
+        self.channel = channel
+        self.message_id = message_id
+        self.not_before = not_before
+        self._detail = {} if detail is None else detail
+        self.payload = payload
+        self.written = written
+        self.conflict = conflict
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        value = self._detail
+        if value.__class__ is str:
+            value = self._detail = json.loads(cast(str, value))
+        return cast(dict[str, Any], value)
+
+    @detail.setter
+    def detail(self, value: dict[str, Any]) -> None:
+        self._detail = value
+
+    def _fields(self) -> tuple:
+        return (self.touch_key, self.customer_id, self.attempt, self.decision, self.reason, self.channel,
+                self.message_id, self.not_before, self.detail, self.payload, self.written, self.conflict)  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        return other.__class__ is Decision and self._fields() == cast(Decision, other)._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        names = ("touch_key", "customer_id", "attempt", "decision", "reason", "channel", "message_id", "not_before",
+                 "detail", "payload", "written", "conflict")  # fmt: skip
+        return f"Decision({', '.join(f'{n}={v!r}' for n, v in zip(names, self._fields(), strict=True))})"
 
 
 def _naive_utc(moment: datetime) -> datetime:
@@ -215,21 +260,35 @@ def _timing(now: datetime, zone: ZoneInfo, window: tuple[time, time] | None,
 # --- facts, loaded in bulk per chunk -----------------------------------------------------------------------
 
 
-@dataclass
 class _Contact:
-    """What the decision needs to know about a customer's consent and contact preferences."""
+    """What the decision needs to know about a customer's consent and contact preferences (a hot record's
+    fields, or the source's)."""
 
-    record: HotRecord
-    versions: dict[tuple[str, str], int]
-    time_zone: str | None
-    quiet: tuple[time, time] | None
-    origin: str  # hot | source
+    __slots__ = ("consents", "versions", "open_complaints", "max_push_per_week", "erased", "time_zone", "quiet",
+                 "origin")  # fmt: skip
+
+    def __init__(self, consents: Mapping[tuple[str, str], str], versions: dict[tuple[str, str], int],
+                 open_complaints: tuple[str, ...], max_push_per_week: int | None, erased: bool,
+                 time_zone: str | None, quiet: tuple[time, time] | None, origin: str) -> None:  # fmt: skip
+        self.consents = consents  # (channel, purpose) -> opt_in | opt_out
+        self.versions = versions  # (channel, purpose) -> the consent evidence's id
+        self.open_complaints = open_complaints
+        self.max_push_per_week = max_push_per_week
+        self.erased = erased
+        self.time_zone = time_zone
+        self.quiet = quiet
+        self.origin = origin  # hot | source
 
 
 def _quiet(prefs: Mapping | None) -> tuple[time, time] | None:
     if prefs and prefs.get("quiet_start") and prefs.get("quiet_end"):
-        return time.fromisoformat(prefs["quiet_start"]), time.fromisoformat(prefs["quiet_end"])
+        return _quiet_hours(prefs["quiet_start"], prefs["quiet_end"])
     return None
+
+
+@lru_cache(maxsize=1024)
+def _quiet_hours(start: str, end: str) -> tuple[time, time]:
+    return time.fromisoformat(start), time.fromisoformat(end)
 
 
 # Every hash of a chunk in one reply, JSON-encoded by Redis: the pure-Python reply parser costs more per element
@@ -243,6 +302,9 @@ return cjson.encode(out)
 REDIS_KEYS_PER_CALL = 1000
 
 
+_CONSENT_FIELDS: dict[str, tuple[str, str]] = {}  # "consent:<channel>:<purpose>" -> (channel, purpose)
+
+
 def _contact_from_fields(cid: int, fields: Mapping[str, str]) -> _Contact | None:
     """The hot record's fields (as mo.hot_record.parse_record reads them), with the consent versions and the
     preferences' time zone; None when the record is unknown (not built, or a preference change pending)."""
@@ -253,11 +315,16 @@ def _contact_from_fields(cid: int, fields: Mapping[str, str]) -> _Contact | None
     complaints = []
     prefs = None
     for name, value in fields.items():
-        if name.startswith("consent:"):
+        key = _CONSENT_FIELDS.get(name)
+        if key is None and name.startswith("consent:"):
             _, channel, purpose = name.split(":", 2)
+            key = (channel, purpose)
+            if len(_CONSENT_FIELDS) < 1000:
+                _CONSENT_FIELDS[name] = key
+        if key is not None:
             status, _, version = value.rpartition("|")
-            consents[(channel, purpose)] = status
-            versions[(channel, purpose)] = int(version or 0)
+            consents[key] = status
+            versions[key] = int(version or 0)
         elif name.startswith("complaint:"):
             complaints.append(name[10:])
         elif name == "prefs":
@@ -265,20 +332,16 @@ def _contact_from_fields(cid: int, fields: Mapping[str, str]) -> _Contact | None
             if body == "pending":
                 return None
             prefs = json.loads(body)
-    quiet = _quiet(prefs)
-    record = HotRecord(
-        customer_id=cid,
-        known=True,
-        consents=consents,
-        open_complaints=tuple(sorted(complaints)),
-        max_push_per_week=prefs.get("max_push_per_week") if prefs else None,
-        quiet_hours=QuietHours(prefs["quiet_start"], prefs["quiet_end"], prefs["time_zone"])
-        if quiet and prefs
-        else None,
-        erased=fields.get("erased") == "1",
-        built_at=fields.get("built"),
+    return _Contact(
+        consents,
+        versions,
+        tuple(sorted(complaints)),
+        prefs.get("max_push_per_week") if prefs else None,
+        fields.get("erased") == "1",
+        prefs.get("time_zone") if prefs else None,
+        _quiet(prefs),
+        "hot",
     )
-    return _Contact(record, versions, prefs.get("time_zone") if prefs else None, quiet, "hot")
 
 
 def _hot(client: redis.Redis | None, prefix: str, ids: Sequence[int]) -> tuple[dict[int, _Contact], str | None]:
@@ -310,9 +373,13 @@ def _from_source(conn: Connection, ids: Sequence[int]) -> dict[int, _Contact]:
     found = {}
     for cid, state in source_states(conn, ids).items():
         prefs = state.prefs[0] if state.prefs else None
+        record = state.record()
         found[cid] = _Contact(
-            state.record(),
+            record.consents,
             {k: v for k, (_, v) in state.consents.items()},
+            record.open_complaints,
+            record.max_push_per_week,
+            record.erased,
             prefs.get("time_zone") if prefs else None,
             _quiet(prefs),
             "source",
@@ -414,17 +481,29 @@ def decide_batch(
         if intent.touch_key in seen:
             continue
         seen.add(intent.touch_key)
-        by_customer.setdefault(int(intent.customer_id), []).append(intent)
-    customers = sorted(by_customer)
-    chunks: list[list[int]] = []  # whole customers per chunk: their slots are decided together
-    start = 0
-    while start < len(customers):
-        end, size = start, 0
-        while end < len(customers) and (size == 0 or size + len(by_customer[customers[end]]) <= CHUNK):
-            size += len(by_customer[customers[end]])
-            end += 1
-        chunks.append(customers[start:end])
-        start = end
+        cid = int(intent.customer_id)
+        group = by_customer.get(cid)
+        if group is None:
+            by_customer[cid] = [intent]
+        else:
+            group.append(intent)
+    del seen
+    chunks: list[list[Intent]] = []  # whole customers per chunk: their slots are decided together
+    chunk_ids: list[list[int]] = []
+    current: list[Intent] = []
+    current_ids: list[int] = []
+    for cid in sorted(by_customer):
+        group = by_customer[cid]
+        if current and len(current) + len(group) > CHUNK:
+            chunks.append(current)
+            chunk_ids.append(current_ids)
+            current, current_ids = [], []
+        current.extend(group)
+        current_ids.append(cid)
+    if current:
+        chunks.append(current)
+        chunk_ids.append(current_ids)
+    del by_customer
     decisions: list[Decision] = []
     # Millions of small objects and no reference cycles: the cyclic collector's full passes over them would
     # cost more than the decisions (quadratic in the audience), so it rests until the batch is decided.
@@ -433,18 +512,37 @@ def decide_batch(
     # The hot records of the next chunk are read (and parsed) by a worker thread while this chunk waits on the
     # database and decides; a single chunk reads them in line.
     fetcher = ThreadPoolExecutor(max_workers=1) if redis_client is not None and len(chunks) > 1 else None
+    # The connection's statements run in order on a thread of their own on PostgreSQL (the driver lets go of
+    # the interpreter while the server works): the next chunk's reads and this chunk's COPY run on the server's
+    # core while this chunk is decided on ours.
+    db = _Statements(threaded=len(chunks) > 1 and conn.dialect.name == "postgresql")
     try:
-        pending: Future | None = None
-        if fetcher is not None and chunks:
-            pending = fetcher.submit(_hot, redis_client, redis_prefix, chunks[0])
-        for number, chunk_ids in enumerate(chunks):
-            hot = pending
-            pending = None
+        hot: list[Future | None] = [None] * len(chunks)
+        if fetcher is not None:
+            hot[0] = fetcher.submit(_hot, redis_client, redis_prefix, chunk_ids[0])
+        reads = db.submit(_read_facts, conn, redis_client, redis_prefix, chunks[0], now, hot[0]) if chunks else None
+        caps = {"7d": policy.cap_7d, "30d": policy.cap_30d, "channel_7d": policy.cap_channel_7d}
+        batch = _Batch(now, policy, _encode(caps), conn.dialect.name == "postgresql")
+        for number in range(len(chunks)):
             if fetcher is not None and number + 1 < len(chunks):
-                pending = fetcher.submit(_hot, redis_client, redis_prefix, chunks[number + 1])
-            chunk = [i for cid in chunk_ids for i in by_customer[cid]]
-            decisions.extend(_decide_chunk(conn, redis_client, redis_prefix, chunk, now, policy, hot))
+                hot[number + 1] = fetcher.submit(_hot, redis_client, redis_prefix, chunk_ids[number + 1])
+            facts: _Facts = db.result(cast(Future, reads))
+            hot[number] = None
+            reads = None
+            early, wanted = _early_pass(facts, batch) if facts.todo else ([], [])
+            holdouts = db.submit(_holdouts, conn, wanted, now, policy) if wanted else None
+            if number + 1 < len(chunks):
+                reads = db.submit(_read_facts, conn, redis_client, redis_prefix, chunks[number + 1], now,
+                                  hot[number + 1])  # fmt: skip
+            cycles, assignments = db.result(holdouts) if holdouts is not None else ({}, {})
+            made, rows, lines = _late_pass(facts, early, cycles, assignments, batch)
+            if made:
+                db.submit(_append, conn, rows, made, lines, now)
+            decisions.extend(facts.done)
+            decisions.extend(made)
+        db.finish()
     finally:
+        db.close()
         if fetcher is not None:
             fetcher.shutdown(wait=True, cancel_futures=True)
         if collecting:
@@ -452,15 +550,90 @@ def decide_batch(
     return decisions
 
 
-def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, intents: list[Intent],
-                  now: datetime, policy: ContactPolicy,
-                  hot: Future | None = None) -> list[Decision]:  # fmt: skip
+class _Statements:
+    """The connection's statements, one at a time in submission order: on a worker thread, or in line. A failure
+    stops the statements queued after it, and is what :meth:`result` and :meth:`finish` raise."""
+
+    def __init__(self, *, threaded: bool) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1) if threaded else None
+        self.submitted: list[Future] = []
+        self.failed = False
+
+    def _run(self, fn: Any, *args: Any) -> Any:
+        if self.failed:
+            raise _Stopped
+        try:
+            return fn(*args)
+        except BaseException:
+            self.failed = True
+            raise
+
+    def submit(self, fn: Any, *args: Any) -> Future:
+        if self.pool is not None:
+            future = self.pool.submit(self._run, fn, *args)
+        else:
+            future = Future()
+            try:
+                future.set_result(self._run(fn, *args))
+            except BaseException as exc:  # noqa: BLE001 - handed on through the future, as a thread would
+                future.set_exception(exc)
+        self.submitted.append(future)
+        return future
+
+    def result(self, future: Future) -> Any:
+        try:
+            return future.result()
+        except BaseException:
+            self._raise_first()
+            raise
+
+    def _raise_first(self) -> None:
+        """The first failure in submission order (later statements only saw an aborted transaction)."""
+        self.close()
+        for future in self.submitted:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                exc = future.exception()
+                if not isinstance(exc, _Stopped):
+                    raise cast(BaseException, exc)
+
+    def finish(self) -> None:
+        for future in self.submitted:
+            self.result(future)
+        self.submitted.clear()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+
+class _Stopped(Exception):
+    """A statement not run because one before it failed."""
+
+
+@dataclass
+class _Facts:
+    """A chunk's touches and what the decision reads about them."""
+
+    done: list[Decision]
+    todo: list[tuple[Intent, int]]
+    contacts: dict[int, _Contact] = field(default_factory=dict)
+    redis_problem: str | None = None
+    customers: dict[int, tuple[str, bool, bool]] = field(default_factory=dict)
+    claims: dict[int, list[str]] = field(default_factory=dict)
+    complaints: dict[int, list[str]] = field(default_factory=dict)
+    counts: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+    marketing_ids: list[int] = field(default_factory=list)
+
+
+def _read_facts(conn: Connection, client: redis.Redis | None, prefix: str, intents: list[Intent], now: datetime,
+                hot: Future | None) -> _Facts:  # fmt: skip
     """``hot``: the chunk's hot records (every customer of the chunk), read ahead by :func:`decide_batch`."""
     state = _ledger_state(conn, [i.touch_key for i in intents])
     done: list[Decision] = []
     todo: list[tuple[Intent, int]] = []
     for intent in intents:
-        known = state.get(intent.touch_key)
+        known = state.get(intent.touch_key) if state else None
         if known is not None:
             attempt, row = known
             if row.decision != "defer" or (row.not_before is not None and row.not_before > now):
@@ -474,7 +647,7 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
                         row.channel,
                         row.message_id,
                         row.not_before,
-                        json.loads(row.detail),
+                        row.detail,
                         written=False,
                     )  # fmt: skip
                 )
@@ -482,9 +655,9 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
             todo.append((intent, attempt + 1))
         else:
             todo.append((intent, 1))
+    facts = _Facts(done, todo)
     if not todo:
-        return done
-
+        return facts
     ids = sorted({i.customer_id for i, _ in todo})
     marketing_ids = sorted({i.customer_id for i, _ in todo if i.purpose == "marketing"})
     if hot is not None:
@@ -494,89 +667,300 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
     unknown = [cid for cid in ids if cid not in contacts]
     if unknown:
         contacts.update(_from_source(conn, unknown))
-    customers = _customers(conn, ids)
-    claims = _open_claims(conn, marketing_ids) if marketing_ids else {}
-    complaints = _open_complaints(conn, marketing_ids) if marketing_ids else {}
-    counts = window_counts(conn, marketing_ids, now) if marketing_ids else {}
+    facts.contacts, facts.redis_problem, facts.marketing_ids = contacts, redis_problem, marketing_ids
+    facts.customers = _customers(conn, ids)
+    if marketing_ids:
+        facts.claims = _open_claims(conn, marketing_ids)
+        facts.complaints = _open_complaints(conn, marketing_ids)
+        facts.counts = window_counts(conn, marketing_ids, now)
+    return facts
 
-    # Rules that do not depend on order first; the survivors of a product line's marketing get their holdout.
-    early: dict[str, tuple[str, str | None, dict, list[str]]] = {}  # touch -> (reason, ..., detail, channels)
-    for intent, _ in todo:
-        early[intent.touch_key] = _early_rules(intent, contacts[intent.customer_id], customers, claims,
-                                               complaints, now)  # fmt: skip
-    holdout_intents = [
-        i
-        for i, _ in todo
-        if i.purpose == "marketing" and i.product_line and i.holdout_share is not None and early[i.touch_key][0] == "ok"
+
+_Cycles = dict[tuple[str, int], str]
+_Assignments = dict[tuple[str, str, int], holdout.Assignment]
+
+
+def _holdouts(conn: Connection, intents: list[Intent], now: datetime,
+              policy: ContactPolicy) -> tuple[_Cycles, _Assignments]:  # fmt: skip
+    """The renewal cycle and the stored holdout assignment of each (product line, customer) of ``intents``."""
+    wanted = [(str(i.product_line), i.customer_id) for i in intents]
+    cycles = holdout.renewal_cycle(conn, wanted, now.date())
+    shares: dict[tuple[str, int], Decimal] = {}
+    for i in intents:
+        shares.setdefault((str(i.product_line), i.customer_id), Decimal(str(i.holdout_share)))
+    assignments = holdout.assign(
+        conn,
+        [(line, cycles[(line, cid)], cid, shares[(line, cid)]) for line, cid in cycles],
+        key=policy.holdout_key,
+        now=now,
+    )
+    return cycles, assignments
+
+
+# --- the rules, touch by touch, writing each touch's detail as the ledger's JSON text ------------------------
+#
+# ``detail`` is written straight as JSON text, piece by piece in the order the rules add their results, equal
+# byte for byte to json.dumps(<the dict>, separators=(",", ":"), default=str): every value goes through
+# :func:`_json`, which is what the encoder does to a value of that type.
+
+_json_str = cast(Any, json.encoder).encode_basestring_ascii
+
+
+def _json(value: Any) -> str:
+    if value is None:
+        return "null"
+    kind = value.__class__
+    if kind is str:
+        return cast(str, _json_str(value))
+    if kind is int:
+        return int.__repr__(value)
+    return _encode(value)
+
+
+def _json_list(values: Iterable[Any]) -> str:
+    return "[" + ",".join(map(_json, values)) + "]"
+
+
+_HEX_VARIANT = {h: "89ab"[int(h, 16) & 3] for h in "0123456789abcdef"}
+
+
+def _message_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs in their text form, from one read of the system's random source."""
+    hexes = os.urandom(16 * count).hex()
+    variant = _HEX_VARIANT
+    return [
+        f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant[h[16]]}{h[17:20]}-{h[20:]}"
+        for h in (hexes[k : k + 32] for k in range(0, 32 * count, 32))
     ]
-    wanted = [(str(i.product_line), i.customer_id) for i in holdout_intents]
-    assignments: dict[tuple[str, str, int], holdout.Assignment] = {}
-    cycles: dict[tuple[str, int], str] = {}
-    if wanted:
-        cycles = holdout.renewal_cycle(conn, wanted, now.date())
-        shares: dict[tuple[str, int], Decimal] = {}
-        for i in holdout_intents:
-            shares.setdefault((str(i.product_line), i.customer_id), Decimal(str(i.holdout_share)))
-        assignments = holdout.assign(
-            conn,
-            [(line, cycles[(line, cid)], cid, shares[(line, cid)]) for line, cid in cycles],
-            key=policy.holdout_key,
-            now=now,
-        )
 
+
+class _Batch:
+    """What the rules share across a batch's chunks: the clock, the policy and memoised JSON pieces."""
+
+    def __init__(self, now: datetime, policy: ContactPolicy, caps: str, copy: bool) -> None:
+        self.now = now
+        self.policy = policy
+        self.caps = caps
+        self.copy = copy  # build the COPY lines (PostgreSQL)
+        self.decided_at = str(now)
+        self.window = (policy.window_start, policy.window_end)
+        self.shapes: dict[tuple[tuple[str, ...], str], _Shape] = {}
+        self.risks: dict[tuple[str | None, str], tuple[str, bool]] = {}
+        self.timings: dict[tuple, tuple[str | None, datetime | None, str]] = {}
+        self.texts: dict[Any, str] = {}  # value -> its JSON text (statuses, origins, purposes; holdout parts)
+        self.names: dict[str, str] = {}  # channel -> its JSON text as a key ('"sms":')
+        self.fields: dict[tuple, tuple[str, str]] = {}  # an intent's shared columns -> their COPY text
+
+
+class _Shape:
+    """An intent's channel list seen once per batch: each distinct channel with its consent channel, its JSON key
+    and what makes it addressable."""
+
+    __slots__ = ("channels", "unique", "distinct", "needs")
+
+    def __init__(self, channels: tuple[str, ...], purpose: str) -> None:
+        self.channels = channels
+        distinct = list(dict.fromkeys(channels))
+        self.distinct = len(distinct) == len(channels)
+        # (channel, (consent channel, purpose), '"channel":', needs: 0 nothing, 1 an app user, 2 an openid, -1 never)
+        self.unique = []
+        for c in distinct:
+            cc = consent_channel(c)
+            needs = -1 if cc in ADDRESSLESS else 1 if cc == "app_push" else 2 if cc == "wechat" else 0
+            self.unique.append((c, (cc, purpose), _json_str(c) + ":", needs))
+        self.needs = {u[0]: u[3] for u in self.unique}
+
+
+def _name(names: dict[str, str], key: str) -> str:
+    name = names[key] = _json_str(key) + ":"
+    return cast(str, name)
+
+
+def _text(batch: _Batch, value: Any) -> str:
+    text = batch.texts.get(value)
+    if text is None:
+        text = batch.texts[value] = _json(value)
+    return text
+
+
+def _early_pass(facts: _Facts, batch: _Batch) -> tuple[list[tuple[str, str, str, list[str]]], list[Intent]]:
+    """Campaign end, consent, addressability and the guardrails for every touch of the chunk, in chunk order:
+    (reason, the JSON of ``consent``'s members, the JSON of the members after it, permitted channels), and the
+    touches that go on to a holdout."""
+    now = batch.now
+    contacts, customers, claims, complaints = facts.contacts, facts.customers, facts.claims, facts.complaints
+    shapes, texts, risks = batch.shapes, batch.texts, batch.risks
+    out: list[tuple[str, str, str, list[str]]] = []
+    wanted: list[Intent] = []
+    for intent, _ in facts.todo:
+        purpose = intent.purpose
+        shape = shapes.get((intent.channels, purpose))
+        if shape is None:
+            shape = shapes[(intent.channels, purpose)] = _Shape(intent.channels, purpose)
+        cid = intent.customer_id
+        contact = contacts[cid]
+        statuses, versions = contact.consents, contact.versions
+        marketing = purpose == "marketing"
+        status_of: dict[str, str | None] = {}
+        origin = texts.get(contact.origin) or _text(batch, contact.origin)
+        parts = ['"from":' + origin]
+        for c, key, name, _needs in shape.unique:
+            status = statuses.get(key)
+            version = versions.get(key)
+            status_of[c] = status
+            parts.append(name + "[" + (texts.get(status) or _text(batch, status)) + ","
+                         + (int.__repr__(version) if version.__class__ is int else _json(version)) + "]")  # fmt: skip
+        consent = ",".join(parts)
+        if intent.ends_at is not None and now >= _naive_utc(intent.ends_at):
+            out.append(("campaign_ended", consent, "", []))
+            continue
+        if marketing and contact.erased:
+            out.append(("erased", consent, ',"erased":true', []))
+            continue
+        channels = intent.channels
+        if marketing:
+            permitted = [c for c in channels if status_of[c] == "opt_in"]
+        else:
+            permitted = [c for c in channels if status_of[c] != "opt_out"]
+        if not permitted:
+            withdrawn = any(status_of[c] == "opt_out" for c in channels)
+            out.append(("consent_withdrawn" if withdrawn else "no_consent", consent, "", []))
+            continue
+        customer = customers.get(cid)
+        addressable = []
+        if customer is not None:
+            needs_of = shape.needs
+            for c in permitted:
+                needs = needs_of[c]
+                if needs == 0 or (needs == 1 and customer[1]) or (needs == 2 and customer[2]):
+                    addressable.append(c)
+        if not addressable:
+            out.append(("no_channel", consent, ',"addressable":[]', []))
+            continue
+        if not marketing:
+            out.append(("ok", consent, "", addressable))
+            continue
+        open_claims = claims.get(cid)
+        mine = complaints.get(cid)
+        if mine or contact.open_complaints:
+            open_complaints = sorted(set(mine or ()) | set(contact.open_complaints))
+        else:
+            open_complaints = None
+        if open_claims or open_complaints:
+            tail = (
+                ',"open_claims":'
+                + _json_list(open_claims or ())
+                + ',"open_complaints":'
+                + _json_list(open_complaints or ())
+            )
+            out.append(("open_claim" if open_claims else "open_complaint", consent, tail, addressable))
+            continue
+        tail = ',"open_claims":[],"open_complaints":[]'
+        if intent.offer_risk_level is not None:
+            rating = customer[0] if customer else None
+            risk = risks.get((rating, intent.offer_risk_level))
+            if risk is None:
+                level, allowed = _rating(intent.offer_risk_level), _rating(rating)
+                risk = risks[(rating, intent.offer_risk_level)] = (
+                    ',"risk":{"rating":' + _json(rating) + ',"offer_level":' + _json(intent.offer_risk_level) + "}",
+                    level is None or allowed is None or level > allowed,
+                )
+            tail += risk[0]
+            if risk[1]:
+                out.append(("risk_above_rating", consent, tail, addressable))
+                continue
+        out.append(("ok", consent, tail, addressable))
+        if intent.product_line and intent.holdout_share is not None:
+            wanted.append(intent)
+    return out, wanted
+
+
+def _holdout_json(assignment: holdout.Assignment, batch: _Batch) -> str:
+    """Assignment.as_detail() as JSON text."""
+    head = batch.texts.get(("cycle", assignment.cycle))
+    if head is None:
+        head = batch.texts[("cycle", assignment.cycle)] = '{"cycle":' + _json(assignment.cycle) + ',"bucket":'
+    held, share = assignment.held_out, assignment.share
+    tail = batch.texts.get(("held", held, share))
+    if tail is None:
+        tail = batch.texts[("held", held, share)] = (
+            ',"held_out":' + ("true" if held is True else "false" if held is False else _json(held))
+            + ',"share":' + _json(str(share)) + "}"
+        )  # fmt: skip
+    return head + _json(assignment.bucket) + tail
+
+
+def _late_pass(facts: _Facts, early: list[tuple[str, str, str, list[str]]],
+               cycles: Mapping[tuple[str, int], str], assignments: Mapping[tuple[str, str, int], holdout.Assignment],
+               batch: _Batch) -> tuple[list[Decision], list[tuple], list[str]]:  # fmt: skip
+    """Holdout, rolling caps (in priority order), quiet hours and the send window: the chunk's decisions, their
+    ledger rows (as tuples for :func:`_row`) and, for PostgreSQL, their COPY lines."""
+    now, policy, timings = batch.now, batch.policy, batch.timings
+    contacts = facts.contacts
     slots: dict[int, _Slots] = {}
-    for cid in marketing_ids:
+    for cid in facts.marketing_ids:
         s = _Slots()
-        for counted, (week, month) in counts.get(cid, {}).items():
+        for counted, (week, month) in facts.counts.get(cid, {}).items():
             s.week += week
             s.month += month
             s.channel_week[counted or ""] = week
         slots[cid] = s
-    window = (policy.window_start, policy.window_end)
-    caps = {"7d": policy.cap_7d, "30d": policy.cap_30d, "channel_7d": policy.cap_channel_7d}
-    timings: dict[tuple, tuple] = {}
-    rows: list[dict[str, Any]] = []
+    consent_end = (',"redis":' + _json(facts.redis_problem) if facts.redis_problem else "") + "}"
+    heads: dict[str, str] = {}
+    names = batch.names
+    todo = facts.todo
+    keys = [(-i.priority, i.touch_key) for i, _ in todo]
+    order = sorted(range(len(todo)), key=keys.__getitem__)
+    sends = sum(1 for e in early if e[0] == "ok")
+    message_ids = iter(_message_ids(sends))
     made: list[Decision] = []
-    decided_at = now
-    for intent, attempt in sorted(todo, key=lambda t: (-t[0].priority, t[0].touch_key)):
-        reason, _, detail, channels = early[intent.touch_key]
-        contact = contacts[intent.customer_id]
+    rows: list[tuple] = []
+    lines: list[str] = []
+    copy = batch.copy
+    plain = copy and _plain_chunk(todo)
+    decided_at = batch.decided_at
+    cap_7d, cap_30d, cap_channel_7d = policy.cap_7d, policy.cap_30d, policy.cap_channel_7d
+    NULL = "\\N"  # noqa: N806 - COPY's null
+    for k in order:
+        intent, attempt = todo[k]
+        reason, consent, tail, channels = early[k]
+        cid = intent.customer_id
+        purpose = intent.purpose
+        marketing = purpose == "marketing"
         channel: str | None = None
         not_before: datetime | None = None
-        marketing = intent.purpose == "marketing"
-        if redis_problem:
-            detail["consent"]["redis"] = redis_problem
+        head = heads.get(purpose)
+        if head is None:
+            head = heads[purpose] = '{"purpose":' + _json(purpose) + ',"consent":{'
+        detail = head + consent + consent_end + tail
         if reason == "ok" and marketing and intent.product_line and intent.holdout_share is not None:
-            pair = (intent.product_line, intent.customer_id)
-            assignment = assignments[(intent.product_line, cycles[pair], intent.customer_id)]
-            detail["holdout"] = assignment.as_detail()
+            assignment = assignments[(intent.product_line, cycles[(intent.product_line, cid)], cid)]
+            detail += ',"holdout":' + _holdout_json(assignment, batch)
             if assignment.held_out:
                 reason = "holdout"
         if reason == "ok" and marketing:
-            s = slots[intent.customer_id]
-            push_limit = contact.record.max_push_per_week
-            detail["counts"] = {
-                "7d": s.week,
-                "30d": s.month,
-                "channel_7d": {c: s.channel_week.get(c, 0) for c in channels},
-            }
-            if push_limit is not None:
-                detail["counts"]["max_push_per_week"] = push_limit
-            detail["caps"] = caps
-            if s.week >= policy.cap_7d:
+            s = slots[cid]
+            push_limit = contacts[cid].max_push_per_week
+            week_of = s.channel_week
+            shown = (
+                channels if len(channels) < 2 or len(set(channels)) == len(channels) else list(dict.fromkeys(channels))
+            )
+            detail += (',"counts":{"7d":' + _json(s.week) + ',"30d":' + _json(s.month) + ',"channel_7d":{'
+                       + ",".join([(names.get(c) or _name(names, c)) + _json(week_of.get(c, 0)) for c in shown]) + "}"
+                       + ("" if push_limit is None else ',"max_push_per_week":' + _json(push_limit))
+                       + '},"caps":' + batch.caps)  # fmt: skip
+            if s.week >= cap_7d:
                 reason = "cap_7d"
-            elif s.month >= policy.cap_30d:
+            elif s.month >= cap_30d:
                 reason = "cap_30d"
             else:
                 open_channels = []
                 first_refusal = None
                 for c in channels:
-                    if s.channel_week.get(c, 0) >= policy.cap_channel_7d:
+                    if week_of.get(c, 0) >= cap_channel_7d:
                         first_refusal = first_refusal or "cap_channel_7d"
                     elif (
-                        consent_channel(c) == "app_push"
-                        and push_limit is not None
-                        and s.channel_week.get(c, 0) >= push_limit
+                        consent_channel(c) == "app_push" and push_limit is not None and week_of.get(c, 0) >= push_limit
                     ):
                         first_refusal = first_refusal or "customer_frequency"
                     else:
@@ -587,8 +971,10 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
                     channels = open_channels
             if reason != "ok" and s.taken_by:
                 winner = s.taken_by[-1]
-                detail["winner"] = {"touch_key": winner[0], "priority": winner[1], "channel": winner[2]}
+                detail += (',"winner":{"touch_key":' + _json(winner[0]) + ',"priority":' + _json(winner[1])
+                           + ',"channel":' + _json(winner[2]) + "}")  # fmt: skip
         if reason == "ok":
+            contact = contacts[cid]
             zone_name = contact.time_zone or policy.time_zone
             timing_key = (zone_name, contact.quiet, marketing)
             timing = timings.get(timing_key)
@@ -601,29 +987,34 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
                     local = {"time": now.replace(tzinfo=UTC).astimezone(zone).isoformat(), "zone": policy.time_zone,
                              "unknown_zone": zone_name[:64]}  # fmt: skip
                 timing = timings[timing_key] = (
-                    *_timing(now, zone, window if marketing else None, contact.quiet),
-                    local,
+                    *_timing(now, zone, batch.window if marketing else None, contact.quiet),
+                    ',"local":' + _encode(local),
                 )
-            why, not_before, detail["local"] = timing
+            why, not_before, local_json = timing
+            detail += local_json
             if why is not None:
                 reason = why
-                if intent.ends_at is not None and not_before >= _naive_utc(intent.ends_at):
+                if intent.ends_at is not None and cast(datetime, not_before) >= _naive_utc(intent.ends_at):
                     reason, not_before = "campaign_ended", None
-                    detail["deferral_past_end"] = True
+                    detail += ',"deferral_past_end":true'
+        detail += "}"
         if reason == "ok":
             channel = channels[0]
             if marketing:
-                s = slots[intent.customer_id]
+                s = slots[cid]
                 s.week += 1
                 s.month += 1
                 s.channel_week[channel] = s.channel_week.get(channel, 0) + 1
                 s.taken_by.append((intent.touch_key, intent.priority, channel))
-        verdict = "send" if reason == "ok" else ("defer" if not_before is not None else "suppress")
-        message_id = str(uuid.uuid4()) if verdict == "send" else None
+            verdict = "send"
+            message_id: str | None = next(message_ids)
+        else:
+            verdict = "defer" if not_before is not None else "suppress"
+            message_id = None
         made.append(
             Decision(
                 intent.touch_key,
-                intent.customer_id,
+                cid,
                 attempt,
                 verdict,
                 reason,
@@ -634,85 +1025,72 @@ def _decide_chunk(conn: Connection, client: redis.Redis | None, prefix: str, int
                 intent.payload.get(channel) if channel else None,
             )  # fmt: skip
         )
-        rows.append(
-            {
-                "touch_key": intent.touch_key,
-                "attempt": attempt,
-                "final_key": None if verdict == "defer" else intent.touch_key,
-                "source": intent.source,
-                "campaign_id": intent.campaign_id,
-                "occurrence": intent.occurrence,
-                "customer_id": intent.customer_id,
-                "channel": channel,
-                "purpose": intent.purpose,
-                "product_line": intent.product_line,
-                "priority": intent.priority,
-                "decision": verdict,
-                "reason": reason,
-                "detail": _encode(detail),
-                "not_before": not_before,
-                "message_id": message_id,
-                "decided_at": decided_at,
-            }
-        )
-    _append(conn, rows, made)
-    return done + made
+        rows.append((intent, attempt, verdict, reason, channel, not_before, message_id, detail))
+        if plain:
+            key = intent.touch_key
+            fixed = batch.fields.get((intent.source, intent.campaign_id, intent.occurrence, purpose,
+                                      intent.product_line, intent.priority))  # fmt: skip
+            if fixed is None:
+                fixed = _fixed_fields(batch, intent)
+            if "\\" in detail:
+                detail = detail.replace("\\", "\\\\")
+            lines.append(
+                f"{key}\t{attempt}\t{NULL if verdict == 'defer' else key}\t{fixed[0]}\t{cid}\t"
+                f"{NULL if channel is None else channel}\t{fixed[1]}\t{verdict}\t{reason}\t{detail}\t"
+                f"{NULL if not_before is None else not_before}\t{NULL if message_id is None else message_id}\t"
+                f"{decided_at}"
+            )
+    if copy and not plain:
+        lines = [_copy_line(_row(r, now)) for r in rows]
+    return made, rows, lines
 
 
-def _early_rules(intent: Intent, contact: _Contact, customers: Mapping[int, tuple[str, bool, bool]],
-                 claims: Mapping[int, list[str]], complaints: Mapping[int, list[str]],
-                 now: datetime) -> tuple[str, str | None, dict, list[str]]:  # fmt: skip
-    """campaign end, consent, addressability and the guardrails: (reason, None, detail, permitted channels)."""
-    record = contact.record
-    marketing = intent.purpose == "marketing"
-    consent: dict[str, Any] = {"from": contact.origin}
-    purpose = intent.purpose
-    statuses, versions = record.consents, contact.versions
-    for c in intent.channels:
-        cc = consent_channel(c)
-        consent[c] = [statuses.get((cc, purpose)), versions.get((cc, purpose))]
-    detail: dict[str, Any] = {"purpose": intent.purpose, "consent": consent}
-    if intent.ends_at is not None and now >= _naive_utc(intent.ends_at):
-        return "campaign_ended", None, detail, []
-    if marketing and record.erased:
-        detail["erased"] = True
-        return "erased", None, detail, []
-    if marketing:
-        permitted = [c for c in intent.channels if consent[c][0] == "opt_in"]
-    else:
-        permitted = [c for c in intent.channels if consent[c][0] != "opt_out"]
-    if not permitted:
-        withdrawn = any(consent[c][0] == "opt_out" for c in intent.channels)
-        return ("consent_withdrawn" if withdrawn else "no_consent"), None, detail, []
-    customer = customers.get(intent.customer_id)
-    addressable = []
-    for c in permitted:
-        cc = consent_channel(c)
-        if customer is None or cc in ADDRESSLESS:
-            continue
-        if (cc == "app_push" and not customer[1]) or (cc == "wechat" and not customer[2]):
-            continue
-        addressable.append(c)
-    if not addressable:
-        detail["addressable"] = []
-        return "no_channel", None, detail, []
-    if not marketing:
-        return "ok", None, detail, addressable
-    open_claims = claims.get(intent.customer_id, [])
-    open_complaints = sorted(set(complaints.get(intent.customer_id, [])) | set(record.open_complaints))
-    detail["open_claims"] = open_claims
-    detail["open_complaints"] = open_complaints
-    if open_claims:
-        return "open_claim", None, detail, addressable
-    if open_complaints:
-        return "open_complaint", None, detail, addressable
-    rating = customer[0] if customer else None
-    if intent.offer_risk_level is not None:
-        detail["risk"] = {"rating": rating, "offer_level": intent.offer_risk_level}
-        level, allowed = _rating(intent.offer_risk_level), _rating(rating)
-        if level is None or allowed is None or level > allowed:
-            return "risk_above_rating", None, detail, addressable
-    return "ok", None, detail, addressable
+def _plain_chunk(todo: list[tuple[Intent, int]]) -> bool:
+    """True when no touch key or channel of the chunk needs escaping in COPY text and every customer id is an int
+    (the common case: their text is then written as it is)."""
+    try:
+        text = "".join([i.touch_key for i, _ in todo]) + "".join(["".join(i.channels) for i, _ in todo])
+    except TypeError:
+        return False
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return False
+    return all(i.customer_id.__class__ is int for i, _ in todo)
+
+
+def _fixed_fields(batch: _Batch, intent: Intent) -> tuple[str, str]:
+    """The COPY text of an intent's columns that many touches share: (source, campaign, occurrence) and
+    (purpose, product line, priority)."""
+    key = (intent.source, intent.campaign_id, intent.occurrence, intent.purpose, intent.product_line, intent.priority)
+    fixed = (
+        "\t".join(map(_copy_text, key[:3])),
+        "\t".join(map(_copy_text, key[3:])),
+    )
+    batch.fields[key] = fixed
+    return fixed
+
+
+def _row(r: tuple, decided_at: datetime) -> dict[str, Any]:
+    """A ledger row as a dict, from :func:`_late_pass`'s tuple."""
+    intent, attempt, verdict, reason, channel, not_before, message_id, detail = r
+    return {
+        "touch_key": intent.touch_key,
+        "attempt": attempt,
+        "final_key": None if verdict == "defer" else intent.touch_key,
+        "source": intent.source,
+        "campaign_id": intent.campaign_id,
+        "occurrence": intent.occurrence,
+        "customer_id": intent.customer_id,
+        "channel": channel,
+        "purpose": intent.purpose,
+        "product_line": intent.product_line,
+        "priority": intent.priority,
+        "decision": verdict,
+        "reason": reason,
+        "detail": detail,
+        "not_before": not_before,
+        "message_id": message_id,
+        "decided_at": decided_at,
+    }
 
 
 # json.dumps(detail, separators=(",", ":"), default=str) without building an encoder per row.
@@ -760,42 +1138,52 @@ def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Sequen
             lines.append(line)
     else:
         lines = [text(row[columns[0]]) for row in rows]
+    _copy_lines(conn, table, columns, lines)
+
+
+def _copy_line(row: Mapping[str, Any]) -> str:
+    return "\t".join([_copy_text(row[c]) for c in LEDGER_COLUMNS])
+
+
+def _copy_lines(conn: Connection, table: str, columns: Sequence[str], lines: list[str]) -> None:
+    """COPY of ``lines`` (COPY text, one row each) into ``table``."""
     lines.append("")
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO("\n".join(lines)))
     finally:
         cursor.close()
+        lines.pop()
 
 
-def _append(conn: Connection, rows: list[dict[str, Any]], made: list[Decision]) -> None:
-    """One bulk write per chunk (COPY on PostgreSQL, a multi-row insert elsewhere); when a concurrent decider got
-    some of these touches first, the chunk is retried row by row and the touches it lost are marked (not
-    written, conflict)."""
+def _append(conn: Connection, rows: list[tuple], made: list[Decision], lines: list[str], now: datetime) -> None:
+    """One bulk write per chunk (COPY of ``lines`` on PostgreSQL, a multi-row insert elsewhere); when a concurrent
+    decider got some of these touches first, the chunk is retried row by row and the touches it lost are marked
+    (not written, conflict)."""
     if not rows:
         return
     dialect = conn.dialect.name
     if dialect == "sqlite":
         # One writer at a time, and savepoints are not dependable through pysqlite: a touch a racer committed
         # since our read fails the whole call, which decide() reruns (the rerun skips what the racer decided).
-        conn.execute(insert(LEDGER), rows)
+        conn.execute(insert(LEDGER), [_row(r, now) for r in rows])
         return
     try:
         with conn.begin_nested():
             if dialect == "postgresql":
-                copy_rows(conn, "contact_ledger", LEDGER_COLUMNS, rows)
+                _copy_lines(conn, "contact_ledger", LEDGER_COLUMNS, lines)
             else:
-                conn.execute(insert(LEDGER), rows)
+                conn.execute(insert(LEDGER), [_row(r, now) for r in rows])
         return
     except IntegrityError:
         pass
     except Exception as exc:  # COPY's unique violation comes from the driver itself, not through SQLAlchemy
         if getattr(exc, "pgcode", None) != "23505":
             raise
-    for row, decision in zip(rows, made, strict=True):
+    for r, decision in zip(rows, made, strict=True):
         try:
             with conn.begin_nested():
-                conn.execute(insert(LEDGER), [row])
+                conn.execute(insert(LEDGER), [_row(r, now)])
         except IntegrityError:
             decision.written = False
             decision.conflict = True

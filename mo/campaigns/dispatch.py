@@ -14,7 +14,8 @@ A round (:func:`run_round`), run by the dispatcher worker (``mo campaigns dispat
    deferral, *in one batch across campaigns*, so that when campaigns compete for a customer's last contact slot
    priority decides, not which campaign the loop reached first (:func:`mo.campaigns.decision.decide_batch`, which
    appends the ledger rows; a touch already decided is skipped, so a rerun after a crash decides only the rest).
-5. **Send**: every ``send`` row of these occurrences without a delivery record yet is produced to Kafka
+5. **Send**: every ``send`` row of these occurrences without a delivery record yet is rendered from its customer's
+   published profile (read from Redis one pipeline per chunk) and produced to Kafka
    (``<prefix>.sends``, keyed by customer). Producing again after a crash is harmless: the channel worker records
    each message once and passes its id to the provider as the client message id.
 6. **Finish**: an occurrence whose every member has a final decision is ``done``; a one-off campaign is then
@@ -23,6 +24,12 @@ A round (:func:`run_round`), run by the dispatcher worker (``mo campaigns dispat
 
 Exactly once per (campaign, customer, occurrence) rests on the ledger's unique ``final_key`` and on the order
 above: nothing is produced before its decision is committed, and nothing is decided twice.
+
+One dispatcher decides at a time (:class:`DispatchLease`): contact caps are counted from the ledger, and two
+deciders racing over *different* touches of one customer could each see the other's slot as free. The lease is a
+row in ``dispatch_leases`` with its holder and expiry, taken or renewed before every round and every decision
+chunk; a second dispatcher started beside the first waits (its rounds do nothing) and takes over once the
+holder stops renewing (stopped, killed, or cut off from the database) for the lease's duration.
 """
 
 from __future__ import annotations
@@ -32,15 +39,23 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, Table, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mo.campaigns.lifecycle import DUE_STATUSES
-from mo.oltp.campaign_tables import Campaign, CampaignAudience, CampaignOccurrence, Delivery, LedgerEntry
+from mo.oltp.campaign_tables import (
+    Campaign,
+    CampaignAudience,
+    CampaignOccurrence,
+    Delivery,
+    DispatcherLease,
+    LedgerEntry,
+)
 
 log = logging.getLogger("mo.campaigns.dispatch")
 
@@ -49,8 +64,66 @@ OCCURRENCES = cast(Table, CampaignOccurrence.__table__)
 AUDIENCE = cast(Table, CampaignAudience.__table__)
 LEDGER = cast(Table, LedgerEntry.__table__)
 DELIVERIES = cast(Table, Delivery.__table__)
+LEASES = cast(Table, DispatcherLease.__table__)
 DISPATCHER = "system:dispatcher"
 DECIDE_CHUNK = 5_000
+LEASE_NAME = "campaign-dispatcher"
+
+
+class DispatchLease:
+    """The one-dispatcher lease (see the module's docstring). ``hold()`` takes it when free or expired and renews
+    it when ours; False while another dispatcher holds it."""
+
+    def __init__(self, engine: Engine, *, ttl_s: float = 60.0, holder: str | None = None) -> None:
+        import socket
+        import uuid
+
+        self.engine, self.ttl = engine, ttl_s
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:128]
+        self.held = False
+
+    def hold(self, now: datetime | None = None) -> bool:
+        from datetime import timedelta
+
+        now = _naive(now or datetime.now(UTC))
+        until = now + timedelta(seconds=self.ttl)
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(LEASES)
+                .where(LEASES.c.name == LEASE_NAME, or_(LEASES.c.holder == self.holder, LEASES.c.expires_at <= now))
+                .values(holder=self.holder, expires_at=until, acquired_at=now)
+            ).rowcount
+            if not taken and conn.execute(select(LEASES.c.name).where(LEASES.c.name == LEASE_NAME)).first() is None:
+                try:
+                    with conn.begin_nested():
+                        values = {"name": LEASE_NAME, "holder": self.holder, "expires_at": until, "acquired_at": now}
+                        conn.execute(insert(LEASES).values(**values))
+                    taken = 1
+                except IntegrityError:  # another dispatcher created it first
+                    taken = 0
+        if bool(taken) != self.held:
+            log.info("dispatch lease %s by %s", "taken" if taken else "held elsewhere; waiting", self.holder)
+        self.held = bool(taken)
+        return self.held
+
+    def current(self) -> tuple[str, datetime] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(LEASES.c.holder, LEASES.c.expires_at).where(LEASES.c.name == LEASE_NAME)).first()
+        return None if row is None else (row.holder, row.expires_at)
+
+    def release(self) -> None:
+        """Give the lease up at a clean stop, so the next dispatcher need not wait for it to expire."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(LEASES)
+                .where(LEASES.c.name == LEASE_NAME, LEASES.c.holder == self.holder)
+                .values(expires_at=datetime(1970, 1, 1))
+            )
+        self.held = False
+
+
+class LeaseLost(RuntimeError):
+    """Another dispatcher holds the lease: this round stops before deciding more."""
 
 
 @dataclass
@@ -315,9 +388,12 @@ def run_round(
     *,
     producer: Any,
     now: datetime | None = None,
+    lease: DispatchLease | None = None,
 ) -> RoundReport:
     """One dispatch round (see the module's docstring). ``store``: the published serving store the audiences are
-    frozen from; ``producer``: a Kafka producer for the sends (mo.channels.messages.send_producer)."""
+    frozen from; ``producer``: a Kafka producer for the sends (mo.channels.messages.send_producer); ``lease``: the
+    one-dispatcher lease, held before the round and each decision chunk (without it, nothing is checked: one
+    process, as in tests). A round without the lease does nothing."""
     import redis
 
     from mo.campaigns.decision import ContactPolicy, Intent, decide_batch
@@ -326,6 +402,8 @@ def run_round(
 
     now = _naive(now or datetime.now(UTC))
     report = RoundReport()
+    if lease is not None and not lease.hold():
+        return report
     prefix = settings.redis_prefix
     try:
         with engine.connect() as conn:
@@ -376,6 +454,8 @@ def run_round(
     customers = sorted(by_customer)
     decided: Counter[int] = Counter()
     for part in chunks(customers, DECIDE_CHUNK):
+        if lease is not None and not lease.hold():
+            raise LeaseLost(f"dispatch lease lost to another dispatcher ({lease.current()}); round stopped")
         with engine.begin() as conn:
             for decision in decide_batch(
                 conn, redis_client, prefix, [i for c in part for i in by_customer[c]], now=now, policy=policy
@@ -398,9 +478,10 @@ def _produce(
     customer is recorded failed with the reason, not sent."""
     import redis
 
-    from mo.campaigns.templates import TemplateError, context_for, render
+    from mo.campaigns.templates import TemplateError, context_for, render, sms_links
+    from mo.channels.links import LinkError, check_target, store_short_links
     from mo.channels.messages import new_send, produce_sends
-    from mo.serving_store.redis_store import read_profile
+    from mo.serving_store.redis_store import read_profiles
 
     with engine.connect() as conn:
         rows = unsent(conn, row.id, occurrence)
@@ -410,20 +491,33 @@ def _produce(
     produced = 0
     for part in chunks(rows, PRODUCE_CHUNK):
         messages, failed = [], []
-        for ledger in part:
-            profile = None
-            if redis_client is not None:
-                try:
-                    found = read_profile(redis_client, ledger.customer_id, prefix=settings.redis_prefix)
-                    profile = found[1] if found else None
-                except redis.RedisError:
-                    profile = None
+        profiles: dict[int, tuple[str, dict[str, Any]]] = {}
+        if redis_client is not None:  # the chunk's profiles in one round trip
             try:
-                rendered = render(documents[ledger.channel], context_for(campaign, product, profile))
-            except (TemplateError, KeyError) as exc:
+                profiles = read_profiles(redis_client, (r.customer_id for r in part), prefix=settings.redis_prefix)
+            except redis.RedisError:
+                profiles = {}
+        ready = []
+        for ledger in part:
+            found = profiles.get(int(ledger.customer_id))
+            profile = found[1] if found else None
+            try:
+                rendered = render(documents[ledger.channel], context_for(campaign, product, profile, settings))
+                targets = sms_links(rendered.payload) if ledger.channel == "sms" else {}
+                for url in targets.values():
+                    check_target(url, settings)
+            except (TemplateError, LinkError, KeyError) as exc:
                 failed.append((ledger, f"template not rendered for this customer: {exc}"[:1000]))
                 continue
-            payload = tracked(rendered.payload, ledger.channel, ledger.message_id, settings)
+            ready.append((ledger, rendered, targets))
+        # SMS links become short codes, stored before any message carrying one is produced
+        wanted = [(ledger.message_id, url) for ledger, _, targets in ready for url in targets.values()]
+        codes: dict[tuple[str, str], str] = {}
+        if wanted:
+            with engine.begin() as conn:
+                codes = store_short_links(conn, wanted, settings)
+        for ledger, rendered, _ in ready:
+            payload = tracked(rendered.payload, ledger.channel, ledger.message_id, settings, codes)
             messages.append(
                 new_send(
                     ledger_id=ledger.id, touch_key=ledger.touch_key, customer_id=ledger.customer_id,
@@ -447,18 +541,29 @@ def _produce(
     return produced
 
 
-def tracked(payload: dict[str, Any], channel: str, message_id: str, settings: Any) -> dict[str, Any]:
-    """The payload with its link replaced by the serving API's signed redirect (/v1/t/{token}), so a click is
-    recorded against this message: WeChat's ``url``, a push's ``extras.url``. An SMS keeps its link as written:
-    a provider caps each variable (35 characters), too short for a signed token; SMS clicks need a short-link
-    service in front of the redirect."""
-    from mo.channels.links import tracked_url
+def tracked(
+    payload: dict[str, Any], channel: str, message_id: str, settings: Any,
+    short_codes: Mapping[tuple[str, str], str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The payload with its links replaced by the serving API's redirect (/v1/t/...), so a click is recorded
+    against this message: WeChat's ``url`` and a push's ``extras.url`` with a signed token; an SMS's link variables
+    with their short link (``short_codes``: (message id, target) -> code, stored by
+    mo.channels.links.store_short_links), since a provider caps each variable at 35 characters."""
+    from mo.campaigns.templates import sms_links
+    from mo.channels.links import short_url, tracked_url
 
     if channel == "wechat" and payload.get("url"):
         return {**payload, "url": tracked_url(message_id, str(payload["url"]), settings)}
     extras = payload.get("extras")
     if channel == "push" and isinstance(extras, dict) and extras.get("url"):
         return {**payload, "extras": {**extras, "url": tracked_url(message_id, str(extras["url"]), settings)}}
+    targets = sms_links(payload) if channel == "sms" else {}
+    if targets:
+        codes = short_codes or {}
+        params = dict(payload["template_param"])
+        for name, url in targets.items():
+            params[name] = short_url(codes[(message_id, url)], settings)
+        return {**payload, "template_param": params}
     return payload
 
 

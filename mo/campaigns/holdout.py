@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, and_, func, or_, select, text
 
@@ -41,8 +40,7 @@ CHUNK = 10_000
 CYCLE_STATUSES = ("in_force", "lapsed", "surrendered", "expired")
 
 
-@dataclass(frozen=True)
-class Assignment:
+class Assignment(NamedTuple):  # a tuple: a batch makes one per customer, and a tuple is the cheapest to make
     product_line: str
     cycle: str
     customer_id: int
@@ -119,34 +117,44 @@ def assign(
     threshold = {share: int(share * BUCKETS) for share in set(share_of.values())}
     for start in range(0, len(keys), CHUNK):
         part = keys[start : start + CHUNK]
-        # PostgreSQL: insert first and learn from RETURNING which rows are new (one statement for a first
-        # sight); elsewhere: read, then insert what is missing.
+        # PostgreSQL: insert first, and read back only when some rows were there already (one statement for a
+        # first sight); elsewhere: read, then insert what is missing.
         found = {} if postgres else _read(conn, part)
         missing = [k for k in part if k not in found]
         if missing:
-            rows: list[dict[str, Any]] = []
-            for line, cycle, cid in missing:
-                share = share_of[(line, cycle, cid)]
-                bucket = bucket_of(key, line, cycle, cid)
-                rows.append(
-                    {
-                        "product_line": line,
-                        "cycle": cycle,
-                        "customer_id": cid,
-                        "held_out": bucket < threshold[share],
-                        "share": share,
-                        "bucket": bucket,
-                        "assigned_at": now,
-                    }
-                )
             if postgres:
-                ours = _insert_postgres(conn, rows)
-                for row in rows:
-                    k = (row["product_line"], row["cycle"], row["customer_id"])
-                    if k in ours:
-                        found[k] = Assignment(k[0], k[1], k[2], row["held_out"], row["bucket"], row["share"])
-                lost = [k for k in missing if k not in ours]
+                lines, cycles, ids, held, shares, buckets = [], [], [], [], [], []
+                for line, cycle, cid in missing:
+                    share = share_of[(line, cycle, cid)]
+                    bucket = bucket_of(key, line, cycle, cid)
+                    lines.append(line)
+                    cycles.append(cycle)
+                    ids.append(cid)
+                    held.append(bucket < threshold[share])
+                    shares.append(share)
+                    buckets.append(bucket)
+                if _insert_postgres(conn, now, lines, cycles, ids, held, shares, buckets) == len(missing):
+                    for k, h, b, share in zip(missing, held, buckets, shares, strict=True):
+                        found[k] = Assignment(k[0], k[1], k[2], h, b, share)
+                    lost = []
+                else:  # a concurrent decider stored some first: what is stored, for all of them
+                    lost = missing
             else:
+                rows: list[dict[str, Any]] = []
+                for line, cycle, cid in missing:
+                    share = share_of[(line, cycle, cid)]
+                    bucket = bucket_of(key, line, cycle, cid)
+                    rows.append(
+                        {
+                            "product_line": line,
+                            "cycle": cycle,
+                            "customer_id": cid,
+                            "held_out": bucket < threshold[share],
+                            "share": share,
+                            "bucket": bucket,
+                            "assigned_at": now,
+                        }
+                    )
                 conn.execute(insert_ignore(conn, HOLDOUTS, [c.product_line, c.cycle, c.customer_id]), rows)
                 lost = missing
             if lost:
@@ -161,27 +169,28 @@ _UNNEST_INSERT = text(
     "INSERT INTO holdout_assignments (product_line, cycle, customer_id, held_out, share, bucket, assigned_at) "
     "SELECT u.l, u.c, u.i, u.h, u.s, u.b, :at FROM unnest(CAST(:lines AS varchar[]), CAST(:cycles AS varchar[]), "
     "CAST(:ids AS bigint[]), CAST(:held AS boolean[]), CAST(:shares AS numeric[]), CAST(:buckets AS integer[])) "
-    "AS u(l, c, i, h, s, b) ON CONFLICT DO NOTHING RETURNING product_line, cycle, customer_id"
+    "AS u(l, c, i, h, s, b) ON CONFLICT DO NOTHING"
 )
 
 
-def _insert_postgres(conn: Connection, rows: list[dict]) -> set[tuple[str, str, int]]:
+def _insert_postgres(conn: Connection, at: datetime, *columns: list) -> int:
     """One statement with the rows as arrays in their text form (far cheaper to send and parse than a VALUES list
-    or psycopg2's ARRAY[...] expressions); the keys this
-    call inserted come back, the others a concurrent decider stored first."""
+    or psycopg2's ARRAY[...] expressions); how many rows it inserted (the others a concurrent decider stored
+    first)."""
+    lines, cycles, ids, held, shares, buckets = columns
     result = conn.execute(
         _UNNEST_INSERT,
         {
-            "at": rows[0]["assigned_at"],
-            "lines": pg_array([r["product_line"] for r in rows]),
-            "cycles": pg_array([r["cycle"] for r in rows]),
-            "ids": pg_array([r["customer_id"] for r in rows]),
-            "held": pg_array([r["held_out"] for r in rows]),
-            "shares": pg_array([r["share"] for r in rows]),
-            "buckets": pg_array([r["bucket"] for r in rows]),
+            "at": at,
+            "lines": pg_array(lines),
+            "cycles": pg_array(cycles),
+            "ids": pg_array(ids),
+            "held": pg_array(held),
+            "shares": pg_array(shares),
+            "buckets": pg_array(buckets),
         },
     )
-    return {(line, cycle, int(cid)) for line, cycle, cid in result}
+    return int(result.rowcount)
 
 
 def _read(

@@ -145,6 +145,7 @@ class RenderContext:
     offer: Mapping[str, Any]
     campaign: Mapping[str, Any]
     profile: Mapping[str, Any] | None = None
+    settings: Any = None  # mo.config.Settings for SMS short links (the API's address, the allow-list); None: read
 
 
 def render_text(text: str, context: RenderContext, pointer: str) -> tuple[str, list[tuple[str, str]]]:
@@ -220,6 +221,8 @@ def _sms(template: Mapping[str, Any], context: RenderContext, out: Rendered) -> 
     if registered is None:
         return
     rendered_params: dict[str, str] = {}
+    received: dict[str, str] = {}  # what the customer reads: a link variable becomes its tracked short link
+    link_params = registered.get("links") or []
     for name in registered["params"]:
         if name not in params:
             problems.append((f"/template/params/{name}", f"missing: template {code} needs variable {name!r}"))
@@ -230,14 +233,19 @@ def _sms(template: Mapping[str, Any], context: RenderContext, out: Rendered) -> 
             continue
         text, found = render_text(raw, context, f"/template/params/{name}")
         problems.extend(found)
-        if len(text) > config["param_max_length"]:
-            problems.append((f"/template/params/{name}", f"{len(text)} characters once rendered: over the provider's "
+        shown = text
+        if name in link_params:
+            shown = _sms_link(text, f"/template/params/{name}", problems, context.settings)
+        if len(shown) > config["param_max_length"]:
+            what = "the tracked short link is" if name in link_params else "once rendered:"
+            problems.append((f"/template/params/{name}", f"{len(shown)} characters {what} over the provider's "
                                                          f"{config['param_max_length']} per variable"))  # fmt: skip
         rendered_params[name] = text
+        received[name] = shown
     for name in params:
         if name not in registered["params"]:
             problems.append((f"/template/params/{name}", f"template {code} has no variable {name!r}"))
-    body = SMS_PARAM.sub(lambda m: rendered_params.get(m.group(1), m.group(0)), registered["text"])
+    body = SMS_PARAM.sub(lambda m: received.get(m.group(1), m.group(0)), registered["text"])
     text = f"【{sign_name}】{body}"
     length, parts = sms_length(text)
     limits = config["length"]
@@ -247,6 +255,28 @@ def _sms(template: Mapping[str, Any], context: RenderContext, out: Rendered) -> 
                                              "characters)"))  # fmt: skip
     out.payload = {"sign_name": sign_name, "template_code": code, "template_param": rendered_params}
     out.preview = {"text": text, "length": length, "parts": parts}
+
+
+def _sms_link(url: str, pointer: str, problems: list[tuple[str, str]], settings: Any = None) -> str:
+    """A link variable's target must be an allowed http(s) URL; the customer receives the tracked short link
+    (mo.channels.links: the serving API's redirect, which records the click), shown here masked at its exact
+    length so the SMS's length and parts are what will be sent."""
+    from mo.channels.links import SHORT_CODE_LENGTH, LinkError, check_target, short_url
+    from mo.config import get_settings
+
+    settings = settings or get_settings()
+    try:
+        check_target(url, settings)
+    except LinkError as exc:
+        problems.append((pointer, f"a link variable: {exc} (it is sent as a tracked short link)"))
+    return short_url("*" * SHORT_CODE_LENGTH, settings)
+
+
+def sms_links(payload: Mapping[str, Any]) -> dict[str, str]:
+    """The link variables of an SMS payload: variable -> target URL (the template's registered ``links``)."""
+    registered = registry()["sms"]["templates"].get(payload.get("template_code") or "") or {}
+    values = payload.get("template_param") or {}
+    return {name: values[name] for name in registered.get("links") or [] if values.get(name)}
 
 
 def _wechat(template: Mapping[str, Any], context: RenderContext, out: Rendered) -> None:
@@ -344,7 +374,10 @@ def stored_campaign(row: Any) -> dict[str, Any]:
 
 
 def context_for(
-    campaign: Mapping[str, Any], product: Mapping[str, Any] | None, profile: Mapping[str, Any] | None = None
+    campaign: Mapping[str, Any],
+    product: Mapping[str, Any] | None,
+    profile: Mapping[str, Any] | None = None,
+    settings: Any = None,
 ) -> RenderContext:
     """The render context of a campaign document: ``product`` is the offered product's catalogue facts (as
     mo.catalogue.product_facts gives them; None without a product), ``profile`` the customer's
@@ -369,6 +402,7 @@ def context_for(
             "product_line": campaign.get("product_line"),
         },
         profile=profile,
+        settings=settings,
     )
 
 

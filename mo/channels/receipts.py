@@ -1,26 +1,37 @@
 """Receipts and tracked clicks into ``contact_deliveries``: shared by the serving API's webhooks and redirect.
 
 A receipt names its message by the client message id the worker sent (SMS ``out_id``, push ``cid``, coupon
-``out_request_no``) or, for WeChat, by the provider's ``MsgID`` (the worker stored it on the ``sent`` row). A
-receipt for a message without a ``sent`` row is not recorded (``unknown``): the ledger never says delivered for
-what was not sent. ``(message_id, state)`` is unique, so a replayed receipt records nothing (``duplicate``).
+``out_request_no``) or, for WeChat, by the provider's ``MsgID`` (the worker stored it on the ``sent`` row).
+``(message_id, state)`` is unique, so a replayed receipt records nothing (``duplicate``).
+
+Order does not matter. A provider sends a receipt only for what it accepted, but the receipt can overtake the
+worker's ``sent`` write (WeChat's TEMPLATESENDJOBFINISH names only the MsgID, which the worker learns from the
+send's answer; an SMS report can arrive while the worker is still recording). A receipt without a ``sent`` row
+yet is kept in ``early_receipts`` (``unknown`` in the counts) and applied by :func:`settle` once the row exists.
+Both sides commit their own row first and then look for the other's (the webhook: the early receipt, then the
+``sent`` row; the worker: ``sent``, then early receipts), so whichever commits second sees the first: the final
+states are the same in every order, and ``delivered`` is never recorded for a message without ``sent`` (a
+receipt for a message never sent stays an early receipt, applied to nothing). The channel worker also settles
+every recent early receipt when idle, for a webhook process that died between its two steps.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from xml.etree import ElementTree
 
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Engine, Table, and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from mo.oltp.campaign_tables import Delivery
+from mo.oltp.campaign_tables import Delivery, EarlyReceipt
 
 DELIVERIES = cast(Table, Delivery.__table__)
+EARLY = cast(Table, EarlyReceipt.__table__)
 MAX_ITEMS = 1000
+SETTLE_WINDOW = timedelta(days=3)  # an early receipt older than this is for a message that was never recorded sent
 
 
 class ReceiptError(ValueError):
@@ -111,26 +122,18 @@ def _parse_wechat(body: bytes) -> list[Receipt]:
 
 
 def find_sent(conn: Connection, provider: str, receipt_or_id: Receipt | str) -> Any | None:
-    """The ``sent`` row the receipt is about (by client message id, or WeChat's MsgID), or None.
-
-    By client message id a ``queued`` row will also do: the provider only sends a receipt for what it accepted,
-    and its receipt can overtake the worker's ``sent`` write. WeChat's receipt names only the provider's MsgID,
-    which is known from the ``sent`` row alone."""
+    """The ``sent`` row the receipt is about (by client message id, or WeChat's MsgID), or None."""
     if isinstance(receipt_or_id, str) or receipt_or_id.message_id is not None:
         message_id = receipt_or_id if isinstance(receipt_or_id, str) else receipt_or_id.message_id
-        rows = conn.execute(
-            select(DELIVERIES).where(
-                DELIVERIES.c.message_id == message_id,
-                DELIVERIES.c.provider == provider,
-                DELIVERIES.c.state.in_(("sent", "queued")),
-            )
-        ).all()
-        return next((r for r in rows if r.state == "sent"), rows[0] if rows else None)
-    query = select(DELIVERIES).where(
-        DELIVERIES.c.state == "sent",
-        DELIVERIES.c.provider == provider,
-        DELIVERIES.c.provider_message_id == receipt_or_id.provider_message_id,
-    )
+        query = select(DELIVERIES).where(
+            DELIVERIES.c.message_id == message_id, DELIVERIES.c.provider == provider, DELIVERIES.c.state == "sent"
+        )
+    else:
+        query = select(DELIVERIES).where(
+            DELIVERIES.c.state == "sent",
+            DELIVERIES.c.provider == provider,
+            DELIVERIES.c.provider_message_id == receipt_or_id.provider_message_id,
+        )
     return conn.execute(query.limit(1)).first()
 
 
@@ -159,20 +162,105 @@ def append(conn: Connection, sent_row: Any, state: str, detail: str | None = Non
         return False
 
 
+def _apply(conn: Connection, sent: Any, receipt: Receipt) -> str:
+    """recorded or duplicate: delivered/failed appended to the sent message unless it already has one of them."""
+    if states(conn, sent.message_id) & {"delivered", "failed"}:
+        return "duplicates"
+    state = "delivered" if receipt.delivered else "failed"
+    return "recorded" if append(conn, sent, state, f"receipt: {receipt.detail}") else "duplicates"
+
+
 def record(conn: Connection, provider: str, receipts: list[Receipt]) -> dict[str, int]:
-    """Record delivered/failed for each receipt; counts of recorded, duplicate and unknown ones."""
+    """Record delivered/failed for each receipt about a sent message; keep the others as early receipts (counted
+    ``unknown``). After the caller commits, call :func:`settle_receipts` with the same receipts."""
     counts = {"recorded": 0, "duplicates": 0, "unknown": 0}
+    now = _utcnow()
     for receipt in receipts:
         sent = find_sent(conn, provider, receipt)
         if sent is None:
+            conn.execute(
+                insert(EARLY).values(
+                    provider=provider,
+                    message_id=receipt.message_id,
+                    provider_message_id=None if receipt.message_id else receipt.provider_message_id,
+                    delivered=receipt.delivered,
+                    detail=receipt.detail[:1000],
+                    received_at=now,
+                )
+            )
             counts["unknown"] += 1
             continue
-        if states(conn, sent.message_id) & {"delivered", "failed"}:
-            counts["duplicates"] += 1
-            continue
-        state = "delivered" if receipt.delivered else "failed"
-        counts["recorded" if append(conn, sent, state, f"receipt: {receipt.detail}") else "duplicates"] += 1
+        counts[_apply(conn, sent, receipt)] += 1
     return counts
+
+
+def settle_receipts(engine: Engine, provider: str, receipts: list[Receipt]) -> int:
+    """The webhook's second step, after its early receipts committed: apply those whose message has been recorded
+    sent meanwhile. Returns how many were applied now."""
+    applied = 0
+    with engine.begin() as conn:
+        for receipt in receipts:
+            sent = find_sent(conn, provider, receipt)
+            if sent is not None and _apply(conn, sent, receipt) == "recorded":
+                applied += 1
+    return applied
+
+
+def _early_rows(conn: Connection, condition: Any, since: datetime) -> list[Any]:
+    query = select(EARLY).where(condition, EARLY.c.received_at >= since).order_by(EARLY.c.id)
+    return list(conn.execute(query))
+
+
+def _as_receipt(row: Any) -> Receipt:
+    return Receipt(row.message_id, row.provider_message_id, bool(row.delivered), row.detail or "")
+
+
+def settle(conn: Connection, sent: Any, *, now: datetime | None = None) -> int:
+    """The worker's second step, after its ``sent`` row committed: apply the early receipts about this message
+    (by client message id, or by the provider's message id). Returns how many were applied now."""
+    since = (now or _utcnow()) - SETTLE_WINDOW
+    condition = and_(EARLY.c.provider == sent.provider, EARLY.c.message_id == sent.message_id)
+    if sent.provider_message_id:
+        condition = or_(
+            condition,
+            and_(EARLY.c.provider == sent.provider, EARLY.c.provider_message_id == sent.provider_message_id),
+        )
+    applied = 0
+    for row in _early_rows(conn, condition, since):
+        if _apply(conn, sent, _as_receipt(row)) == "recorded":
+            applied += 1
+    return applied
+
+
+def settle_all(engine: Engine, *, now: datetime | None = None, limit: int = MAX_ITEMS) -> int:
+    """Apply the recent early receipts whose message is now recorded sent and has no delivered/failed yet (the
+    channel worker calls this when idle: a webhook process that died between its two steps leaves such receipts
+    behind). Returns how many were applied."""
+    since = (now or _utcnow()) - SETTLE_WINDOW
+    sent, done = DELIVERIES.alias("sent"), DELIVERIES.alias("done")
+    unsettled = ~(
+        select(done.c.id)
+        .where(done.c.message_id == sent.c.message_id, done.c.state.in_(("delivered", "failed")))
+        .exists()
+    )
+    applied = 0
+    with engine.begin() as conn:
+        for key in ("message_id", "provider_message_id"):
+            query = (
+                select(EARLY)
+                .join(
+                    sent, and_(sent.c.provider == EARLY.c.provider, sent.c.state == "sent", sent.c[key] == EARLY.c[key])
+                )  # fmt: skip
+                .where(EARLY.c[key].is_not(None), EARLY.c.received_at >= since, unsettled)
+                .order_by(EARLY.c.id)
+                .limit(limit)
+            )
+            for row in conn.execute(query).all():
+                receipt = _as_receipt(row)
+                found = find_sent(conn, row.provider, receipt)
+                if found is not None and _apply(conn, found, receipt) == "recorded":
+                    applied += 1
+    return applied
 
 
 def record_click(conn: Connection, message_id: str) -> Any | None:

@@ -513,6 +513,10 @@ class Sandbox:
             missing = [p for p in template.get("params", []) if p not in values]
             if missing:
                 return self._sms(action, client_msg_id, "isv.TEMPLATE_MISSING_PARAMETERS", f"模板缺少变量 {missing[0]}")
+            limit = sms.get("param_max_length")
+            too_long = [p for p, v in values.items() if limit and len(str(v)) > limit]
+            if too_long:
+                return self._sms(action, client_msg_id, "isv.PARAM_LENGTH_LIMIT", f"参数超过长度限制 {too_long[0]}")
             biz_id = f"{secrets.randbelow(10**15):015d}^0"
             body = {k: params[k] for k in ("PhoneNumbers", "SignName", "TemplateCode", "TemplateParam") if k in params}
             key = client_msg_id or f"auto-{biz_id}"
@@ -727,14 +731,16 @@ def _running_pid(settings: Settings) -> int | None:
 
 
 def start_detached(settings: Settings) -> str:
-    url = f"http://127.0.0.1:{settings.channel_sandbox_port}"
+    """Start the sandbox as a detached process bound to ``channel_sandbox_host``; its URL from this machine."""
+    url = settings.channel_sandbox_url
     if _running_pid(settings) is not None:
         return url
     home = sandbox_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     with (home / "sandbox.log").open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mo.channels.sandbox", "--port", str(settings.channel_sandbox_port)],
+            [sys.executable, "-m", "mo.channels.sandbox", "--port", str(settings.channel_sandbox_port),
+             "--host", settings.channel_sandbox_host],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     _pid_file(settings).write_text(str(proc.pid))
@@ -768,8 +774,8 @@ def stop_detached(settings: Settings) -> bool:
 
 def status(settings: Settings) -> dict[str, Any]:
     pid = _running_pid(settings)
-    return {"running": pid is not None, "pid": pid, "url": f"http://127.0.0.1:{settings.channel_sandbox_port}",
-            "log": str(sandbox_home(settings) / "sandbox.db")}  # fmt: skip
+    return {"running": pid is not None, "pid": pid, "url": settings.channel_sandbox_url,
+            "host": settings.channel_sandbox_host, "log": str(sandbox_home(settings) / "sandbox.db")}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -778,12 +784,14 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     parser = argparse.ArgumentParser(prog="python -m mo.channels.sandbox")
-    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--port", type=int, default=None, help="default: MO_CHANNEL_SANDBOX_PORT")
+    parser.add_argument("--host", default=None, help="bind address; default: MO_CHANNEL_SANDBOX_HOST (127.0.0.1)")
     args = parser.parse_args(argv)
     settings = get_settings()
     sandbox = Sandbox(sandbox_home(settings), SandboxConfig.from_settings(settings))
+    host, port = args.host or settings.channel_sandbox_host, args.port or settings.channel_sandbox_port
     try:
-        uvicorn.run(sandbox.app, host="127.0.0.1", port=args.port or settings.channel_sandbox_port, log_level="warning")
+        uvicorn.run(sandbox.app, host=host, port=port, log_level="warning")
     finally:
         sandbox.close()
 

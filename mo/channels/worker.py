@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 DELIVERIES = cast(Table, Delivery.__table__)
 CUSTOMERS = Customer.__table__
 FINAL = {"sent", "failed", "dead_letter"}
+SETTLE_EVERY_S = 30.0
 
 
 class TokenBucket:
@@ -124,6 +125,23 @@ def append_state(
         return False
 
 
+def record_sent(engine: Engine, message: dict[str, Any], *, provider: str, provider_message_id: str | None,
+                detail: str) -> None:  # fmt: skip
+    """Append ``sent`` (committed), then apply any receipt that overtook it (mo.channels.receipts: the webhook
+    commits its early receipt before looking for this row, so one of the two sides always sees the other)."""
+    append_state(engine, message, "sent", provider=provider, provider_message_id=provider_message_id, detail=detail)
+    settle_sent(engine, provider, message["message_id"])
+
+
+def settle_sent(engine: Engine, provider: str, message_id: str) -> int:
+    """Apply the early receipts of a message now recorded sent; how many were applied."""
+    from mo.channels import receipts
+
+    with engine.begin() as conn:
+        sent = receipts.find_sent(conn, provider, message_id)
+        return receipts.settle(conn, sent) if sent is not None else 0
+
+
 def resolve_address(engine: Engine, customer_id: int, column: str) -> str | None:
     """The customer's address for the channel as the source holds it now; None if absent or the customer is gone."""
     with engine.connect() as conn:
@@ -194,8 +212,8 @@ class ChannelWorker:
                 log.warning("lookup of %s at %s failed (%s); sending with the same client id", message_id, channel, exc)
                 found = None
             if found:
-                append_state(self.engine, message, "sent", provider=channel, provider_message_id=found,
-                             detail="found at the provider after a restart")  # fmt: skip
+                record_sent(self.engine, message, provider=channel, provider_message_id=found,
+                            detail="found at the provider after a restart")  # fmt: skip
                 return "recovered"
         last: SendResult | None = None
         attempts = self.settings.channel_max_attempts
@@ -203,8 +221,8 @@ class ChannelWorker:
             self.bucket(channel).acquire()
             result = adapter.send(message_id, address, message["payload"])
             if result.status == SENT:
-                append_state(self.engine, message, "sent", provider=channel,
-                             provider_message_id=result.provider_message_id, detail=f"attempt {attempt}")  # fmt: skip
+                record_sent(self.engine, message, provider=channel, provider_message_id=result.provider_message_id,
+                            detail=f"attempt {attempt}")  # fmt: skip
                 return "sent"
             if result.status == PERMANENT:
                 append_state(self.engine, message, "failed", provider=channel, detail=result.detail)
@@ -271,14 +289,23 @@ class ChannelWorker:
         """Consume until stopped; with ``once``, until the topic has nothing more for this group."""
         from kafka.errors import CommitFailedError, KafkaError
 
+        from mo.channels.receipts import settle_all
+
         stop = stop or threading.Event()
         consumer = self.consumer()
         empty, started = 0, time.monotonic()
+        settled = started
         try:
             while not stop.is_set():
                 batches = consumer.poll(timeout_ms=500)
                 records = [r for batch in batches.values() for r in batch]
                 if not records:
+                    if time.monotonic() - settled > SETTLE_EVERY_S:  # receipts a dead webhook process left early
+                        settled = time.monotonic()
+                        try:
+                            settle_all(self.engine)
+                        except Exception as exc:  # noqa: BLE001 - tried again at the next idle moment
+                            log.warning("early receipts not settled: %s", exc)
                     if once and consumer.assignment():
                         empty += 1
                         if empty >= idle_polls:

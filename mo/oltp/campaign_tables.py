@@ -22,6 +22,13 @@ decision reads consent evidence, open claims and complaints from the same databa
   Append-only; a replayed receipt is refused by the unique key, not recorded twice.
 - ``holdout_assignments``: whether a customer is held out of a product line's marketing for a renewal
   cycle; assigned once, deterministically, and then read, never recomputed.
+- ``early_receipts``: provider receipts that arrived before the worker recorded the message ``sent`` (WeChat's
+  TEMPLATESENDJOBFINISH names only the MsgID the worker learns from the send's answer; an SMS report can overtake
+  the worker's write). Kept as received and applied once the ``sent`` row exists (mo/channels/receipts.py).
+  Append-only: whether one was applied is read from ``contact_deliveries``.
+- ``dispatch_leases``: the lease that lets one dispatcher decide at a time (contact caps are exact only then).
+- ``short_links``: the short codes of tracked links in SMS texts (a provider caps a template variable at 35
+  characters, too short for a signed token): code -> (message, target URL, expiry), redeemed by ``GET /v1/t/{code}``.
 """
 
 from __future__ import annotations
@@ -174,6 +181,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("message_id", "state", name="uq_contact_deliveries_message_state"),
         Index("ix_contact_deliveries_at", "at"),
+        Index("ix_contact_deliveries_provider_message", "provider", "provider_message_id"),  # WeChat receipts
     )
 
 
@@ -188,6 +196,48 @@ class HoldoutAssignment(Base):
     share: Mapped[Decimal] = mapped_column(Numeric(5, 4), nullable=False)  # the share in force when assigned
     bucket: Mapped[int] = mapped_column(Integer, nullable=False)  # 0..9999 from the keyed hash
     assigned_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+class EarlyReceipt(Base):
+    """A delivery receipt received before its message was recorded sent; applied when it is. Append-only."""
+
+    __tablename__ = "early_receipts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16), nullable=False)
+    message_id: Mapped[str | None] = mapped_column(String(36))  # the client message id, when the receipt names it
+    provider_message_id: Mapped[str | None] = mapped_column(String(64))  # WeChat's MsgID otherwise
+    delivered: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    detail: Mapped[str | None] = mapped_column(String(1000))
+    received_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+    __table_args__ = (
+        Index("ix_early_receipts_message", "message_id"),
+        Index("ix_early_receipts_provider_message", "provider", "provider_message_id"),
+        Index("ix_early_receipts_received_at", "received_at"),
+    )
+
+
+class ShortLink(Base):
+    """A tracked link's short code (SMS): the message it was sent in, its target and its expiry."""
+
+    __tablename__ = "short_links"
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    url: Mapped[str] = mapped_column(String(1000), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+    __table_args__ = (Index("ix_short_links_message", "message_id"),)
+
+
+class DispatcherLease(Base):
+    """The one-dispatcher lease: which dispatcher may decide, until when (renewed every round and chunk)."""
+
+    __tablename__ = "dispatch_leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    acquired_at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
 
 
 CAMPAIGN_TABLES = [

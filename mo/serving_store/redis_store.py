@@ -317,17 +317,46 @@ return {refresh, redis.call('GET', base .. 'fields'), redis.call('GET', base .. 
 _read_profile_script: Any = None
 
 
+def _profile_script(client: redis.Redis) -> Any:
+    global _read_profile_script
+    if _read_profile_script is None:
+        _read_profile_script = client.register_script(_READ_PROFILE_LUA)
+    return _read_profile_script
+
+
+def _found_profile(found: Any) -> tuple[str, dict[str, Any]] | None:
+    if not found:
+        return None
+    refresh_id, fields, values = found
+    if fields is None or values is None:
+        return None
+    return _text(refresh_id), dict(zip(json.loads(fields), json.loads(values), strict=True))
+
+
 def read_profile(
     client: redis.Redis, customer_id: int | str, *, prefix: str = DEFAULT_PREFIX
 ) -> tuple[str, dict[str, Any]] | None:
     """The current refresh id and the customer's profile in it, or None if nothing is published or the
     customer is not in the current refresh. One round trip (a server-side script, sent by its SHA)."""
-    global _read_profile_script
-    if _read_profile_script is None:
-        _read_profile_script = client.register_script(_READ_PROFILE_LUA)
-    found = _read_profile_script(keys=[ProfileKeys(prefix).current], args=[prefix, str(customer_id)], client=client)
-    if not found:
-        return None
+    script = _profile_script(client)
+    return _found_profile(script(keys=[ProfileKeys(prefix).current], args=[prefix, str(customer_id)], client=client))
+
+
+def read_profiles(
+    client: redis.Redis, customer_ids: Iterable[int], *, prefix: str = DEFAULT_PREFIX
+) -> dict[int, tuple[str, dict[str, Any]]]:
+    """:func:`read_profile` for many customers in one round trip (one pipeline of the same script): customer ->
+    (refresh id, profile), for the customers the current refresh has."""
+    ids = list(dict.fromkeys(int(c) for c in customer_ids))
+    if not ids:
+        return {}
+    script = _profile_script(client)
+    pipe = client.pipeline(transaction=False)
+    current = ProfileKeys(prefix).current
+    for customer_id in ids:
+        script(keys=[current], args=[prefix, str(customer_id)], client=pipe)
+    found = (_found_profile(item) for item in pipe.execute())
+    return {cid: item for cid, item in zip(ids, found, strict=True) if item is not None}
     refresh_id, fields, values = found
     if fields is None or values is None:
         return None

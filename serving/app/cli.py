@@ -71,6 +71,7 @@ API_WRITES: dict[str, tuple[str, ...]] = {
     "campaign_events": ("INSERT",),
     # provider receipts (webhooks) and tracked clicks: append-only delivery states
     "contact_deliveries": ("INSERT",),
+    "early_receipts": ("INSERT",),  # receipts that overtook the worker's sent write, applied when it lands
 }
 # The relay reads waiting events (SELECT ... FOR UPDATE SKIP LOCKED) and marks them published.
 RELAY_WRITES: dict[str, tuple[str, ...]] = {"outbox": ("SELECT", "UPDATE")}
@@ -87,6 +88,8 @@ DISPATCH_WRITES: dict[str, tuple[str, ...]] = {
     "contact_ledger": ("SELECT", "INSERT"),  # one final decision per touch (append-only)
     "holdout_assignments": ("SELECT", "INSERT", "UPDATE"),  # INSERT ... ON DUPLICATE KEY UPDATE needs UPDATE
     "contact_deliveries": ("INSERT",),  # a send whose template cannot be rendered is recorded failed
+    "short_links": ("SELECT", "INSERT"),  # the short codes of SMS tracked links (insert-missing)
+    "dispatch_leases": ("SELECT", "INSERT", "UPDATE"),  # one dispatcher decides at a time
     "audit_log": ("INSERT",),
     "outbox": ("INSERT",),  # campaign_status_changed
     # what a send decision rests on (hot records are refreshed from the same tables)
@@ -109,6 +112,7 @@ DISPATCH_WRITES: dict[str, tuple[str, ...]] = {
 # tables only these columns of customers, never the name or ID number.
 CHANNEL_WRITES: dict[str, tuple[str, ...]] = {
     "contact_deliveries": ("SELECT", "INSERT"),  # queued, sent, failed, dead_letter (append-only)
+    "early_receipts": ("SELECT",),  # receipts that overtook its sent write, applied once it is recorded
     "customers": ("SELECT (id, phone, wechat_openid, app_user_id, deleted_at)",),
 }
 

@@ -39,7 +39,7 @@ def sms(**params: str) -> dict[str, Any]:
         "name": "{{profile.name_masked}}",
         "product": "{{product.name}}",
         "renewal_date": "{{profile.next_renewal_date}}",
-        "link": "https://m.example.cn/r",
+        "link": "https://m.example-insurer.cn/r",
     }
     values.update(params)
     return {
@@ -264,9 +264,14 @@ def test_bad_templates_are_refused_naming_the_field(
     errors = _refused(client, world, marketer, campaign_body(channels=[missing]))
     assert "needs variable 'renewal_date'" in errors["/body/channels/0/template/params/renewal_date"]
 
-    too_long = sms(link="https://m.example.cn/renewal?campaign=december-2026&ref=sms-long")
+    too_long = sms(name="尊敬的客户" * 8)
     errors = _refused(client, world, marketer, campaign_body(channels=[too_long]))
-    assert "over the provider's 35 per variable" in errors["/body/channels/0/template/params/link"]
+    assert "over the provider's 35 per variable" in errors["/body/channels/0/template/params/name"]
+
+    # an SMS link is sent as a tracked short link: any length of target, but only to an allowed host
+    off_list = sms(link="https://m.example.cn/renewal?campaign=december-2026&ref=sms-long")
+    errors = _refused(client, world, marketer, campaign_body(channels=[off_list]))
+    assert "not on the allow-list" in errors["/body/channels/0/template/params/link"]
 
     unknown = sms(name="{{profile.full_name}}")
     errors = _refused(client, world, marketer, campaign_body(channels=[unknown]))

@@ -161,6 +161,29 @@ def test_tracked_link_records_opened_and_clicked_and_redirects(world, client, pl
     assert _states(world, message_id) == ["queued", "sent", "opened", "clicked"]  # ... recorded once
 
 
+def test_an_sms_short_link_records_opened_and_clicked_like_a_signed_one(world, client, platform) -> None:
+    message_id, target = _sent(world, "sms"), "https://m.example-insurer.cn/renewal?campaign=december&ref=sms"
+    with world.source.begin() as conn:
+        code = links.store_short_links(conn, [(message_id, target)], platform)[(message_id, target)]
+    with world.source.begin() as conn:  # a rerun of the dispatch finds the same code
+        assert links.store_short_links(conn, [(message_id, target)], platform) == {(message_id, target): code}
+    url = links.short_url(code, platform)
+    assert len(url) <= 35 and links.is_short_code(code)
+    answer = client.get(f"/v1/t/{code}", follow_redirects=False)
+    assert answer.status_code == 302 and answer.headers["location"] == target
+    assert _states(world, message_id) == ["queued", "sent", "opened", "clicked"]
+    # an unknown code (a guess, or a typo) is 404 and audited; an expired one 400 naming it; nothing recorded
+    unknown = "Zz9" + code[3:] if code[:3] != "Zz9" else "Aa1" + code[3:]
+    assert client.get(f"/v1/t/{unknown}", follow_redirects=False).status_code == 404
+    assert _last_audit(world, "tracking.click").detail == "unknown short link"
+    stale_message = _sent(world, "sms")
+    with world.source.begin() as conn:
+        old = links.store_short_links(conn, [(stale_message, target)], platform, now=datetime(2020, 1, 1))
+    expired = client.get(f"/v1/t/{old[(stale_message, target)]}", follow_redirects=False)
+    assert expired.status_code == 400 and expired.json()["errors"] == [{"field": "/path/token", "message": "expired"}]
+    assert _states(world, stale_message) == ["queued", "sent"]
+
+
 def _forge(platform, claims: dict) -> str:  # type: ignore[no-untyped-def]
     body = links._b64(json.dumps(claims).encode())
     return f"{body}.{links._sign(body, platform)}"

@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from mo import hot_record
-from mo.campaigns import holdout
+from mo.campaigns import decision, holdout
 from mo.campaigns.decision import ContactPolicy, Intent, decide, decide_batch
 from mo.oltp.campaign_tables import HoldoutAssignment, LedgerEntry
 from tests.campaigns.decision_world import (
@@ -633,3 +633,74 @@ def test_message_channels_are_decided_on_the_consent_they_need(sqlite_engine, ho
     assert (two.decision, two.channel) == ("send", "push"), two.detail  # no openid: no coupon
     withdrawn = _decide(sqlite_engine, hot, [intent(1, campaign=3, channels=("push",))])["campaign:3:1:1"]
     assert (withdrawn.decision, withdrawn.reason) == ("suppress", "consent_withdrawn")
+
+
+# --- many chunks on PostgreSQL: the connection's statements on a thread of their own --------------------------
+
+
+def _chunk_world(conn) -> None:
+    seed_reference(conn)
+    for cid in range(1, 13):
+        add_customer(conn, cid, rating="R1" if cid % 4 == 0 else "R3", app=cid % 5 != 0)
+        if cid % 3 == 0:
+            set_prefs(conn, cid, time_zone="Asia/Shanghai", quiet=("09:00", "11:00"))
+    add_claim(conn, 2)
+    add_complaint(conn, 7)
+    yesterday = NOON_SHANGHAI - timedelta(days=1)
+    conn.execute(insert(LEDGER), [_send_row(5, yesterday), _send_row(5, yesterday, channel="app_push")])
+
+
+@pytest.mark.postgres
+def test_many_chunks_decide_what_one_chunk_decides_postgres(tmp_path, hot, monkeypatch):
+    """Chunks of two touches (the next chunk's reads and this chunk's COPY then run while Python decides) write
+    the same ledger rows and holdouts, and return the same decisions, as one chunk."""
+    intents = [intent(cid, campaign=c, priority=c, risk="R2", share=Decimal("0.5")) for cid in range(1, 13)
+               for c in (1, 2)]  # fmt: skip
+    intents += [intent(cid, campaign=3, purpose="service", line=None, risk=None, share=None) for cid in (1, 2)]
+    results = []
+    for chunk, folder in ((10_000, "one"), (2, "many")):
+        monkeypatch.setattr(decision, "CHUNK", chunk)
+        (tmp_path / folder).mkdir()
+        for engine in migrated_engine("postgres", tmp_path / folder):
+            with engine.begin() as conn:
+                _chunk_world(conn)
+            _rebuild(engine, hot)
+            got = _decide(engine, hot, intents)
+            with engine.connect() as conn:
+                rows = sorted(
+                    ({k: v for k, v in r.items() if k not in ("id", "message_id")} for r in ledger_rows(conn)),
+                    key=lambda r: (r["touch_key"], r["attempt"]),
+                )
+                held = sorted(tuple(r) for r in conn.execute(select(HOLDOUTS.c.customer_id, HOLDOUTS.c.held_out,
+                                                                    HOLDOUTS.c.bucket)))  # fmt: skip
+            decided = {k: (d.decision, d.reason, d.channel, d.attempt, d.not_before, d.detail, d.payload, d.written,
+                           d.message_id is None) for k, d in got.items()}  # fmt: skip
+            results.append((decided, rows, held))
+    assert results[0] == results[1]
+    reasons = {d[1] for d in results[0][0].values()}
+    assert {"ok", "open_claim", "open_complaint", "quiet_hours", "cap_7d"} <= reasons  # the rules did run
+
+
+@pytest.mark.postgres
+def test_a_failed_statement_in_a_later_chunk_is_raised_and_nothing_is_written_postgres(tmp_path, hot, monkeypatch):
+    monkeypatch.setattr(decision, "CHUNK", 2)
+    calls = []
+    real = decision._customers
+
+    def failing(conn, ids):
+        calls.append(ids)
+        if len(calls) == 3:
+            raise RuntimeError("customers unreadable")
+        return real(conn, ids)
+
+    monkeypatch.setattr(decision, "_customers", failing)
+    for engine in migrated_engine("postgres", tmp_path):
+        with engine.begin() as conn:
+            seed_reference(conn)
+            for cid in range(1, 9):
+                add_customer(conn, cid)
+        _rebuild(engine, hot)
+        with pytest.raises(RuntimeError, match="customers unreadable"):
+            _decide(engine, hot, [intent(cid) for cid in range(1, 9)])
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(LEDGER)).scalar_one() == 0

@@ -58,7 +58,7 @@ CHANNELS = [
                 "name": "{{profile.name_masked}}",
                 "product": "{{product.name}}",
                 "renewal_date": "{{profile.next_renewal_date}}",
-                "link": "https://m.example.cn/r",
+                "link": "https://m.example-insurer.cn/r",
             },
         },
     },
@@ -186,7 +186,7 @@ def test_a_due_campaign_is_frozen_decided_sent_once_and_counted(flow, tmp_path, 
         ids = Counter(r["client_msg_id"] for r in received)
         expected = sorted(r.message_id for r in sends if r.message_id not in unrenderable)
         assert sorted(ids) == expected and set(ids.values()) == {1}
-        # WeChat and push links are the API's signed redirect for that very message; SMS keeps its link
+        # WeChat and push links are the API's signed redirect for that very message
         from mo.channels.links import read_token
 
         linked = [(r, json.loads(r["body"])) for r in received if r["provider"] in ("wechat", "push")]
@@ -196,6 +196,17 @@ def test_a_due_campaign_is_frozen_decided_sent_once_and_counted(flow, tmp_path, 
             url = url or json.dumps(body)  # the push body's shape is the provider's; find the link in it
             token = url.split("/v1/t/", 1)[1].split('"', 1)[0]
             assert read_token(token, settings) == (record["client_msg_id"], "https://m.example-insurer.cn/renew")
+        # SMS links are short links within the provider's 35-character variable, stored for that very message
+        from mo.channels.links import is_short_code, read_short
+
+        texted = [(r, json.loads(json.loads(r["body"])["TemplateParam"])) for r in received if r["provider"] == "sms"]
+        assert texted, "some messages went by SMS"
+        with engine.connect() as conn:
+            for record, params in texted:
+                link = params["link"]
+                assert len(link) <= 35 and link.startswith(f"{settings.channel_link_base_url}/v1/t/")
+                assert is_short_code(code := link.rsplit("/", 1)[1])
+                assert read_short(conn, code, settings) == (record["client_msg_id"], "https://m.example-insurer.cn/r")
         # a second round decides and produces nothing more; the one-off campaign is completed
         again = _dispatch(settings, engine, store, client, now + timedelta(minutes=1))
         assert again.occurrences == [] and len(_ledger(engine, campaign_id)) == len(rows)

@@ -224,3 +224,32 @@ def test_an_ingest_that_cannot_reconcile_writes_nothing(lake, monkeypatch) -> No
     monkeypatch.setattr(campaign_sync, "_read", read)
     done = campaign_sync.sync_campaign_tables(spark, settings, tables=["contact_deliveries"])
     assert done["contact_deliveries"]["rows_written"] == 2
+
+
+def test_the_marts_gate_passes_the_built_campaign_marts_and_stops_a_wrong_one(lake) -> None:
+    """The invariants quality/marts.py checks hold on what dbt built from every kind of touch and delivery; a mart
+    with more delivered than sent, a negative count, or an interval that misses its point fails the gate."""
+    from pyspark.sql import functions as F
+
+    from quality.marts import CAMPAIGN_MARTS, run_marts_gate
+
+    settings, spark, _engine, _written = lake
+    frames = {name: spark.table(f"{settings.catalog_name}.marts.{name}") for name in CAMPAIGN_MARTS}
+    assert all(frame.count() for frame in frames.values())
+    clean = run_marts_gate(spark, settings, frames)
+    assert clean.passed, clean.summary()
+
+    results, uplift = frames["mart_campaign_results"], frames["mart_campaign_uplift"]
+    wrong = {
+        "mart_campaign_results": results.withColumn("delivered", F.col("sent") + 1).withColumn(
+            "clicked", F.when(F.col("channel") == "sms", F.lit(-1)).otherwise(F.col("clicked"))
+        ),
+        "mart_campaign_uplift": uplift.withColumn("ci_low", F.col("difference") + 0.01),
+    }
+    result = run_marts_gate(spark, settings, wrong)
+    assert not result.passed
+    summary = result.summary()
+    assert "marts.mart_campaign_results: delivered <= sent failed" in summary
+    assert "marts.mart_campaign_results: clicked >= 0 failed" in summary
+    assert "marts.mart_campaign_uplift: ci_low <= difference failed" in summary
+    assert "suppressed" not in summary  # only what was broken is named

@@ -71,6 +71,12 @@ def test_each_provider_accepts_once_per_client_message_id_and_answers_its_query(
         ("sms", phone(1), {**PAYLOADS["sms"], "sign_name": "未注册签名"}, "isv.SMS_SIGNATURE_ILLEGAL"),
         ("sms", phone(1), {**PAYLOADS["sms"], "template_code": "SMS_999"}, "isv.SMS_TEMPLATE_ILLEGAL"),
         ("sms", phone(1), {**PAYLOADS["sms"], "template_param": {"name": "张"}}, "isv.TEMPLATE_MISSING_PARAMETERS"),
+        (
+            "sms",
+            phone(1),
+            {**PAYLOADS["sms"], "template_param": {"name": "张", "notice": "x" * 36}},
+            "isv.PARAM_LENGTH_LIMIT",
+        ),  # a variable over 35 characters (why SMS links are short links)
         ("push", "", PAYLOADS["push"], "1011"),
         ("coupon", openid(1), {"stock_id": "1"}, "RESOURCE_NOT_EXISTS"),
         ("coupon", "bad", PAYLOADS["coupon"], "PARAM_ERROR"),

@@ -31,7 +31,7 @@ CONTEXT = RenderContext(product=PRODUCT, offer={"type": "product"}, campaign={"n
 
 def sms(**params: str) -> dict:
     values = {"name": "{{profile.name_masked}}", "product": "{{product.name}}",
-              "renewal_date": "{{profile.next_renewal_date}}", "link": "https://m.example.cn/r"}  # fmt: skip
+              "renewal_date": "{{profile.next_renewal_date}}", "link": "https://m.example-insurer.cn/r"}  # fmt: skip
     values.update(params)
     return {
         "channel": "sms",
@@ -45,9 +45,18 @@ def pointers(rendered) -> list[str]:  # type: ignore[no-untyped-def]
 
 def test_sms_is_rendered_from_the_catalogue_and_the_profile() -> None:
     out = render(sms(), CONTEXT)
-    text = "【中安保险】尊敬的张*，您的机动车综合险将于2026-12-30到期，续保请点击https://m.example.cn/r，回T退订"
-    assert out.preview == {"text": text, "length": len(text), "parts": 1}
-    params = {"name": "张*", "product": "机动车综合险", "renewal_date": "2026-12-30", "link": "https://m.example.cn/r"}
+    # the customer reads the tracked short link (the API's redirect), counted at its exact length; the payload
+    # keeps the target, which the dispatcher turns into that message's short link
+    link = "http://127.0.0.1:8000/v1/t/********"
+    assert len(link) == 35 == templates.registry()["sms"]["param_max_length"]
+    text = f"【中安保险】尊敬的张*，您的机动车综合险将于2026-12-30到期，续保请点击{link}，回T退订"
+    assert out.preview == {"text": text, "length": len(text), "parts": 2}
+    params = {
+        "name": "张*",
+        "product": "机动车综合险",
+        "renewal_date": "2026-12-30",
+        "link": "https://m.example-insurer.cn/r",
+    }
     assert out.payload == {"sign_name": "中安保险", "template_code": "SMS_RENEWAL_01", "template_param": params}
 
 
@@ -86,15 +95,31 @@ def test_missing_and_extra_variables_are_named() -> None:
 
 
 def test_an_sms_over_the_providers_limits_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert pointers(render_channel(sms(link="x" * 36), CONTEXT)) == ["/template/params/link"]
+    assert pointers(render_channel(sms(name="x" * 36), CONTEXT)) == ["/template/params/name"]
     registry = copy.deepcopy(templates.registry())
     registry["sms"]["param_max_length"] = 1000
     monkeypatch.setattr(templates, "registry", lambda: registry)
-    ok = render_channel(sms(link="x" * 400), CONTEXT)
+    ok = render_channel(sms(name="x" * 400), CONTEXT)
     assert ok.problems == [] and ok.preview["parts"] == math.ceil(ok.preview["length"] / 67)
-    too_long = render_channel(sms(link="x" * 600), CONTEXT)
+    too_long = render_channel(sms(name="x" * 600), CONTEXT)
     assert pointers(too_long) == ["/template/params"]
     assert "over the provider's 8" in too_long.problems[0][1]
+
+
+def test_an_sms_link_is_an_allowed_target_sent_as_a_short_link_whatever_its_length(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    long_target = "https://m.example-insurer.cn/renewal?campaign=december-2026&ref=sms&utm_source=sms"
+    out = render_channel(sms(link=long_target), CONTEXT)
+    assert out.problems == [] and out.payload["template_param"]["link"] == long_target
+    assert "http://127.0.0.1:8000/v1/t/********" in out.preview["text"] and long_target not in out.preview["text"]
+    assert templates.sms_links(out.payload) == {"link": long_target}
+    off_list = render_channel(sms(link="https://evil.example/x"), CONTEXT)
+    assert pointers(off_list) == ["/template/params/link"] and "not on the allow-list" in off_list.problems[0][1]
+    assert pointers(render_channel(sms(link="请致电95500"), CONTEXT)) == ["/template/params/link"]
+    # an API address too long for a 35-character variable is named at approval, not found at sending
+    monkeypatch.setenv("MO_CHANNEL_LINK_BASE_URL", "https://marketing-api.example-insurer.cn")
+    long_base = render_channel(sms(), CONTEXT)
+    assert pointers(long_base) == ["/template/params/link"]
+    assert "characters the tracked short link is over the provider's 35" in long_base.problems[0][1]
 
 
 def test_placeholders_are_strict_and_never_run_code() -> None:

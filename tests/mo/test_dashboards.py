@@ -23,7 +23,8 @@ from tests.dashboards_world import ANALYST_PASSWORD, MARKETER_PASSWORD, source_o
 
 DOCS_SCREENSHOTS = REPO_ROOT / "docs" / "images" / "dashboards"
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# The first test also waits for the session world (build_profiles on a busy machine) and `make dashboards`.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 def test_make_dashboards_serves_superset_with_the_admin_from_a_private_file(dashboards):

@@ -68,3 +68,19 @@ def test_duplicates_bad_enums_and_a_wrong_count_are_named(spark, settings):
     assert "marts.customer_profile: expect_column_values_to_be_unique(customer_id) failed: 2 rows" in summary
     assert "expect_column_values_to_be_in_set(customer_tier) failed: 10 unexpected values: ['diamond']" in summary
     assert "row count 10 != 11" in summary
+
+
+def test_the_campaign_marts_are_gated_with_the_invariants_of_their_sql():
+    """Contracts from their serving copies (schemas/serving/serving.yaml); sound invariants (checked on marts dbt
+    built in tests/campaigns/test_results_lake.py)."""
+    contracts = load_mart_contracts()
+    results = [c.label for c in build_mart_checks(contracts["mart_campaign_results"], reconcile_count=False)]
+    key = "period_type, period_start, campaign_id, channel, product_line"
+    assert f"expect_compound_columns_to_be_unique({key})" in results
+    assert {"sent >= 0", "decided + waiting = audience", "delivered <= sent", "clicked <= opened",
+            "sent <= decided - suppressed", "treated + holdout <= audience"} <= set(results)  # fmt: skip
+    reasons = next(label for label in results if label.startswith("suppressed_erased + "))
+    assert reasons.endswith(" = suppressed") and "suppressed_other" in reasons
+    uplift = [c.label for c in build_mart_checks(contracts["mart_campaign_uplift"], reconcile_count=False)]
+    assert {"ci_low <= difference", "difference <= ci_high", "treated_rate in [0, 1]",
+            "expect_column_values_to_be_in_set(uplift_scope)"} <= set(uplift)  # fmt: skip

@@ -15,6 +15,8 @@ from mo.serving_store.redis_store import (
     _send,
     get_profile,
     profile_values,
+    read_profile,
+    read_profiles,
     set_commands,
     switch_current,
     write_profiles,
@@ -88,6 +90,17 @@ def test_bulk_write_round_trips_through_redis(redis_client: redis.Redis, redis_p
     keys = ProfileKeys(redis_prefix)
     assert json.loads(redis_client.get(keys.fields("r1"))) == names
     assert redis_client.sismember(keys.refreshes, "r1")
+
+
+def test_read_profiles_is_read_profile_for_each_customer_in_one_round_trip(redis_client: redis.Redis,
+                                                                          redis_prefix: str):  # fmt: skip
+    ids = [3, 1, 4, 1]  # 4 is not in the refresh; repeats read once
+    assert read_profiles(redis_client, ids, prefix=redis_prefix) == {}  # nothing published
+    write_profiles(redis_client, "r1", [_batch()], prefix=redis_prefix, json_columns={"custom_tags"})
+    switch_current(redis_client, "r1", prefix=redis_prefix)
+    one_by_one = {c: read_profile(redis_client, c, prefix=redis_prefix) for c in ids}
+    assert read_profiles(redis_client, ids, prefix=redis_prefix) == {c: p for c, p in one_by_one.items() if p}
+    assert set(read_profiles(redis_client, ids, prefix=redis_prefix)) == {1, 3}
 
 
 def test_batches_must_share_their_columns(redis_client: redis.Redis, redis_prefix: str):

@@ -1,8 +1,10 @@
 """Tracked links: ``GET /v1/t/{token}`` records the click and redirects.
 
 The token is signed by the platform (mo.channels.links) and carries the message id, the target URL and an
-expiry. A tampered, malformed or expired token, or a target off the allow-list, is answered 400 naming the
-problem; a token for a message that was never sent, 404. Either way nothing is recorded but the audit entry.
+expiry; or, in an SMS, it is an 8-character short code the dispatcher stored with them (``short_links``): an
+unknown code is answered 404 like a message never sent. A tampered, malformed or expired token, or a target off
+the allow-list, is answered 400 naming the problem; a token for a message that was never sent, 404. Either way
+nothing is recorded but the audit entry.
 A good one appends ``opened`` (when missing) and ``clicked`` to the message's deliveries and answers 302.
 """
 
@@ -44,8 +46,20 @@ def _refused(source: Engine, request: Request, status: int, detail: str, message
 )
 async def follow(token: Token, request: Request, settings: SettingsDep, source: SourceDep) -> RedirectResponse:
     request.state.action = "tracking.click"
+
+    def short() -> tuple[str, str] | None:
+        with source.connect() as conn:
+            return links.read_short(conn, token, settings.platform)
+
     try:
-        message_id, url = links.read_token(token, settings.platform)
+        if links.is_short_code(token):
+            found = await run_in_threadpool(short)
+            if found is None:
+                await run_in_threadpool(_refused, source, request, 404, "unknown short link")
+                raise ApiError(404, "tracked link: no such short link", errors=[("/path/token", "unknown link")])
+            message_id, url = found
+        else:
+            message_id, url = links.read_token(token, settings.platform)
     except links.LinkError as exc:
         await run_in_threadpool(_refused, source, request, 400, f"{exc.problem}: {exc}")
         raise ApiError(400, f"tracked link refused: {exc}", kind=f"link-{exc.problem.replace('_', '-')}",

@@ -150,8 +150,9 @@ def _record(source: Engine, provider: str, items: list[receipts.Receipt], reques
 async def receive(
     provider: ProviderName, request: Request, settings: SettingsDep, source: SourceDep, redis_client: RedisDep
 ) -> ReceiptsRecorded:
-    """Appends ``delivered`` or ``failed`` for each receipt about a sent message. 401 for a missing, forged or
-    stale signature, 409 for a replayed nonce, 400 naming the field for a body that cannot be read."""
+    """Appends ``delivered`` or ``failed`` for each receipt about a sent message; a receipt that overtook the
+    channel worker's ``sent`` record is kept and applied when it lands (``unknown`` counts them). 401 for a
+    missing, forged or stale signature, 409 for a replayed nonce, 400 naming the field for an unreadable body."""
     request.state.action = "webhooks.receive"
     body = await request.body()
     timestamp, nonce = _credentials(provider, request, settings)
@@ -166,4 +167,6 @@ async def receive(
     except receipts.ReceiptError as exc:
         raise ApiError(400, f"receipt body: {exc}", kind="validation", errors=[(exc.field, str(exc))]) from None
     counts = await run_in_threadpool(_record, source, provider, items, request)
+    if counts["unknown"]:  # early receipts, now committed: apply those whose message was recorded sent meanwhile
+        await run_in_threadpool(receipts.settle_receipts, source, provider, items)
     return ReceiptsRecorded(provider=provider, **counts)
