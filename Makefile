@@ -61,10 +61,10 @@ dashboards-env: $(DASHBOARDS_VENV)/.synced ## Create Superset's environment from
 dashboards-lock: | $(UV) ## Re-resolve Superset's lock file after changing dashboards/requirements.in
 	$(UV) pip compile -q dashboards/requirements.in -o dashboards/requirements.lock --python 3.11 --generate-hashes
 
-dashboards: env dashboards-env ## Superset on http://127.0.0.1:8088 (DASHBOARDS_PORT) in the background: publishes the analytics marts, migrates its metadata DB, creates the admin (SUPERSET_ADMIN_PASSWORD; in development a random one in MO_HOME/superset-demo-credentials.json), imports dashboards/bundles
-	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(MO) dashboards up --port $(DASHBOARDS_PORT) $(if $(DASHBOARDS_USERS),--users-file $(DASHBOARDS_USERS))
+dashboards: env dashboards-env ## Superset on http://127.0.0.1:8088 (DASHBOARDS_PORT) in the background: publishes the analytics marts, migrates its metadata DB, creates the admin (SUPERSET_ADMIN_PASSWORD; in development a random one in MO_HOME/superset-demo-credentials.json), imports dashboards/bundles; starts SQL Lab's lake endpoint (a Spark Thrift server, about 1 GB) when a lake exists, LAKE_SQL=0 skips it
+	MO_PII_KEY=$${MO_PII_KEY:-$(DEMO_PII_KEY)} $(MO) dashboards up --port $(DASHBOARDS_PORT) $(if $(DASHBOARDS_USERS),--users-file $(DASHBOARDS_USERS)) $(if $(filter 0,$(LAKE_SQL)),--no-lake-sql)
 
-dashboards-stop: ## Stop the Superset `make dashboards` left running
+dashboards-stop: ## Stop the Superset (and the lake SQL endpoint) `make dashboards` left running
 	@$(MO) dashboards down
 
 FEAST_VENV := bench/feast/.venv

@@ -7,9 +7,9 @@
     python dashboards/bootstrap.py add-user --username U --role analyst [--org N]   # password: stdin
     python dashboards/bootstrap.py sync-users   # the serving API's accounts as JSON lines on stdin
 
-`setup` runs the migrations, init, the import of a bundle rendered by `mo dashboards render` (password of the
-analytics database, if any, in MO_ANALYTICS_DB_PASSWORD), security, and with --users the accounts given as
-JSON lines on stdin ({"username", "role", "org", "password"}): one Superset start instead of five.
+`setup` runs the migrations, init, the import of a bundle rendered by `mo dashboards render` (the databases'
+passwords, if any, in MO_BUNDLE_PASSWORDS: JSON {"databases/<name>.yaml": password}), security, and with --users
+the accounts given as JSON lines on stdin ({"username", "role", "org", "password"}): one Superset start instead of five.
 
 `--render BUNDLE` (the compose stack's superset container, which has no platform environment) renders
 dashboards/bundles here with the platform's own renderer (mo/dashboards.py, importable with Superset's
@@ -23,7 +23,10 @@ The product's roles (serving/app/core/roles.py) as Superset roles:
 - marketer  -> mo_marketer: Gamma + the customer and campaign datasets only (dashboards, no SQL Lab).
 An analyst of one organisation also gets mo_org_<id>, whose row-level security filter keeps the org-keyed
 analytics datasets to that organisation's subtree (``org_path LIKE '%/<id>/%'``); an analyst without it (head
-office) sees the whole company.
+office) sees the whole company, and also gets mo_lake: SQL Lab on the Lake database's silver, marts and segments
+namespaces only (schema access, not the database: a query naming bronze, silver_restricted or ops is refused,
+naming the table). Row-level security cannot follow an analyst into the lake's tables (they have no org_path),
+so an organisation's analyst does not get the lake.
 
 The admin comes from SUPERSET_ADMIN_USER / SUPERSET_ADMIN_PASSWORD. Only in development, without a password,
 a random one is made once and kept in MO_HOME/superset-demo-credentials.json (mode 0600), like the serving
@@ -39,8 +42,12 @@ import secrets
 import sys
 from pathlib import Path
 
-ANALYST, MARKETER = "mo_analyst", "mo_marketer"
+ANALYST, MARKETER, LAKE_READER = "mo_analyst", "mo_marketer", "mo_lake"
 DATABASE = "Analytics"
+LAKE = "Lake"
+# The lake's namespaces analysts read: not bronze (raw history), silver_restricted (clear PII), ops (sync state),
+# staging or intermediate (dbt's views on the way to the marts).
+LAKE_SCHEMAS = ("silver", "marts", "segments")
 ORG_DATASETS = ("claims_open", "claims_sla_daily", "recordings_review")
 MARKETER_DATASETS = (
     "customer_consent",
@@ -128,8 +135,9 @@ def init(app=None) -> None:
         sql_lab = list(sm.find_role("sql_lab").permissions)
         _role_from(sm, ANALYST, "Gamma", sql_lab)
         _role_from(sm, MARKETER, "Gamma", [])
+        sm.find_role(LAKE_READER) or sm.add_role(LAKE_READER)
         db.session.commit()
-    print(f"superset: admin {user!r} ready; roles {ANALYST}, {MARKETER}")
+    print(f"superset: admin {user!r} ready; roles {ANALYST}, {MARKETER}, {LAKE_READER}")
 
 
 def _database(db):
@@ -164,29 +172,31 @@ def import_bundle(app, folder: Path) -> None:
             "dashboard": ImportDashboardsCommand,
         }
         g.user = sm.find_user(username=user)
+        bundle_passwords = json.loads(os.environ.get("MO_BUNDLE_PASSWORDS") or "{}")
         for archive in sorted(folder.glob("*.zip")):
             kind = archive.stem.split("-", 1)[1]
             with zipfile.ZipFile(archive) as zf:
                 contents = get_contents_from_bundle(zf)  # paths without the bundle's root folder, as the API reads
-            passwords = {}
-            if os.environ.get("MO_ANALYTICS_DB_PASSWORD"):
-                passwords = {n: os.environ["MO_ANALYTICS_DB_PASSWORD"] for n in contents if n.startswith("databases/")}
+            passwords = {n: pw for n, pw in bundle_passwords.items() if n in contents}
             commands[kind](contents, passwords=passwords, overwrite=True).run()
     print(f"superset: imported the bundle from {folder}")
 
 
 def render(bundle_source: Path, out: Path) -> None:
-    """Render the bundle for this install (see the module's docstring); sets MO_ANALYTICS_DB_PASSWORD."""
-    from mo.dashboards import analytics_connection, read_bundle, write_import_zips
+    """Render the bundle for this install (see the module's docstring): the Analytics database from
+    SUPERSET_ANALYTICS_URL, the Lake from SUPERSET_LAKE_URL when set (else left out); sets MO_BUNDLE_PASSWORDS."""
+    from mo.dashboards import analytics_connection, lake_connection, read_bundle, write_import_zips
 
     url = os.environ.get("SUPERSET_ANALYTICS_URL")
     if not url:
         raise SystemExit("error: SUPERSET_ANALYTICS_URL is not set: the analytics database the bundle reads")
     connection = analytics_connection(url)
     out.mkdir(parents=True, exist_ok=True)
-    write_import_zips(read_bundle(bundle_source), connection, out)
-    if connection.password:
-        os.environ["MO_ANALYTICS_DB_PASSWORD"] = connection.password
+    lake_url = os.environ.get("SUPERSET_LAKE_URL")
+    lake = lake_connection(lake_url) if lake_url else None
+    passwords = write_import_zips(read_bundle(bundle_source), connection, out, lake)
+    if passwords:
+        os.environ["MO_BUNDLE_PASSWORDS"] = json.dumps(passwords)
     print(f"superset: rendered {bundle_source} for {connection.uri}")
 
 
@@ -212,10 +222,14 @@ def security(app=None) -> None:
         from superset import security_manager as sm
         from superset.connectors.sqla.models import SqlaTable
         from superset.extensions import db
+        from superset.models.core import Database
 
         database = _database(db)
-        if database.allow_dml:
-            raise SystemExit(f"error: database {DATABASE!r} allows DML; the bundle must keep allow_dml false")
+        for each in db.session.query(Database).filter(Database.database_name.in_([DATABASE, LAKE])):
+            if each.allow_dml:
+                raise SystemExit(
+                    f"error: database {each.database_name!r} allows DML; the bundle must keep allow_dml false"
+                )
         analyst = sm.find_role(ANALYST)
         marketer = sm.find_role(MARKETER)
         if analyst is None or marketer is None:
@@ -230,8 +244,19 @@ def security(app=None) -> None:
                     sm.add_permission_role(marketer, pvm)
         for role in [r for r in sm.get_all_roles() if r.name.startswith("mo_org_")]:
             _org_filter(sm, db, role, int(role.name.removeprefix("mo_org_")), database)
+        lake = db.session.query(Database).filter_by(database_name=LAKE).one_or_none()
+        if lake is not None:
+            reader = sm.find_role(LAKE_READER) or sm.add_role(LAKE_READER)
+            # `silver.t`, and `<catalog>.silver.t` (the form of metadata tables: `lake.silver.t.snapshots`)
+            catalogs = [None, os.environ.get("MO_LAKE_CATALOG") or "lake"]
+            for schema in LAKE_SCHEMAS:
+                for catalog in catalogs:
+                    pvm = _pvm(sm, "schema_access", sm.get_schema_perm(lake.database_name, catalog, schema))
+                    if pvm not in reader.permissions:
+                        sm.add_permission_role(reader, pvm)
         db.session.commit()
     print(f"superset: {DATABASE} granted to {ANALYST}; row-level security on {', '.join(ORG_DATASETS)}")
+    print(f"superset: {LAKE} namespaces {', '.join(LAKE_SCHEMAS)} granted to {LAKE_READER}")
 
 
 def _org_filter(sm, db, role, org_id: int, database) -> None:
@@ -270,6 +295,8 @@ def add_user(username: str, role_name: str, org_id: int | None, password: str, a
             org_role = sm.find_role(f"mo_org_{org_id}") or sm.add_role(f"mo_org_{org_id}")
             _org_filter(sm, db, org_role, org_id, _database(db))
             roles.append(org_role)
+        elif role_name == "analyst":
+            roles.append(sm.find_role(LAKE_READER) or sm.add_role(LAKE_READER))
         user = sm.find_user(username=username)
         if user is None:
             user = sm.add_user(username, username, role_name, f"{username}@localhost", roles, password=password)

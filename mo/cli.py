@@ -726,7 +726,9 @@ def dashboards() -> None:
 
 
 def _has_lake(settings) -> bool:
-    return bool(settings.catalog_uri) or (settings.lake_dir / "catalog.db").exists()
+    from mo.lake_sql import has_lake
+
+    return has_lake(settings)
 
 
 @dashboards.command("publish")
@@ -760,7 +762,13 @@ def dashboards_publish(lake: bool | None, as_of) -> None:
     default=None,
     help="Accounts to create, JSON lines {username, role, org, password} (org: that organisation's subtree only)",
 )
-def dashboards_up(port: int, publish: bool, users_file: Path | None) -> None:
+@click.option(
+    "--lake-sql/--no-lake-sql",
+    default=None,
+    help="Start the lake's SQL endpoint for SQL Lab (a JVM, MO_LAKE_SQL_MEMORY heap; default MO_LAKE_SQL_SERVER, "
+    "when a lake exists)",
+)
+def dashboards_up(port: int, publish: bool, users_file: Path | None, lake_sql: bool | None) -> None:
     """Publish the marts, set Superset up (metadata DB, admin, roles, bundle, grants) and serve it in the background."""
     from mo.analytics import publish_analytics
     from mo.dashboards import login_hint, setup_superset, start_superset
@@ -776,18 +784,39 @@ def dashboards_up(port: int, publish: bool, users_file: Path | None) -> None:
     if users_file is not None:
         users = [json.loads(line) for line in users_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     setup_superset(settings, users=users)
+    _start_lake_sql(settings, lake_sql)
     url = start_superset(settings, port=port)
     click.echo(f"Superset: {url}/dashboard/list/  ({login_hint(settings)}; `make dashboards-stop` stops it)")
 
 
+def _start_lake_sql(settings, wanted: bool | None) -> None:
+    from mo.lake_sql import LakeSqlError, has_lake, start
+
+    if settings.lake_sql_url:
+        click.echo(f"SQL Lab's Lake: {settings.lake_sql_url.split('@')[-1]} (MO_LAKE_SQL_URL)")
+    elif not (settings.lake_sql_server if wanted is None else wanted):
+        click.echo("SQL Lab's Lake: not started (MO_LAKE_SQL_SERVER=false or --no-lake-sql)")
+    elif not has_lake(settings):
+        click.echo("SQL Lab's Lake: no lake yet (`make demo` builds one), its SQL endpoint is not started")
+    else:
+        try:
+            state = start(settings)
+        except LakeSqlError as exc:  # the dashboards still come up; SQL Lab's Lake answers "connection refused"
+            click.echo(f"SQL Lab's Lake: not started: {exc}", err=True)
+            return
+        click.echo(f"SQL Lab's Lake: Spark Thrift server on 127.0.0.1:{settings.lake_sql_port} (pid {state.pid})")
+
+
 @dashboards.command("down")
 def dashboards_down() -> None:
-    """Stop the Superset `mo dashboards up` started."""
+    """Stop the Superset `mo dashboards up` started (and the lake's SQL endpoint it started)."""
     from mo.dashboards import stop_superset
+    from mo.lake_sql import stop
 
-    click.echo(
-        "Superset stopped" if stop_superset(get_settings()) else "no Superset started by `make dashboards` is running"
-    )
+    settings = get_settings()
+    click.echo("Superset stopped" if stop_superset(settings) else "no Superset started by `make dashboards` is running")
+    if stop(settings):
+        click.echo("lake SQL server stopped")
 
 
 def _superset(url: str):
@@ -803,8 +832,10 @@ def _superset(url: str):
 def dashboards_import(url: str, bundle: Path | None) -> None:
     """Check the bundle and import it into a running Superset (idempotent: objects are matched by uuid)."""
     from mo.dashboards import BUNDLE_DIR, import_dashboards, reader_url
+    from mo.lake_sql import lake_url
 
-    _echo_json(import_dashboards(_superset(url), reader_url(get_settings()), bundle or BUNDLE_DIR))
+    settings = get_settings()
+    _echo_json(import_dashboards(_superset(url), reader_url(settings), bundle or BUNDLE_DIR, lake_url(settings)))
 
 
 @dashboards.command("export")
@@ -857,6 +888,38 @@ def dashboards_sync_users() -> None:
     click.echo(
         "\n".join(json.dumps(c, ensure_ascii=False) for c in changes) if changes else "Superset's users are up to date"
     )
+@cli.group()
+def lake() -> None:
+    """The lake's SQL endpoint for SQL Lab (mo.lake_sql)."""
+
+
+@lake.group("sql-server")
+def lake_sql_server() -> None:
+    """Spark's Thrift server in local mode over the jobs' Iceberg catalog, on 127.0.0.1:MO_LAKE_SQL_PORT."""
+
+
+@lake_sql_server.command("start")
+def lake_sql_server_start() -> None:
+    """Start it in the background (idempotent); prints its status once it listens."""
+    from mo.lake_sql import start, status_dict
+
+    settings = get_settings()
+    start(settings)
+    _echo_json(status_dict(settings))
+
+
+@lake_sql_server.command("stop")
+def lake_sql_server_stop() -> None:
+    from mo.lake_sql import stop
+
+    click.echo("lake SQL server stopped" if stop(get_settings()) else "no lake SQL server is running")
+
+
+@lake_sql_server.command("status")
+def lake_sql_server_status() -> None:
+    from mo.lake_sql import status_dict
+
+    _echo_json(status_dict(get_settings()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -134,6 +134,13 @@ class Settings(BaseSettings):
     contact_time_zone: str = "Asia/Shanghai"
     # Key of the holdout hash (HMAC); falls back to the PII key. Secret: environment only.
     holdout_key: str | None = None
+    # SQL Lab on the lake (mo.lake_sql): Spark's Thrift server in local mode on 127.0.0.1:lake_sql_port over the
+    # jobs' catalog, started by `make dashboards` when a lake exists (lake_sql_server=false skips it: a JVM, about
+    # lake_sql_memory of heap). Production: lake_sql_url, the cluster's Thrift server or Trino (hive://, trino://).
+    lake_sql_server: bool = True
+    lake_sql_port: int = Field(default=10015, ge=1, le=65535)
+    lake_sql_memory: str = Field(default="1g", pattern=r"^[0-9]+[kmgKMG]$")
+    lake_sql_url: str | None = None
 
     @property
     def resolved_source_url(self) -> str:

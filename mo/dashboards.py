@@ -4,7 +4,8 @@ The bundle is Superset's own import format (metadata.yaml, databases/, datasets/
 in a canonical form, so `mo dashboards export` after a change made in the UI is a reviewable diff:
 
 - the analytics database's URI is the placeholder ``${MO_ANALYTICS_URL}`` (filled in at import from the
-  configured analytics store, its password passed beside the bundle, never written into a file);
+  configured analytics store, its password passed beside the bundle, never written into a file); the lake's SQL
+  endpoint (database ``Lake``, SQL Lab only) is ``${MO_LAKE_URL}`` the same way (mo.lake_sql.lake_url);
 - datasets name schema ``analytics`` (on the SQLite default, where a schema is the file itself, Superset
   reads them from ``main``);
 - what Superset numbers per install (chart ids in the layout, ``datasource`` ids in chart parameters, the
@@ -38,6 +39,9 @@ from mo.errors import MoError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_DIR = REPO_ROOT / "dashboards" / "bundles"
 URI_PLACEHOLDER = "${MO_ANALYTICS_URL}"
+LAKE_URI_PLACEHOLDER = "${MO_LAKE_URL}"
+# database name -> the placeholder its URI is exported as
+URI_PLACEHOLDERS = {"Analytics": URI_PLACEHOLDER, "Lake": LAKE_URI_PLACEHOLDER}
 SCHEMA = "analytics"
 DEFAULT_URL = "http://127.0.0.1:8088"
 TIMESTAMP = "2026-01-01T00:00:00+00:00"  # metadata.yaml: a fixed stamp keeps exports diff-free
@@ -173,6 +177,14 @@ class Connection:
     schema: str
 
 
+def lake_connection(url: str) -> Connection:
+    """The lake's SQL endpoint as Superset sees it (hive:// Thrift server, trino://): the password aside."""
+    parsed = make_url(url)
+    password = parsed.password
+    uri = parsed.set(password="XXXXXXXXXX" if password else None).render_as_string(hide_password=False)
+    return Connection(uri=uri, password=password, schema=parsed.database or "")
+
+
 def analytics_connection(url: str) -> Connection:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -200,9 +212,15 @@ IMPORT_STEPS = (
 
 
 def render_bundle(
-    files: dict[str, Any], connection: Connection, kind: str = "Dashboard", folders: tuple[str, ...] | None = None
+    files: dict[str, Any],
+    connection: Connection,
+    kind: str = "Dashboard",
+    folders: tuple[str, ...] | None = None,
+    lake: Connection | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """The import zip of one kind (``metadata.yaml`` type) for this install, and the ``passwords`` form field."""
+    """The import zip of one kind (``metadata.yaml`` type) for this install, and the ``passwords`` form field.
+
+    Without ``lake`` the Lake database is left out (the import then keeps the one Superset has)."""
     buffer = io.BytesIO()
     passwords: dict[str, str] = {}
     with zipfile.ZipFile(buffer, "w") as zf:
@@ -216,24 +234,37 @@ def render_bundle(
                 data["sqlalchemy_uri"] = connection.uri
                 if connection.password:
                     passwords[f"bundle/{rel}"] = connection.password
+            if rel.startswith("databases/") and data.get("sqlalchemy_uri") == LAKE_URI_PLACEHOLDER:
+                if lake is None:
+                    continue
+                data["sqlalchemy_uri"] = lake.uri
+                if lake.password:
+                    passwords[f"bundle/{rel}"] = lake.password
             if rel.startswith("datasets/") and data.get("schema") == SCHEMA:
                 data["schema"] = connection.schema
             zf.writestr(f"bundle/{rel}", dump_yaml(data))
     return buffer.getvalue(), passwords
 
 
-def render_steps(files: dict[str, Any], connection: Connection) -> list[tuple[str, bytes, dict[str, str]]]:
+def render_steps(
+    files: dict[str, Any], connection: Connection, lake: Connection | None = None
+) -> list[tuple[str, bytes, dict[str, str]]]:
     """(API resource, zip, passwords) per import step, in dependency order."""
-    return [(resource, *render_bundle(files, connection, kind, folders)) for resource, kind, folders in IMPORT_STEPS]
+    return [
+        (resource, *render_bundle(files, connection, kind, folders, lake)) for resource, kind, folders in IMPORT_STEPS
+    ]
 
 
-def write_import_zips(files: dict[str, Any], connection: Connection, folder: Path) -> list[Path]:
-    """The import zips dashboards/bootstrap.py reads (``<n>-<kind>.zip``, in dependency order), no password in any."""
-    paths = []
-    for n, (resource, archive, _) in enumerate(render_steps(files, connection), start=1):
-        paths.append(folder / f"{n}-{resource}.zip")
-        paths[-1].write_bytes(archive)
-    return paths
+def write_import_zips(
+    files: dict[str, Any], connection: Connection, folder: Path, lake: Connection | None = None
+) -> dict[str, str]:
+    """Write the import zips dashboards/bootstrap.py reads (``<n>-<kind>.zip``, in dependency order), no password
+    in any; returns the databases' passwords (``{"databases/<name>.yaml": password}``, MO_BUNDLE_PASSWORDS)."""
+    passwords: dict[str, str] = {}
+    for n, (resource, archive, step_passwords) in enumerate(render_steps(files, connection, lake), start=1):
+        (folder / f"{n}-{resource}.zip").write_bytes(archive)
+        passwords.update({name.removeprefix("bundle/"): pw for name, pw in step_passwords.items()})
+    return passwords
 
 
 def canonical(files: dict[str, Any], connection_uri: str | None = None) -> dict[str, Any]:
@@ -250,7 +281,7 @@ def canonical(files: dict[str, Any], connection_uri: str | None = None) -> dict[
         if rel == "metadata.yaml":
             data["timestamp"] = TIMESTAMP
         elif rel.startswith("databases/"):
-            data["sqlalchemy_uri"] = URI_PLACEHOLDER
+            data["sqlalchemy_uri"] = URI_PLACEHOLDERS.get(data.get("database_name"), URI_PLACEHOLDER)
         elif rel.startswith("datasets/"):
             if data.get("schema") in ("main", SCHEMA, None) and not data.get("sql"):
                 data["schema"] = SCHEMA
@@ -358,9 +389,9 @@ class Superset:
         )
         self._check(answer, path)
 
-    def export_dashboards(self, ids: list[int]) -> dict[str, Any]:
+    def export_dashboards(self, ids: list[int], resource: str = "dashboard") -> dict[str, Any]:
         q = "!(" + ",".join(str(i) for i in ids) + ")"
-        content = self.get_bytes("/api/v1/dashboard/export/", q=q)
+        content = self.get_bytes(f"/api/v1/{resource}/export/", q=q)
         files: dict[str, Any] = {}
         with zipfile.ZipFile(io.BytesIO(content)) as zf:
             for name in zf.namelist():
@@ -404,11 +435,16 @@ def reader_url(settings: Any) -> str:
     return os.environ.get("SUPERSET_ANALYTICS_URL") or analytics_url(settings)
 
 
-def import_dashboards(client: Superset, analytics_url: str, bundle_dir: Path = BUNDLE_DIR) -> dict[str, int]:
-    """Check and import the bundle (idempotent); returns how many of each object Superset then holds."""
+def import_dashboards(
+    client: Superset, analytics_url: str, bundle_dir: Path = BUNDLE_DIR, lake_url: str | None = None
+) -> dict[str, int]:
+    """Check and import the bundle (idempotent); returns how many of each object Superset then holds.
+
+    Without ``lake_url`` the Lake database is left as Superset has it."""
     files = read_bundle(bundle_dir)
     check_bundle(files)
-    for resource, archive, passwords in render_steps(files, analytics_connection(analytics_url)):
+    lake = lake_connection(lake_url) if lake_url else None
+    for resource, archive, passwords in render_steps(files, analytics_connection(analytics_url), lake):
         client.import_bundle(resource, archive, passwords)
     return inventory(client)
 
@@ -422,7 +458,15 @@ def export_dashboards(client: Superset, bundle_dir: Path = BUNDLE_DIR) -> list[s
     ids = [d["id"] for d in client.list_all("dashboard")]
     if not ids:
         raise DashboardError("Superset holds no dashboard to export")
-    files = canonical(client.export_dashboards(ids))
+    exported = client.export_dashboards(ids)
+    # A database no dashboard uses (the Lake, for SQL Lab) is not in a dashboard export: add it from its own.
+    known = {d["database_name"] for r, d in exported.items() if r.startswith("databases/")}
+    spare = [d["id"] for d in client.list_all("database") if d["database_name"] not in known]
+    if spare:
+        for rel, data in client.export_dashboards(spare, resource="database").items():
+            if rel.startswith("databases/"):
+                exported[rel] = data
+    files = canonical(exported)
     bundle_dir.mkdir(parents=True, exist_ok=True)
     return write_bundle(files, bundle_dir)
 
@@ -461,10 +505,15 @@ def setup_superset(
     files = read_bundle()
     check_bundle(files)
     connection = analytics_connection(analytics_url or reader_url(settings))
+    from mo.lake_sql import lake_url
+
+    passwords: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp)
-        write_import_zips(files, connection, path)
-        extra = {"MO_ANALYTICS_DB_PASSWORD": connection.password} if connection.password else {}
+        passwords = write_import_zips(files, connection, path, lake_connection(lake_url(settings)))
+        # the databases' passwords travel in the environment of the one process that imports, never in a file
+        extra = {"MO_BUNDLE_PASSWORDS": json.dumps(passwords)} if passwords else {}
+        extra["MO_LAKE_CATALOG"] = settings.catalog_name
         args = [str(python), str(REPO_ROOT / "dashboards" / "bootstrap.py"), "setup", "--bundle", str(path)]
         if users:
             args.append("--users")

@@ -76,14 +76,16 @@ def build_dashboards_world(spark, home: Path) -> DashboardsWorld:
     from spark_jobs.session import get_spark
     from spark_jobs.sync import run_sync
     from tests.campaigns.campaign_rows import write_campaign_rows
+    from tests.conftest import free_port
 
     catalog = f"lake_dash_{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MO_", "SUPERSET_"))}
     env.update({"MO_HOME": str(home), "MO_CATALOG_NAME": catalog, "MO_PII_KEY": PII_KEY})
+    env["MO_LAKE_SQL_PORT"] = str(free_port())  # the lake's SQL endpoint `make dashboards` starts over this world
     with pytest.MonkeyPatch.context() as patch:
         for name in FOREIGN_SETTINGS:
             patch.delenv(name, raising=False)
-        for name in ("MO_HOME", "MO_CATALOG_NAME", "MO_PII_KEY"):
+        for name in ("MO_HOME", "MO_CATALOG_NAME", "MO_PII_KEY", "MO_LAKE_SQL_PORT"):
             patch.setenv(name, env[name])
         settings = get_settings()
         engine = make_engine(settings.resolved_source_url)
@@ -145,6 +147,7 @@ class Dashboards:
         self.analytics_url = world.analytics_url
         self.analyst = ("analyst_branch", ANALYST_PASSWORD)
         self.marketer = ("marketer", MARKETER_PASSWORD)
+        self.head_analyst = ("analyst_head", ANALYST_PASSWORD)  # head office: the whole company, and the lake
 
     def client(self, user: tuple[str, str] | None = None):
         from mo.dashboards import Superset
@@ -170,6 +173,7 @@ def start_dashboards(world: DashboardsWorld, port: int, scratch: Path) -> Dashbo
     accounts = [
         {"username": "analyst_branch", "role": "analyst", "org": branch.id, "password": ANALYST_PASSWORD},
         {"username": "marketer", "role": "marketer", "org": None, "password": MARKETER_PASSWORD},
+        {"username": "analyst_head", "role": "analyst", "org": None, "password": ANALYST_PASSWORD},
     ]
     users.write_text("".join(json.dumps(a) + "\n" for a in accounts))
     run = subprocess.run(
@@ -190,7 +194,8 @@ def stop_dashboards(dashboards: Dashboards) -> None:
         ["make", "--no-print-directory", "dashboards-stop"], cwd=REPO_ROOT, capture_output=True, text=True,
         env=dashboards.env, timeout=120,
     )  # fmt: skip
-    assert stop.stdout.strip() == "Superset stopped", stop.stdout + stop.stderr
+    # the world has a lake, so `make dashboards` also started the lake's SQL endpoint
+    assert stop.stdout.split() == ["Superset", "stopped", "lake", "SQL", "server", "stopped"], stop.stdout + stop.stderr
 
 
 # --- in the browser (the session `browser` fixture: the machine's Chromium through Playwright) -------------
