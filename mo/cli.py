@@ -888,6 +888,8 @@ def dashboards_sync_users() -> None:
     click.echo(
         "\n".join(json.dumps(c, ensure_ascii=False) for c in changes) if changes else "Superset's users are up to date"
     )
+
+
 @cli.group()
 def lake() -> None:
     """The lake's SQL endpoint for SQL Lab (mo.lake_sql)."""

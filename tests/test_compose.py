@@ -938,8 +938,15 @@ def test_superset_runs_on_the_stacks_postgres_and_redis_and_imports_the_bundle_a
     assert set(superset["depends_on"]) == {"postgres", "redis"}
     dockerfile = (REPO / "docker" / "superset.Dockerfile").read_text()
     lock = (REPO / "dashboards" / "requirements.lock").read_text()
-    pinned = re.search(r"psycopg2-binary==(\S+)", dockerfile)
-    assert pinned and f"psycopg2-binary=={pinned[1]} " in lock, "the image's psycopg2 differs from Superset's lock"
+    pinned = re.findall(r"([a-z0-9_.-]+)==(\S+)", dockerfile)
+    assert {name for name, _ in pinned} >= {"psycopg2-binary", "pyhive", "thrift", "thrift-sasl", "pure-sasl"}
+    for name, version in pinned:
+        assert f"{name}=={version} " in lock, f"the image's {name} differs from Superset's lock"
+    # every module superset_config.py imports from dashboards/ is in the image (and let through .dockerignore)
+    config = (REPO / "dashboards" / "superset_config.py").read_text()
+    ignore = (REPO / "docker" / "superset.Dockerfile.dockerignore").read_text()
+    for module in re.findall(r"^\s*import (\w+)  # noqa: E402", config, flags=re.M):
+        assert f"dashboards/{module}.py" in dockerfile and f"!dashboards/{module}.py" in ignore, module
 
 
 def test_the_superset_image_renders_the_bundle_with_superset_packages_only(tmp_path: Path) -> None:
