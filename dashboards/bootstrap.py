@@ -35,7 +35,7 @@ from pathlib import Path
 ANALYST, MARKETER = "mo_analyst", "mo_marketer"
 DATABASE = "Analytics"
 ORG_DATASETS = ("claims_open", "claims_sla_daily")
-MARKETER_DATASETS = ("customer_consent", "customer_lines")
+MARKETER_DATASETS = ("customer_consent", "customer_lines", "customer_tag_distribution", "customer_event_volume")
 DEMO_CREDENTIALS = "superset-demo-credentials.json"
 
 

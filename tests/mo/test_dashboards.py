@@ -39,7 +39,7 @@ def test_make_dashboards_serves_superset_with_the_admin_from_a_private_file(dash
 def test_import_twice_changes_nothing_and_export_gives_back_the_bundle(dashboards, tmp_path):
     client = dashboards.client()
     before = inventory(client)
-    assert before == {"database": 1, "dataset": 7, "chart": 16, "dashboard": 3}
+    assert before == {"database": 1, "dataset": 11, "chart": 20, "dashboard": 3}
     assert import_dashboards(client, dashboards.analytics_url) == before
     assert import_dashboards(client, dashboards.analytics_url) == before
     changed = export_dashboards(client, tmp_path / "bundle")
@@ -88,7 +88,7 @@ def test_a_marketer_has_no_sql_lab_and_no_claims_data(dashboards):
     answer = _sql(marketer, database_id, "SELECT COUNT(*) FROM customer_lines")
     assert answer.status_code == 403, answer.text
     names = {d["table_name"] for d in marketer.list_all("dataset")}
-    assert names == {"customer_consent", "customer_lines"}
+    assert names == {"customer_consent", "customer_lines", "customer_tag_distribution", "customer_event_volume"}
 
 
 # --- in the browser -------------------------------------------------------------------------------------------
@@ -178,11 +178,13 @@ def test_an_organisations_analyst_sees_only_that_subtree(browser, dashboards, tm
 def test_the_platform_health_dashboard_renders(browser, dashboards, tmp_path):
     page, errors = _open_dashboard(browser, dashboards, dashboards.admin, "platform-health", tmp_path / "health.png")
     try:
-        assert page.locator("[data-test-chart-name]").count() == 7
+        assert page.locator("[data-test-chart-name]").count() == 9
         assert _chart_errors(page) == [] and errors == []
         assert "数据平台健康 Data platform health" in page.inner_text("body")
         freshness = page.locator('[data-test-chart-name="各表新鲜度与质量关卡 Freshness and gates per table"]')
         assert "claims" in freshness.inner_text() and "policies" in freshness.inner_text()
+        steps = page.locator('[data-test-chart-name="构建步骤耗时 Build step times"]').inner_text()
+        assert "dashboards-world" in steps and "analytics_marts" in steps
     finally:
         page.close()
 
@@ -190,7 +192,7 @@ def test_the_platform_health_dashboard_renders(browser, dashboards, tmp_path):
 def test_the_customers_dashboard_renders(browser, dashboards, tmp_path):
     page, errors = _open_dashboard(browser, dashboards, dashboards.admin, "customers", tmp_path / "customers.png")
     try:
-        assert page.locator("[data-test-chart-name]").count() == 3
+        assert page.locator("[data-test-chart-name]").count() == 5
         assert _chart_errors(page) == [] and errors == []
         assert "客户 Customers" in page.inner_text("body")
     finally:
