@@ -55,6 +55,8 @@ MARKETER_DATASETS = (
     "campaign_funnel",
     "campaign_uplift",
     "campaign_contact_pressure",
+    "customer_tag_distribution",
+    "customer_event_volume",
 )
 DEMO_CREDENTIALS = "superset-demo-credentials.json"
 

@@ -739,7 +739,7 @@ def _has_lake(settings) -> bool:
     "--as-of",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
-    help="Claims SLA date (default: the source's latest day)",
+    help="The refresh's date (default: today; the claims SLA date is the build's, `mo build-profiles --as-of`)",
 )
 def dashboards_publish(lake: bool | None, as_of) -> None:
     """Compute the analytics marts and publish them atomically (schema `analytics`)."""

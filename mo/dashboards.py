@@ -285,6 +285,9 @@ def canonical(files: dict[str, Any], connection_uri: str | None = None) -> dict[
         elif rel.startswith("datasets/"):
             if data.get("schema") in ("main", SCHEMA, None) and not data.get("sql"):
                 data["schema"] = SCHEMA
+            for children in ("columns", "metrics"):
+                if data.get(children):
+                    data[children] = sorted(data[children], key=_export_order)
         elif rel.startswith("charts/"):
             params = data.get("params") or {}
             params.pop("dashboards", None)
@@ -305,6 +308,12 @@ def canonical(files: dict[str, Any], connection_uri: str | None = None) -> dict[
                     metadata[key] = [] if key != "map_label_colors" else {}
         out[_canonical_path(rel, data, out)] = data
     return out
+
+
+def _export_order(child: dict[str, Any]) -> list[str]:
+    """Superset's export lists a dataset's columns and metrics in this order (ImportExportMixin.export_to_dict
+    sorts them by the sorted characters of their items), so a hand-written dataset is written the same way."""
+    return sorted(str(child.items()))
 
 
 def _slug(text: str) -> str:

@@ -252,18 +252,55 @@ def publish_dashboards(
 
 
 def build_profiles(settings: Settings, as_of: dt.date | str | None = None, run_id: str | None = None) -> dict[str, Any]:
-    """The whole run in one process (``mo build-profiles``); the DAG runs the same steps as tasks."""
+    """The whole run in one process (``mo build-profiles``); the DAG runs the same steps as tasks. Each step's
+    start, end and outcome go to ``ops.build_steps`` (mo.step_times), those before the dashboards' publish in
+    time for it to show them, the rest (or what a failure left) at the end."""
+    from mo.step_times import record_build_steps
+    from spark_jobs.session import get_spark
+
     day = _as_of(as_of)
+    steps_run_id = run_id or f"build-{day.isoformat()}-{dt.datetime.now(dt.UTC):%H%M%S}"
     report: dict[str, Any] = {"as_of": day.isoformat()}
-    report["marts"] = build_marts(settings, day)
-    report["models"] = train_models(settings, day)
-    report["segments"] = refresh_segments(settings, day, run_id)
-    report["insights"] = build_insights(settings, day)
-    report["campaign_results"] = build_campaign_results(settings, day)
-    report["analytics_marts"] = build_analytics(settings, day)
-    report["gate"] = gate_marts(settings)
-    report["publish"] = publish_serving(settings, day, published_by=run_id)
-    report["publish_dashboards"] = publish_dashboards(settings, day, published_by=run_id)
+    steps: list[dict[str, Any]] = []
+    recorded = 0
+
+    def step(name: str, run: Any) -> None:
+        started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        record = {"run_id": steps_run_id, "step_no": len(steps) + 1, "step": name, "as_of": day,
+                  "started_at": started, "status": "failed", "detail": None}  # fmt: skip
+        steps.append(record)
+        try:
+            report[name] = run()
+            record["status"] = "ok"
+        except Exception as exc:
+            record["detail"] = (str(exc).splitlines() or [type(exc).__name__])[0][:500]
+            raise
+        finally:
+            record["finished_at"] = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    def record_steps() -> None:
+        nonlocal recorded
+        record_build_steps(get_spark(settings), settings, steps[recorded:])
+        recorded = len(steps)
+
+    try:
+        step("marts", lambda: build_marts(settings, day))
+        step("models", lambda: train_models(settings, day))
+        step("segments", lambda: refresh_segments(settings, day, run_id))
+        step("insights", lambda: build_insights(settings, day))
+        step("campaign_results", lambda: build_campaign_results(settings, day))
+        step("analytics_marts", lambda: build_analytics(settings, day))
+        step("gate", lambda: gate_marts(settings))
+        step("publish", lambda: publish_serving(settings, day, published_by=run_id))
+        record_steps()
+        step("publish_dashboards", lambda: publish_dashboards(settings, day, published_by=run_id))
+    except BaseException:
+        try:
+            record_steps()
+        except Exception:  # noqa: BLE001 - the step's own error is the one to raise
+            log.exception("build_profiles %s: the step times could not be recorded", steps_run_id)
+        raise
+    record_steps()
     return report
 
 

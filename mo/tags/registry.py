@@ -325,15 +325,24 @@ def builtin_tags(registry: TagRegistry | None = None) -> list[str]:
     return [t.name for t in (registry or load_registry()).builtin]
 
 
-def registry_vars(registry: TagRegistry | None = None) -> dict[str, Any]:
-    """The dbt vars carrying the custom tags: ``{"tag_registry": [{name, value_type, rule}, ...]}``.
+def categorical_tags(registry: TagRegistry | None = None) -> list[TagDefinition]:
+    """The tags with a small set of values (an enumerated ``values`` list, or yes/no): what a distribution of
+    customers per value can be drawn for (the dashboards' customer_tag_distribution)."""
+    reg = registry or load_registry()
+    return [t for t in reg.tags if t.values or t.value_type == "boolean"]
 
-    Built-ins are not passed: they are the mart's own columns. The macro needs only the rule and the
-    value type (case values travel as strings in the ``custom_tags`` map).
+
+def registry_vars(registry: TagRegistry | None = None) -> dict[str, Any]:
+    """The dbt vars carrying the custom tags: ``{"tag_registry": [{name, value_type, rule}, ...]}``, and the
+    categorical tags the distribution mart counts: ``{"tag_distribution": [{name, group, type}, ...]}``.
+
+    Built-ins are not passed in ``tag_registry``: they are the mart's own columns. The macro needs only the
+    rule and the value type (case values travel as strings in the ``custom_tags`` map).
     """
     reg = registry or load_registry()
     return {
         "tag_registry": [
             {"name": t.name, "value_type": t.value_type, "rule": json.loads(json.dumps(t.rule))} for t in reg.custom
-        ]
+        ],
+        "tag_distribution": [{"name": t.name, "group": t.group, "type": t.type} for t in categorical_tags(reg)],
     }

@@ -101,6 +101,8 @@ def test_a_marketer_has_no_sql_lab_and_no_claims_data(dashboards):
         "campaign_funnel",
         "campaign_uplift",
         "campaign_contact_pressure",
+        "customer_tag_distribution",
+        "customer_event_volume",
     }
 
 
@@ -140,11 +142,13 @@ def test_an_organisations_analyst_sees_only_that_subtree(browser, dashboards, tm
 def test_the_platform_health_dashboard_renders(browser, dashboards, tmp_path):
     page, errors = open_dashboard(browser, dashboards, dashboards.admin, "platform-health", tmp_path / "health.png")
     try:
-        assert page.locator("[data-test-chart-name]").count() == 7
+        assert page.locator("[data-test-chart-name]").count() == 9
         assert chart_errors(page) == [] and errors == []
         assert "数据平台健康 Data platform health" in page.inner_text("body")
         freshness = page.locator('[data-test-chart-name="各表新鲜度与质量关卡 Freshness and gates per table"]')
         assert "claims" in freshness.inner_text() and "policies" in freshness.inner_text()
+        steps = page.locator('[data-test-chart-name="构建步骤耗时 Build step times"]').inner_text()
+        assert "dashboards-world" in steps and "analytics_marts" in steps
     finally:
         page.close()
 
@@ -152,7 +156,7 @@ def test_the_platform_health_dashboard_renders(browser, dashboards, tmp_path):
 def test_the_customers_dashboard_renders(browser, dashboards, tmp_path):
     page, errors = open_dashboard(browser, dashboards, dashboards.admin, "customers", tmp_path / "customers.png")
     try:
-        assert page.locator("[data-test-chart-name]").count() == 3
+        assert page.locator("[data-test-chart-name]").count() == 5
         assert chart_errors(page) == [] and errors == []
         assert "客户 Customers" in page.inner_text("body")
     finally:

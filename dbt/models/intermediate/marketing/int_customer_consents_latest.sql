@@ -1,5 +1,5 @@
--- Reachability: the latest marketing consent decision per customer and channel (a later opt-out
--- overrides an earlier opt-in, and the other way round). No decision means no consent.
+-- Reachability: the latest marketing consent decision per customer and channel, pivoted for the
+-- channels the profile carries. No decision means no consent.
 
 with
 
@@ -7,31 +7,17 @@ customers as (
     select * from {{ ref('stg_silver__customers') }}
 ),
 
-consents as (
-    select * from {{ ref('stg_silver__consents') }}
-),
-
-ranked as (
-    select
-        customer_id,
-        channel,
-        status,
-        row_number() over (
-            partition by customer_id, channel
-            order by decided_at desc, updated_at desc, id desc
-        ) as decision_rank
-    from consents
-    where cast(decided_at as date) <= {{ tag_as_of_date() }}
+decisions as (
+    select * from {{ ref('int_customer_consent_decisions_latest') }}
 ),
 
 latest as (
     select
         customer_id,
-        max(case when channel = 'app_push' then status = 'opt_in' end) as consent_app_push,
-        max(case when channel = 'sms' then status = 'opt_in' end) as consent_sms,
-        max(case when channel = 'wechat' then status = 'opt_in' end) as consent_wechat
-    from ranked
-    where decision_rank = 1
+        max(case when channel = 'app_push' then is_opted_in end) as consent_app_push,
+        max(case when channel = 'sms' then is_opted_in end) as consent_sms,
+        max(case when channel = 'wechat' then is_opted_in end) as consent_wechat
+    from decisions
     group by customer_id
 ),
 
