@@ -165,3 +165,14 @@ def dashboards(dashboards_world, tmp_path_factory: pytest.TempPathFactory):
         yield started
     finally:
         stop_dashboards(started)
+
+
+# The shared dashboards world is built in the setup of the first test that asks for it (build_profiles, then
+# `make dashboards`): pytest-timeout counts that setup against that test, so any test using it gets room for it.
+WORLD_FIXTURES = {"dashboards_world", "dashboards"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if WORLD_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.timeout(2400))
