@@ -122,7 +122,12 @@ def build_world(home: Path, *, source_url: str | None = None, customers: int = W
     )
     store.dispose()
     client.close()
-    settings = Settings(source_url=source_url, database_url=serving_url, redis_url=MACHINE_REDIS_URL)
+    # The tests are a handful of callers sending thousands of requests a minute at machine speed (schemathesis alone
+    # sends hundreds as one user): the default limit is out of their way; the limit itself is tested with a client
+    # of its own (test_api_basics.py: a per-client limit of 3).
+    settings = Settings(
+        source_url=source_url, database_url=serving_url, redis_url=MACHINE_REDIS_URL, rate_limit_per_minute=1_000_000
+    )
     return ApiWorld(home, source_url, serving_url, prefix, settings, engine, customers)
 
 
