@@ -127,6 +127,7 @@ def dbt_as_of() -> date:
 CUSTOMER_360_SELECTOR = [
     "path:models/staging",
     "path:models/intermediate/customer",
+    "path:models/intermediate/organisation",
     "path:models/intermediate/policy",
     "path:models/intermediate/claims",
     "path:models/intermediate/recordings",
