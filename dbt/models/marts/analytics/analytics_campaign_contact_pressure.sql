@@ -21,12 +21,16 @@ sends as (
 ),
 
 days as (
-    select explode(
-        sequence(
-            cast(min(decided_at) as date),
-            least(date_add(cast(max(decided_at) as date), 7), greatest({{ as_of_date() }}, cast(min(decided_at) as date)))
-        )
-    ) as pressure_date
+    select
+        explode(
+            sequence(
+                cast(min(decided_at) as date),
+                least(
+                    date_add(cast(max(decided_at) as date), 7),
+                    greatest({{ as_of_date() }}, cast(min(decided_at) as date))
+                )
+            )
+        ) as pressure_date
     from sends
 ),
 
