@@ -212,9 +212,18 @@ DRAWN = """() => {
 ECHARTS_ANIMATION_MS = 1500
 
 
+def expect_charts(page, count: int) -> None:
+    """The dashboard shows ``count`` chart slots (waits, like every Playwright expectation, through a re-render)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-test-chart-name]")).to_have_count(count, timeout=60_000)
+
+
 def open_dashboard(browser, dashboards: Dashboards, user: tuple[str, str], slug: str, shot: Path, query: str = ""):
     """Log in, open the dashboard (``query``: URL parameters, e.g. native filter values), wait for every chart to
     draw; returns the page and the browser's errors."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     page = browser.new_page(viewport={"width": 1400, "height": 1800}, locale="zh-CN")
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -238,6 +247,12 @@ def open_dashboard(browser, dashboards: Dashboards, user: tuple[str, str], slug:
     # network to settle, then for every chart slot to hold a drawn chart and nothing to be loading.
     page.wait_for_load_state("networkidle", timeout=90_000)
     page.wait_for_function(DRAWN, timeout=90_000)
+    # Once its native filters are ready Superset rewrites the URL with their key and may mount the charts again
+    # (a moment with no chart on the page): wait for that, then for every chart drawn again.
+    try:
+        page.wait_for_url(lambda url: "native_filters_key" in url, timeout=20_000)
+    except PlaywrightTimeoutError:
+        pass  # a dashboard without native filters gets no key
     page.wait_for_load_state("networkidle", timeout=90_000)
     page.wait_for_function(DRAWN, timeout=90_000)
     # ECharts animates a line from left to right after it is drawn: a picture taken at once shows it cut short.

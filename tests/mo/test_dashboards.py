@@ -24,6 +24,7 @@ from tests.dashboards_world import (
     MARKETER_PASSWORD,
     big_number,
     chart_errors,
+    expect_charts,
     open_dashboard,
     source_open_claims,
 )
@@ -112,7 +113,7 @@ def test_a_marketer_has_no_sql_lab_and_no_claims_data(dashboards):
 def test_the_claims_dashboard_renders_for_the_admin_with_the_sources_figures(browser, dashboards, tmp_path):
     page, errors = open_dashboard(browser, dashboards, dashboards.admin, "claims-service", tmp_path / "claims.png")
     try:
-        assert page.locator("[data-test-chart-name]").count() == 6
+        expect_charts(page, 6)
         assert chart_errors(page) == [] and errors == []
         assert "理赔服务 Claims service" in page.inner_text("body")
         assert big_number(page, "未结案件 Open claims") == source_open_claims(dashboards.source_url, None)
@@ -142,7 +143,7 @@ def test_an_organisations_analyst_sees_only_that_subtree(browser, dashboards, tm
 def test_the_platform_health_dashboard_renders(browser, dashboards, tmp_path):
     page, errors = open_dashboard(browser, dashboards, dashboards.admin, "platform-health", tmp_path / "health.png")
     try:
-        assert page.locator("[data-test-chart-name]").count() == 9
+        expect_charts(page, 9)
         assert chart_errors(page) == [] and errors == []
         assert "数据平台健康 Data platform health" in page.inner_text("body")
         freshness = page.locator('[data-test-chart-name="各表新鲜度与质量关卡 Freshness and gates per table"]')
@@ -156,7 +157,7 @@ def test_the_platform_health_dashboard_renders(browser, dashboards, tmp_path):
 def test_the_customers_dashboard_renders(browser, dashboards, tmp_path):
     page, errors = open_dashboard(browser, dashboards, dashboards.admin, "customers", tmp_path / "customers.png")
     try:
-        assert page.locator("[data-test-chart-name]").count() == 5
+        expect_charts(page, 5)
         assert chart_errors(page) == [] and errors == []
         assert "客户 Customers" in page.inner_text("body")
     finally:

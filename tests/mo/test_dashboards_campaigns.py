@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, select, text
 from mo.campaigns.ledger import window_counts
 from mo.campaigns.results import Funnel, campaign_funnel
 from mo.oltp.campaign_tables import Campaign, LedgerEntry
-from tests.dashboards_world import big_number, chart_errors, open_dashboard
+from tests.dashboards_world import big_number, chart_errors, expect_charts, open_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -129,7 +129,7 @@ def test_the_campaign_dashboard_renders_with_the_live_funnels_figures(browser, d
     shot = tmp_path / "campaigns.png"
     page, errors = open_dashboard(browser, dashboards, dashboards.admin, "campaign-operations", shot)
     try:
-        assert page.locator("[data-test-chart-name]").count() == 12
+        expect_charts(page, 12)
         assert chart_errors(page) == [] and errors == []
         assert TITLE in page.inner_text("body")
         assert big_number(page, "已发送 Sent") == sum(f.sent for f in live.values()) > 0

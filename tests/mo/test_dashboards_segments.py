@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.dashboards_world import big_number, chart_errors, open_dashboard
+from tests.dashboards_world import big_number, chart_errors, expect_charts, open_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -126,7 +126,7 @@ def test_the_segments_dashboard_renders_with_the_lakes_segments(spark, browser, 
     lake = _lake_runs(spark, dashboards.world)
     page, errors = open_dashboard(browser, dashboards, dashboards.admin, "segments", tmp_path / "segments.png")
     try:
-        assert page.locator("[data-test-chart-name]").count() == 13
+        expect_charts(page, 13)
         assert chart_errors(page) == [] and errors == []
         assert "客户分群 Segments" in page.inner_text("body")
         assert big_number(page, "分群数 Segments") == len(lake)
@@ -145,7 +145,7 @@ def test_the_recordings_dashboard_renders_with_the_sources_figures(browser, dash
     shot = tmp_path / "recordings.png"
     page, errors = open_dashboard(browser, dashboards, dashboards.admin, "sales-recordings", shot)
     try:
-        assert page.locator("[data-test-chart-name]").count() == 11
+        expect_charts(page, 11)
         assert chart_errors(page) == [] and errors == []
         assert "双录质检 Sales recordings" in page.inner_text("body")
         assert big_number(page, "双录 Recordings") == len(source)
