@@ -79,24 +79,25 @@ def sync_step_rows(spark, settings: Settings, runs: int = LATEST_RUNS) -> list[d
         FROM ordered WHERE status <> 'started'
         """
     ).collect()
-    result = []
-    for r in rows:
-        started, finished = _ts(r["started_at"]), _ts(r["finished_at"])
-        if started is None or finished is None:
-            continue
-        result.append(
-            {
-                "pipeline": "sync",
-                "run_id": r["run_id"],
-                "step": SYNC_STEPS.get(r["status"], r["status"]),
-                "step_no": int(r["record_no"]) - 1,
-                "started_at": started,
-                "finished_at": finished,
-                "seconds": round(max((finished - started).total_seconds(), 0.0), 3),
-                "status": r["status"],
-            }
-        )
-    return result
+    made = (_step_row("sync", r, SYNC_STEPS.get(r["status"], r["status"]), int(r["record_no"]) - 1) for r in rows)
+    return [row for row in made if row is not None]
+
+
+def _step_row(pipeline: str, r: Any, step: str, step_no: int) -> dict[str, Any] | None:
+    """One platform_steps row from a query row with run_id, status, started_at, finished_at (None: no times)."""
+    started, finished = _ts(r["started_at"]), _ts(r["finished_at"])
+    if started is None or finished is None:
+        return None
+    return {
+        "pipeline": pipeline,
+        "run_id": r["run_id"],
+        "step": step,
+        "step_no": step_no,
+        "started_at": started,
+        "finished_at": finished,
+        "seconds": round(max((finished - started).total_seconds(), 0.0), 3),
+        "status": r["status"],
+    }
 
 
 def build_step_rows(spark, settings: Settings, runs: int = LATEST_RUNS) -> list[dict[str, Any]]:
@@ -117,24 +118,8 @@ def build_step_rows(spark, settings: Settings, runs: int = LATEST_RUNS) -> list[
         FROM ranked JOIN latest USING (run_id) WHERE _rank = 1
         """
     ).collect()
-    result = []
-    for r in rows:
-        started, finished = _ts(r["started_at"]), _ts(r["finished_at"])
-        if started is None or finished is None:
-            continue
-        result.append(
-            {
-                "pipeline": "build_profiles",
-                "run_id": r["run_id"],
-                "step": r["step"],
-                "step_no": int(r["step_no"]),
-                "started_at": started,
-                "finished_at": finished,
-                "seconds": round(max((finished - started).total_seconds(), 0.0), 3),
-                "status": r["status"],
-            }
-        )
-    return result
+    made = (_step_row("build_profiles", r, r["step"], int(r["step_no"])) for r in rows)
+    return [row for row in made if row is not None]
 
 
 def step_rows(spark, settings: Settings, runs: int = LATEST_RUNS) -> list[dict[str, Any]]:
