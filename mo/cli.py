@@ -790,21 +790,10 @@ def dashboards_up(port: int, publish: bool, users_file: Path | None, lake_sql: b
 
 
 def _start_lake_sql(settings, wanted: bool | None) -> None:
-    from mo.lake_sql import LakeSqlError, has_lake, start
+    from mo.lake_sql import bring_up
 
-    if settings.lake_sql_url:
-        click.echo(f"SQL Lab's Lake: {settings.lake_sql_url.split('@')[-1]} (MO_LAKE_SQL_URL)")
-    elif not (settings.lake_sql_server if wanted is None else wanted):
-        click.echo("SQL Lab's Lake: not started (MO_LAKE_SQL_SERVER=false or --no-lake-sql)")
-    elif not has_lake(settings):
-        click.echo("SQL Lab's Lake: no lake yet (`make demo` builds one), its SQL endpoint is not started")
-    else:
-        try:
-            state = start(settings)
-        except LakeSqlError as exc:  # the dashboards still come up; SQL Lab's Lake answers "connection refused"
-            click.echo(f"SQL Lab's Lake: not started: {exc}", err=True)
-            return
-        click.echo(f"SQL Lab's Lake: Spark Thrift server on 127.0.0.1:{settings.lake_sql_port} (pid {state.pid})")
+    ok, line = bring_up(settings, wanted)
+    click.echo(line, err=not ok)
 
 
 @dashboards.command("down")

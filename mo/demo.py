@@ -429,8 +429,9 @@ def start_dashboards(settings, progress: Progress, port: int, status: dict | Non
 
     from mo.analytics import publish_analytics
     from mo.dashboards import setup_superset, start_superset, stop_superset
+    from mo.lake_sql import bring_up, has_lake
 
-    with_lake = bool(settings.catalog_uri) or (settings.lake_dir / "catalog.db").exists()  # as `mo dashboards up`
+    with_lake = has_lake(settings)
     if with_lake:
         # build_profiles ran before the campaign: its results and the marts over them are built again, as the next
         # daily run would, so the Campaign operations dashboard shows the demo's campaign.
@@ -459,6 +460,11 @@ def start_dashboards(settings, progress: Progress, port: int, status: dict | Non
     with progress.step("dashboards: Superset set up (metadata database, admin, roles, bundle)") as result:
         setup_superset(settings)
         result["detail"] = f"log {settings.home / 'logs' / 'superset-setup.log'}"
+    with progress.step("dashboards: SQL Lab's lake endpoint") as result:
+        ok, line = bring_up(settings)  # as `make dashboards`; its failure leaves the dashboards working
+        result["detail"] = line.removeprefix("SQL Lab's Lake: ")
+        if not ok:
+            result["outcome"] = "not started"
     with progress.step(f"dashboards: Superset on 127.0.0.1:{port}") as result:
         if stop_superset(settings):
             result["detail"] = "restarted"

@@ -167,6 +167,23 @@ def status(settings: Settings) -> LakeSqlStatus:
     )
 
 
+def bring_up(settings: Settings, wanted: bool | None = None) -> tuple[bool, str]:
+    """What `make dashboards` and `make demo` do for SQL Lab's Lake: an external endpoint when one is configured,
+    else the local Thrift server when wanted (``wanted``, else MO_LAKE_SQL_SERVER) and a lake exists. Never
+    raises: the dashboards come up without it. Returns (ok, a line saying what happened)."""
+    if settings.lake_sql_url:
+        return True, f"SQL Lab's Lake: {settings.lake_sql_url.split('@')[-1]} (MO_LAKE_SQL_URL)"
+    if not (settings.lake_sql_server if wanted is None else wanted):
+        return True, "SQL Lab's Lake: not started (MO_LAKE_SQL_SERVER=false or --no-lake-sql)"
+    if not has_lake(settings):
+        return True, "SQL Lab's Lake: no lake yet (`make demo` builds one), its SQL endpoint is not started"
+    try:
+        state = start(settings)
+    except LakeSqlError as exc:  # SQL Lab's Lake then answers "connection refused"; the rest works
+        return False, f"SQL Lab's Lake: not started: {exc}"
+    return True, f"SQL Lab's Lake: Spark Thrift server on 127.0.0.1:{settings.lake_sql_port} (pid {state.pid})"
+
+
 def start(settings: Settings) -> LakeSqlStatus:
     """Start the Thrift server in the background (idempotent); returns once it accepts connections."""
     from spark_jobs.session import check_java, prepare_local_dirs
