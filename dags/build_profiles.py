@@ -48,6 +48,11 @@ def _as_of() -> str:
     return when.in_timezone("UTC").date().isoformat() if hasattr(when, "in_timezone") else when.date().isoformat()
 
 
+def _run_id() -> str:
+    """The DAG run's id: what the steps' times (ops.build_steps) and the publishes are recorded under."""
+    return str(get_current_context()["dag_run"].run_id)
+
+
 @dag(
     dag_id="build_profiles",
     schedule=[SILVER],
@@ -70,31 +75,31 @@ def build_profiles():
     def dbt_build() -> dict:
         from mo.pipelines import profiles_dbt_build
 
-        return profiles_dbt_build(_as_of())
+        return profiles_dbt_build(_as_of(), _run_id())
 
     @task
     def segments(_marts: dict) -> dict:
         from mo.pipelines import profiles_segments
 
-        return profiles_segments(_as_of(), get_current_context()["dag_run"].run_id)
+        return profiles_segments(_as_of(), _run_id())
 
     @task
     def insights(_segments: dict) -> dict:
         from mo.pipelines import profiles_insights
 
-        return profiles_insights(_as_of())
+        return profiles_insights(_as_of(), _run_id())
 
     @task
     def campaign_results(_insights: dict) -> dict:
         from mo.pipelines import profiles_campaign_results
 
-        return profiles_campaign_results(_as_of())
+        return profiles_campaign_results(_as_of(), _run_id())
 
     @task
     def analytics(_campaign_results: dict) -> dict:
         from mo.pipelines import profiles_analytics
 
-        return profiles_analytics(_as_of())
+        return profiles_analytics(_as_of(), _run_id())
 
     @task
     def gate(_insights: dict) -> dict:
@@ -104,7 +109,7 @@ def build_profiles():
         from mo.pipelines import profiles_gate
 
         try:
-            return profiles_gate()
+            return profiles_gate(_as_of(), _run_id())
         except QualityGateFailed as exc:  # bad data does not get better on retry
             raise AirflowFailException(str(exc)) from exc
 
@@ -112,13 +117,13 @@ def build_profiles():
     def publish(_gate: dict) -> dict:
         from mo.pipelines import profiles_publish
 
-        return profiles_publish(_as_of(), get_current_context()["dag_run"].run_id)
+        return profiles_publish(_as_of(), _run_id())
 
     @task(outlets=[DASHBOARDS])
     def publish_dashboards(_publish: dict) -> dict:
         from mo.pipelines import profiles_publish_dashboards
 
-        return profiles_publish_dashboards(_as_of(), get_current_context()["dag_run"].run_id)
+        return profiles_publish_dashboards(_as_of(), _run_id())
 
     marts = dbt_build()
     due() >> marts

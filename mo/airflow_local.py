@@ -88,7 +88,7 @@ def run_dag(dag_id: str, run_conf: dict | None = None, progress: Progress | None
             name = f"{dag_id}.{task_id}"
             if name not in progress.reported:
                 progress.end(name, _NOT_RUN.get(tasks.get(task_id, "None"), f"not run ({tasks.get(task_id)})"))
-    return {"dag_id": dag_id, "state": str(dag_run.state), "tasks": tasks}
+    return {"dag_id": dag_id, "run_id": dag_run.run_id, "state": str(dag_run.state), "tasks": tasks}
 
 
 _NOT_RUN = {"skipped": "skipped", "upstream_failed": "not run (upstream failed)", "None": "not run"}

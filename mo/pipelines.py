@@ -102,10 +102,20 @@ def profiles_due(as_of: str) -> bool:
     return current is None or str(current.as_of_date) < as_of
 
 
-def profiles_dbt_build(as_of: str) -> dict[str, Any]:
+def _build_steps(as_of: str, run_id: str | None):
+    """The task's steps, timed into ``ops.build_steps`` under the DAG run's id (mo.step_times)."""
+    from datetime import UTC, date, datetime
+
+    from mo.step_times import BuildSteps
+
+    return BuildSteps(get_settings(), run_id or f"manual-{as_of}-{datetime.now(UTC):%H%M%S}", date.fromisoformat(as_of))
+
+
+def profiles_dbt_build(as_of: str, run_id: str | None = None) -> dict[str, Any]:
     from mo.profiles import build_marts
 
-    return build_marts(get_settings(), as_of)
+    with _build_steps(as_of, run_id).step("marts"):
+        return build_marts(get_settings(), as_of)
 
 
 def profiles_segments(as_of: str, run_id: str) -> dict[str, Any]:
@@ -113,45 +123,54 @@ def profiles_segments(as_of: str, run_id: str) -> dict[str, Any]:
     from mo.profiles import refresh_segments, train_models
 
     settings = get_settings()
-    models = train_models(settings, as_of)
-    return {**refresh_segments(settings, as_of, run_id), "models": models}
+    steps = _build_steps(as_of, run_id)
+    with steps.step("models"):
+        models = train_models(settings, as_of)
+    with steps.step("segments"):
+        return {**refresh_segments(settings, as_of, run_id), "models": models}
 
 
-def profiles_insights(as_of: str) -> dict[str, Any]:
+def profiles_insights(as_of: str, run_id: str | None = None) -> dict[str, Any]:
     from mo.profiles import build_insights
 
-    return build_insights(get_settings(), as_of)
+    with _build_steps(as_of, run_id).step("insights"):
+        return build_insights(get_settings(), as_of)
 
 
-def profiles_gate() -> dict[str, Any]:
+def profiles_gate(as_of: str, run_id: str | None = None) -> dict[str, Any]:
     from mo.profiles import gate_marts
 
-    return gate_marts(get_settings())
+    with _build_steps(as_of, run_id).step("gate"):
+        return gate_marts(get_settings())
 
 
 def profiles_publish(as_of: str, run_id: str) -> dict[str, Any]:
     from mo.profiles import publish_serving
 
-    return publish_serving(get_settings(), as_of, published_by=run_id)
+    with _build_steps(as_of, run_id).step("publish"):
+        return publish_serving(get_settings(), as_of, published_by=run_id)
 
 
-def profiles_analytics(as_of: str) -> dict[str, Any]:
+def profiles_analytics(as_of: str, run_id: str | None = None) -> dict[str, Any]:
     """Build the dashboards' analytics marts (dbt, ``tag:analytics``)."""
     from mo.profiles import build_analytics
 
-    return build_analytics(get_settings(), as_of)
+    with _build_steps(as_of, run_id).step("analytics_marts"):
+        return build_analytics(get_settings(), as_of)
 
 
 def profiles_publish_dashboards(as_of: str, run_id: str) -> dict[str, Any]:
     """Publish the analytics marts to schema ``analytics`` (one atomic refresh)."""
     from mo.profiles import publish_dashboards
 
-    return publish_dashboards(get_settings(), as_of, published_by=run_id)
+    with _build_steps(as_of, run_id).step("publish_dashboards"):
+        return publish_dashboards(get_settings(), as_of, published_by=run_id)
 
 
-def profiles_campaign_results(as_of: str) -> dict[str, Any]:
+def profiles_campaign_results(as_of: str, run_id: str | None = None) -> dict[str, Any]:
     """Ingest the campaign tables (spark_jobs.campaign_sync) and build the campaign results marts on them."""
     from mo.profiles import build_campaign_results
 
     spark, settings = _spark_and_settings()
-    return build_campaign_results(settings, as_of, spark=spark)
+    with _build_steps(as_of, run_id).step("campaign_results"):
+        return build_campaign_results(settings, as_of, spark=spark)

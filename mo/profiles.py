@@ -255,33 +255,16 @@ def build_profiles(settings: Settings, as_of: dt.date | str | None = None, run_i
     """The whole run in one process (``mo build-profiles``); the DAG runs the same steps as tasks. Each step's
     start, end and outcome go to ``ops.build_steps`` (mo.step_times), those before the dashboards' publish in
     time for it to show them, the rest (or what a failure left) at the end."""
-    from mo.step_times import record_build_steps
-    from spark_jobs.session import get_spark
+    from mo.step_times import BuildSteps
 
     day = _as_of(as_of)
-    steps_run_id = run_id or f"build-{day.isoformat()}-{dt.datetime.now(dt.UTC):%H%M%S}"
+    steps = BuildSteps(settings, run_id or f"build-{day.isoformat()}-{dt.datetime.now(dt.UTC):%H%M%S}", day,
+                       deferred=True)  # fmt: skip
     report: dict[str, Any] = {"as_of": day.isoformat()}
-    steps: list[dict[str, Any]] = []
-    recorded = 0
 
     def step(name: str, run: Any) -> None:
-        started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        record = {"run_id": steps_run_id, "step_no": len(steps) + 1, "step": name, "as_of": day,
-                  "started_at": started, "status": "failed", "detail": None}  # fmt: skip
-        steps.append(record)
-        try:
+        with steps.step(name):
             report[name] = run()
-            record["status"] = "ok"
-        except Exception as exc:
-            record["detail"] = (str(exc).splitlines() or [type(exc).__name__])[0][:500]
-            raise
-        finally:
-            record["finished_at"] = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-    def record_steps() -> None:
-        nonlocal recorded
-        record_build_steps(get_spark(settings), settings, steps[recorded:])
-        recorded = len(steps)
 
     try:
         step("marts", lambda: build_marts(settings, day))
@@ -292,15 +275,10 @@ def build_profiles(settings: Settings, as_of: dt.date | str | None = None, run_i
         step("analytics_marts", lambda: build_analytics(settings, day))
         step("gate", lambda: gate_marts(settings))
         step("publish", lambda: publish_serving(settings, day, published_by=run_id))
-        record_steps()
+        steps.flush()  # in time for the dashboards' publish to show them
         step("publish_dashboards", lambda: publish_dashboards(settings, day, published_by=run_id))
-    except BaseException:
-        try:
-            record_steps()
-        except Exception:  # noqa: BLE001 - the step's own error is the one to raise
-            log.exception("build_profiles %s: the step times could not be recorded", steps_run_id)
-        raise
-    record_steps()
+    finally:
+        steps.flush()
     return report
 
 

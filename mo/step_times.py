@@ -5,9 +5,10 @@ Two pipelines record when their steps end, in the lake's ops namespace:
 - the sync writes a row per table and step into ``ops.sync_runs`` (spark_jobs/watermarks.py): started,
   extracted, merged, gated, published (or the end that stopped it). A step's time is from the run's previous
   record to this one;
-- ``build_profiles`` run in one process (``mo build-profiles``) writes one row per step into ``ops.build_steps``
-  (:func:`record_build_steps`): marts, models, segments, insights, campaign results, analytics marts, gate,
-  publish, publish to the dashboards. The Airflow DAG's tasks are timed by Airflow itself.
+- ``build_profiles`` writes one row per step into ``ops.build_steps`` (:class:`BuildSteps`): marts, models,
+  segments, insights, campaign results, analytics marts, gate, publish, publish to the dashboards. Run in one
+  process (``mo build-profiles``) the steps are recorded in two commits; run by the Airflow DAG each task records
+  its own steps as it ends, under the DAG run's id (a retried task's last attempt is the one shown).
 
 :func:`step_rows` reads both for the latest runs. Timestamps are naive UTC and cross from Spark as text (see
 spark_jobs/watermarks.py for why).
@@ -15,7 +16,10 @@ spark_jobs/watermarks.py for why).
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from typing import Any
 
 from mo.config import Settings
@@ -32,10 +36,15 @@ BUILD_STEPS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "string"),  # ok | failed
     ("detail", "string"),  # the error's first line for a failed step
 )
+# build_profiles' steps in the order they run; a step's number is its place here, whichever process runs it.
+BUILD_STEPS = ("marts", "models", "segments", "insights", "campaign_results", "analytics_marts", "gate", "publish",
+               "publish_dashboards")  # fmt: skip
 # The sync statuses a run reaches, as step names (the ends that stop a run keep their own names).
 SYNC_STEPS = {"extracted": "extract", "merged": "merge", "gated": "gate", "published": "publish"}
 LATEST_RUNS = 10
 _TS = "yyyy-MM-dd HH:mm:ss.SSSSSS"
+
+log = logging.getLogger(__name__)
 
 
 def record_build_steps(spark, settings: Settings, rows: list[dict[str, Any]]) -> None:
@@ -47,6 +56,55 @@ def record_build_steps(spark, settings: Settings, rows: list[dict[str, Any]]) ->
     columns = ", ".join(f"`{n}` {t}" for n, t in BUILD_STEPS_COLUMNS)
     spark.sql(f"CREATE TABLE IF NOT EXISTS {name} ({columns}) USING iceberg TBLPROPERTIES ('format-version'='2')")
     _frame(spark, BUILD_STEPS_COLUMNS, rows).writeTo(name).append()
+
+
+class BuildSteps:
+    """The steps of one build_profiles run, timed into ``ops.build_steps``: each step's start, end and outcome
+    (a failed step's error in ``detail``). ``deferred``: kept until :meth:`flush` (one commit for several steps);
+    otherwise each step is recorded as it ends. A record that cannot be written is logged, never raised: the
+    step's own outcome is what the caller sees."""
+
+    def __init__(self, settings: Settings, run_id: str, as_of: date, *, deferred: bool = False) -> None:
+        self.settings, self.run_id, self.as_of, self.deferred = settings, run_id, as_of, deferred
+        self.pending: list[dict[str, Any]] = []
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        record: dict[str, Any] = {
+            "run_id": self.run_id,
+            "step_no": BUILD_STEPS.index(name) + 1,
+            "step": name,
+            "as_of": self.as_of,
+            "started_at": _now(),
+            "status": "failed",
+            "detail": None,
+        }
+        self.pending.append(record)
+        try:
+            yield
+            record["status"] = "ok"
+        except BaseException as exc:
+            record["detail"] = (str(exc).splitlines() or [type(exc).__name__])[0][:500]
+            raise
+        finally:
+            record["finished_at"] = _now()
+            if not self.deferred:
+                self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        try:
+            from spark_jobs.session import get_spark
+
+            record_build_steps(get_spark(self.settings), self.settings, pending)
+        except Exception:  # noqa: BLE001 - step times are for the dashboard; the build's outcome stands
+            log.exception("build_profiles %s: the step times could not be recorded", self.run_id)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _ts(value: str | None) -> datetime | None:

@@ -560,6 +560,23 @@ def newest(pattern: str) -> str | None:
 PG_BIN = newest("/usr/lib/postgresql/*/bin")
 
 
+@pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL server binaries (/usr/lib/postgresql/*/bin) not installed")
+def test_postgres_settings_are_real_server_options_sized_past_the_default(services: dict) -> None:
+    """The server's `-c name=value` settings name options the real server has, and the buffer cache is sized
+    for the ledger (the image's default is 128 MB), overridable from the environment."""
+    command = services["postgres"]["command"]
+    assert command[0] == "postgres"
+    settings = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command) if arg == "-c")
+    described = subprocess.run([f"{PG_BIN}/postgres", "--describe-config"], check=True, capture_output=True,
+                               text=True, user="postgres" if os.geteuid() == 0 else None).stdout  # fmt: skip
+    options = {line.split("\t", 1)[0] for line in described.splitlines()}
+    for name in settings:
+        assert name in options, f"postgres has no setting {name}"
+    buffers = re.fullmatch(r"\$\{POSTGRES_SHARED_BUFFERS:-(\d+)GB\}", settings["shared_buffers"])
+    assert buffers and int(buffers.group(1)) >= 1, settings["shared_buffers"]
+    assert re.fullmatch(r"\$\{POSTGRES_MAX_WAL_SIZE:-\d+GB\}", settings["max_wal_size"])
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL server binaries (/usr/lib/postgresql/*/bin) not installed")
 def test_postgres_init_gives_each_login_its_own_database_only() -> None:

@@ -215,6 +215,21 @@ def test_content_landed_in_every_store(production: Production, chain, spark):
     assert spark.table(f"{production.settings.catalog_name}.marts.customer_profile").count() == CUSTOMERS
 
 
+def test_the_dags_tasks_record_the_builds_step_times_under_its_run_id(production: Production, chain, spark):
+    """Each build_profiles task records its steps (ops.build_steps) as it ends: the Data platform health
+    dashboard shows the scheduled builds' step times, not only those run by hand."""
+    from mo.step_times import BUILD_STEPS, build_step_rows
+    from spark_jobs.session import register_catalog
+
+    register_catalog(spark, production.settings)
+    build = chain["runs"][2]
+    rows = [r for r in build_step_rows(spark, production.settings) if r["run_id"] == build["run_id"]]
+    assert [(r["step"], r["step_no"], r["status"]) for r in sorted(rows, key=lambda r: r["step_no"])] == [
+        (name, number, "ok") for number, name in enumerate(BUILD_STEPS, start=1)
+    ]
+    assert all(r["seconds"] >= 0 for r in rows)
+
+
 def test_sync_submitted_to_the_cluster_after_a_day_of_changes(production: Production, chain, spark):
     """spark-submit runs the sync as the cluster's own application: silver then equals the source again,
     every table by live count and the PII-carrying ones row by row (tokens recomputed)."""
