@@ -6,6 +6,7 @@
     python dashboards/bootstrap.py security    # after an import: grants on the Analytics database
     python dashboards/bootstrap.py add-user --username U --role analyst [--org N]   # password: stdin
     python dashboards/bootstrap.py sync-users   # the serving API's accounts as JSON lines on stdin
+    python dashboards/bootstrap.py grant-sync --login L   # the dashboards-sync login's grants (setup does it too)
 
 `setup` runs the migrations, init, the import of a bundle rendered by `mo dashboards render` (the databases'
 passwords, if any, in MO_BUNDLE_PASSWORDS: JSON {"databases/<name>.yaml": password}), security, and with --users
@@ -27,6 +28,10 @@ office) sees the whole company, and also gets mo_lake: SQL Lab on the Lake datab
 namespaces only (schema access, not the database: a query naming bronze, silver_restricted or ops is refused,
 naming the table). Row-level security cannot follow an analyst into the lake's tables (they have no org_path),
 so an organisation's analyst does not get the lake.
+
+With SUPERSET_SYNC_DB_USER set (the compose stack: superset_sync, created with no table by
+docker/postgres/20-superset.sh), `setup` then grants that login exactly what the dashboards-sync service needs
+(SYNC_GRANTS): Superset creates its tables at its own start, so the grant follows each migration.
 
 The admin comes from SUPERSET_ADMIN_USER / SUPERSET_ADMIN_PASSWORD. Only in development, without a password,
 a random one is made once and kept in MO_HOME/superset-demo-credentials.json (mode 0600), like the serving
@@ -151,6 +156,16 @@ def _database(db):
     return database
 
 
+def _database_id(db) -> int:
+    """The Analytics database's id, reading nothing else of it (the sync's login may read only id and name)."""
+    from superset.models.core import Database
+
+    found = db.session.query(Database.id).filter_by(database_name=DATABASE).scalar()
+    if found is None:
+        raise SystemExit(f"error: no database {DATABASE!r} in Superset: run `mo dashboards import` first")
+    return found
+
+
 def import_bundle(app, folder: Path) -> None:
     """Import the zips `mo dashboards` rendered (<n>-<kind>.zip: databases, datasets, charts, dashboards, each
     overwriting its kind by uuid) as the admin, like the REST API's import endpoints."""
@@ -202,6 +217,57 @@ def render(bundle_source: Path, out: Path) -> None:
     print(f"superset: rendered {bundle_source} for {connection.uri}")
 
 
+# The dashboards-sync service's login on Superset's metadata database (`mo dashboards sync`: mo/dashboards_sync.py).
+# The audit copy (mo/dashboards_audit.py) reads the event log, SQL Lab's queries and the names it reports; sync-users
+# (below, run inside Superset by mo/dashboards_users.py) creates and updates users, their roles, the organisations'
+# roles and their row-level security filters through Superset's security manager, so it writes exactly those
+# tables: whoever holds this login can make a user an admin. It can change no dashboard, chart, dataset or query,
+# delete no user, and read no database password (of `dbs` only the id and name). Superset's start reads
+# alembic_version (pending migrations?) and themes (its system themes' seed, which it only reads once they exist).
+SYNC_GRANTS: dict[str, str] = {
+    "logs": "SELECT",
+    "query": "SELECT",
+    "dashboards": "SELECT (id, dashboard_title)",
+    "slices": "SELECT (id, slice_name)",
+    "dbs": "SELECT (id, database_name)",
+    "ab_user": "SELECT, INSERT, UPDATE",
+    "ab_role": "SELECT, INSERT",
+    "ab_user_role": "SELECT, INSERT, DELETE",
+    "tables": "SELECT (id, table_name, database_id)",
+    "row_level_security_filters": "SELECT, INSERT, UPDATE",
+    "rls_filter_roles": "SELECT, INSERT, DELETE",
+    "rls_filter_tables": "SELECT, INSERT, DELETE",
+    "alembic_version": "SELECT",
+    "themes": "SELECT",
+}
+SYNC_SEQUENCES = ("ab_user", "ab_role", "ab_user_role", "row_level_security_filters", "rls_filter_roles",
+                  "rls_filter_tables")  # fmt: skip
+
+
+def grant_sync(login: str, app=None) -> None:
+    """Grant the sync's login SYNC_GRANTS (PostgreSQL metadata only; idempotent), as the metadata's owner."""
+    if not login.replace("_", "").isalnum():
+        raise SystemExit(f"error: SUPERSET_SYNC_DB_USER {login!r}: letters, digits and _ only")
+    app = app or _app()
+    with app.app_context():
+        from sqlalchemy import inspect, text
+        from superset.extensions import db
+
+        engine = db.engine
+        if engine.dialect.name != "postgresql":
+            raise SystemExit(f"error: SUPERSET_SYNC_DB_USER needs PostgreSQL metadata, not {engine.dialect.name}")
+        existing = set(inspect(engine).get_table_names())
+        missing = sorted(set(SYNC_GRANTS) - existing)
+        if missing:
+            raise SystemExit(f"error: Superset's metadata has no {', '.join(missing)}: migrate first")
+        with engine.begin() as conn:
+            for table, privileges in SYNC_GRANTS.items():
+                conn.execute(text(f'GRANT {privileges} ON TABLE "{table}" TO "{login}"'))
+            for table in SYNC_SEQUENCES:
+                conn.execute(text(f'GRANT USAGE ON SEQUENCE "{table}_id_seq" TO "{login}"'))
+    print(f"superset: {login} may read the audit's tables and sync users ({len(SYNC_GRANTS)} tables)")
+
+
 def setup(archive: Path | None, users: bool, bundle_source: Path | None = None) -> None:
     accounts = [json.loads(line) for line in sys.stdin if line.strip()] if users else []
     if bundle_source is not None:
@@ -216,6 +282,9 @@ def setup(archive: Path | None, users: bool, bundle_source: Path | None = None) 
         security(app)
     for account in accounts:
         add_user(account["username"], account["role"], account.get("org"), account["password"], app=app)
+    sync_login = os.environ.get("SUPERSET_SYNC_DB_USER")
+    if sync_login:
+        grant_sync(sync_login, app=app)
 
 
 def security(app=None) -> None:
@@ -245,7 +314,7 @@ def security(app=None) -> None:
                 if pvm not in marketer.permissions:
                     sm.add_permission_role(marketer, pvm)
         for role in [r for r in sm.get_all_roles() if r.name.startswith("mo_org_")]:
-            _org_filter(sm, db, role, int(role.name.removeprefix("mo_org_")), database)
+            _org_filter(sm, db, role, int(role.name.removeprefix("mo_org_")), database.id)
         lake = db.session.query(Database).filter_by(database_name=LAKE).one_or_none()
         if lake is not None:
             reader = sm.find_role(LAKE_READER) or sm.add_role(LAKE_READER)
@@ -261,9 +330,10 @@ def security(app=None) -> None:
     print(f"superset: {LAKE} namespaces {', '.join(LAKE_SCHEMAS)} granted to {LAKE_READER}")
 
 
-def _org_filter(sm, db, role, org_id: int, database) -> None:
+def _org_filter(sm, db, role, org_id: int, database_id: int) -> None:
     """The row-level security filter of one organisation's subtree (idempotent)."""
-    from superset.connectors.sqla.models import RowLevelSecurityFilter, SqlaTable
+    from sqlalchemy import delete, insert, select
+    from superset.connectors.sqla.models import RLSFilterTables, RowLevelSecurityFilter, SqlaTable
     from superset.utils.core import RowLevelSecurityFilterType
 
     name = f"org {org_id} subtree"
@@ -275,11 +345,21 @@ def _org_filter(sm, db, role, org_id: int, database) -> None:
     rls.group_key = "org"
     rls.description = "An organisation's analysts see its own subtree only (dashboards/bootstrap.py)."
     rls.roles = [role]
-    rls.tables = (
-        db.session.query(SqlaTable)
-        .filter(SqlaTable.database_id == database.id, SqlaTable.table_name.in_(ORG_DATASETS))
-        .all()
-    )
+    db.session.flush()
+    # The datasets through the association table, not `rls.tables`: assigning that relationship marks each dataset
+    # changed (its backref), and a dataset's update hook loads its whole database row, password included.
+    wanted = {
+        table_id
+        for (table_id,) in db.session.query(SqlaTable.id).filter(
+            SqlaTable.database_id == database_id, SqlaTable.table_name.in_(ORG_DATASETS)
+        )
+    }
+    link = RLSFilterTables
+    have = {r[0] for r in db.session.execute(select(link.c.table_id).where(link.c.rls_filter_id == rls.id))}
+    if wanted - have:
+        db.session.execute(insert(link), [{"table_id": t, "rls_filter_id": rls.id} for t in sorted(wanted - have)])
+    if have - wanted:
+        db.session.execute(delete(link).where(link.c.rls_filter_id == rls.id, link.c.table_id.in_(have - wanted)))
 
 
 def add_user(username: str, role_name: str, org_id: int | None, password: str, app=None) -> None:
@@ -295,7 +375,7 @@ def add_user(username: str, role_name: str, org_id: int | None, password: str, a
             if role_name == "admin":
                 raise SystemExit("error: an admin is not scoped to an organisation")
             org_role = sm.find_role(f"mo_org_{org_id}") or sm.add_role(f"mo_org_{org_id}")
-            _org_filter(sm, db, org_role, org_id, _database(db))
+            _org_filter(sm, db, org_role, org_id, _database(db).id)
             roles.append(org_role)
         elif role_name == "analyst":
             roles.append(sm.find_role(LAKE_READER) or sm.add_role(LAKE_READER))
@@ -330,7 +410,7 @@ def sync_users(accounts: list[dict], app=None) -> None:
         role_names = {"admin": "Admin", "analyst": ANALYST, "marketer": MARKETER}
         wanted = {a["username"]: a for a in accounts if a.get("active") and a.get("role") in role_names}
         changes = []
-        database = None
+        database_id = None
         for username, account in sorted(wanted.items()):
             if username == admin_user:
                 continue  # Superset's own admin comes from its environment, not from the serving accounts
@@ -338,8 +418,8 @@ def sync_users(accounts: list[dict], app=None) -> None:
             org = account.get("org")
             if org is not None and account["role"] != "admin":
                 org_role = sm.find_role(f"mo_org_{org}") or sm.add_role(f"mo_org_{org}")
-                database = database or _database(db)
-                _org_filter(sm, db, org_role, int(org), database)
+                database_id = database_id or _database_id(db)
+                _org_filter(sm, db, org_role, int(org), database_id)
                 roles.append(org_role)
             first = (account.get("display_name") or username)[:64]
             user = sm.find_user(username=username)
@@ -393,6 +473,8 @@ def main() -> None:
     add.add_argument("--role", required=True, choices=["admin", "analyst", "marketer"])
     add.add_argument("--org", type=int)
     sub.add_parser("sync-users")
+    grant = sub.add_parser("grant-sync")
+    grant.add_argument("--login", required=True, help="the dashboards-sync service's login (SUPERSET_SYNC_DB_USER)")
     args = parser.parse_args()
     if args.command == "setup":
         setup(args.bundle, args.users, args.render)
@@ -404,6 +486,8 @@ def main() -> None:
         security()
     elif args.command == "sync-users":
         sync_users([json.loads(line) for line in sys.stdin if line.strip()])
+    elif args.command == "grant-sync":
+        grant_sync(args.login)
     else:
         add_user(args.username, args.role, args.org, sys.stdin.readline().rstrip("\n"))
 

@@ -1,7 +1,7 @@
 # The platform image: Airflow (every component), the Spark master and workers, and the `mo` CLI.
 # One image for all of them so the driver (inside the Airflow scheduler), the executors and the CLI
 # run the same Python, the same pyspark and the same Iceberg and JDBC jars.
-FROM python:3.11-slim-bookworm
+FROM python:3.11-slim-bookworm AS platform
 
 ARG UV_VERSION=0.13.9
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -50,3 +50,17 @@ RUN chmod 0755 /usr/local/bin/platform-entrypoint \
 USER mo
 ENTRYPOINT ["tini", "--", "platform-entrypoint"]
 CMD ["mo", "--help"]
+
+# The dashboards-sync service (`mo dashboards sync`, target dashboards-sync): the platform image plus Superset's own
+# environment, in which the user sync runs Superset's security manager (dashboards/bootstrap.py sync-users; Superset
+# needs SQLAlchemy < 2, the platform 2). Laid out as `make dashboards-env` lays it out, so mo/dashboards_users.py
+# finds it where it does on a workstation: dashboards/.venv from dashboards/requirements.lock, beside the
+# configuration and the set-up script. No bundle, no gunicorn: this image serves nothing.
+FROM platform AS dashboards-sync
+USER root
+COPY dashboards/requirements.lock dashboards/requirements.lock
+RUN uv venv --python /usr/local/bin/python3.11 dashboards/.venv \
+ && VIRTUAL_ENV=/opt/mo/dashboards/.venv uv pip sync --no-cache dashboards/requirements.lock
+COPY dashboards/superset_config.py dashboards/bootstrap.py dashboards/sql_lab_guard.py dashboards/lake_sql_dialect.py \
+    dashboards/
+USER mo

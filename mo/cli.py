@@ -879,6 +879,41 @@ def dashboards_sync_users() -> None:
     )
 
 
+@dashboards.command("sync")
+@click.option(
+    "--audit-every",
+    type=click.IntRange(0, 86400),
+    default=60,
+    show_default=True,
+    help="Seconds between audit copies (0: off)",
+)
+@click.option(
+    "--users-every",
+    type=click.IntRange(0, 86400),
+    default=300,
+    show_default=True,
+    help="Seconds between user syncs (0: off)",
+)
+def dashboards_sync(audit_every: int, users_every: int) -> None:
+    """Keep the audit copy and Superset's users in step until stopped (SIGTERM, Ctrl-C); a failed round is
+    logged and retried at its next turn (the compose service dashboards-sync)."""
+    import logging
+    import signal
+    import threading
+
+    from mo.dashboards_sync import run_loop, sync_jobs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        jobs = sync_jobs(get_settings(), audit_every=audit_every or None, users_every=users_every or None)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run_loop(jobs, stop)
+
+
 @cli.group()
 def lake() -> None:
     """The lake's SQL endpoint for SQL Lab (mo.lake_sql)."""

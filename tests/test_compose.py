@@ -179,7 +179,12 @@ def test_images_are_pinned_to_versions(services: dict) -> None:
         tag = image_tag(service["image"])
         assert tag and tag != "latest" and re.search(r"\d", tag), f"{name}: image {service['image']} is not pinned"
     for dockerfile in (REPO / "docker").glob("*.Dockerfile"):
-        for base in re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(), flags=re.M):
+        stages: set[str] = set()  # FROM an earlier stage of the same file (multi-stage) pulls nothing
+        for base, stage in re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", dockerfile.read_text(), flags=re.M | re.I):
+            if base in stages:
+                stages.add(stage)
+                continue
+            stages.add(stage)
             tag = image_tag(base)
             assert tag and tag != "latest" and re.search(r"\d", tag), f"{dockerfile.name}: FROM {base} is not pinned"
 

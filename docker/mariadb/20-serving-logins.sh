@@ -8,6 +8,8 @@
 # - mo_dispatch, the campaign dispatcher, and mo_channels, the channel workers: no table at all until
 #   grant-logins gives each SELECT on what it reads and INSERT/UPDATE on what it writes (DISPATCH_WRITES,
 #   CHANNEL_WRITES in serving/app/cli.py); mo_channels alone reads customers' phone numbers;
+# - mo_dashboards, the dashboards-sync service: no table until grant-logins lets it read and append the audit log
+#   and read the staff accounts' names, roles and organisations (DASHBOARDS_SYNC_WRITES);
 # - source_writer, the owner of the database, may pass on its privileges, so that serving-init grants
 #   those table privileges without the root password.
 
@@ -15,6 +17,7 @@ api_password="$(docker_sql_escape_string_literal "${SERVING_SOURCE_PASSWORD:?set
 relay_password="$(docker_sql_escape_string_literal "${OUTBOX_RELAY_PASSWORD:?set OUTBOX_RELAY_PASSWORD}")"
 dispatch_password="$(docker_sql_escape_string_literal "${CAMPAIGN_DISPATCH_PASSWORD:?set CAMPAIGN_DISPATCH_PASSWORD}")"
 channels_password="$(docker_sql_escape_string_literal "${CHANNEL_WORKER_PASSWORD:?set CHANNEL_WORKER_PASSWORD}")"
+dashboards_password="$(docker_sql_escape_string_literal "${DASHBOARDS_SYNC_PASSWORD:?set DASHBOARDS_SYNC_PASSWORD}")"
 
 docker_process_sql --database=mysql <<SQL
 CREATE USER 'mo_api'@'%' IDENTIFIED BY '${api_password}';
@@ -25,5 +28,7 @@ CREATE USER 'mo_dispatch'@'%' IDENTIFIED BY '${dispatch_password}';
 GRANT USAGE ON *.* TO 'mo_dispatch'@'%';
 CREATE USER 'mo_channels'@'%' IDENTIFIED BY '${channels_password}';
 GRANT USAGE ON *.* TO 'mo_channels'@'%';
+CREATE USER 'mo_dashboards'@'%' IDENTIFIED BY '${dashboards_password}';
+GRANT USAGE ON *.* TO 'mo_dashboards'@'%';
 GRANT ALL PRIVILEGES ON \`${MARIADB_DATABASE}\`.* TO '${MARIADB_USER}'@'%' WITH GRANT OPTION;
 SQL

@@ -9,7 +9,8 @@
   source's owner: the API's login may insert and update exactly the tables the API writes (API_WRITES; it reads
   everything, granted when the login was created), the outbox relay's login may read and mark the outbox, the
   campaign dispatcher's and the channel workers' logins may read and write exactly their tables
-  (DISPATCH_WRITES, CHANNEL_WRITES: they are created with no table access at all);
+  (DISPATCH_WRITES, CHANNEL_WRITES: they are created with no table access at all); ``--dashboards-user D``: the
+  dashboards-sync service's login, the audit log and the staff accounts' roles (DASHBOARDS_SYNC_WRITES);
 - ``bootstrap-demo``: development only: a demo admin and a demo app client with fresh random secrets,
   written to a file under MO_HOME readable by its owner only (``make serve`` and ``make demo``).
 
@@ -114,6 +115,13 @@ CHANNEL_WRITES: dict[str, tuple[str, ...]] = {
     "contact_deliveries": ("SELECT", "INSERT"),  # queued, sent, failed, dead_letter (append-only)
     "early_receipts": ("SELECT",),  # receipts that overtook its sent write, applied once it is recorded
     "customers": ("SELECT (id, phone, wechat_openid, app_user_id, deleted_at)",),
+}
+# The dashboards-sync service (`mo dashboards sync`, mo/dashboards_sync.py): the audit copy reads its watermark in
+# the audit log and appends Superset's entries (append-only: no UPDATE, no DELETE); the user sync reads the staff
+# accounts' names, roles, organisations and disabled flags (never a password hash) and audits its changes.
+DASHBOARDS_SYNC_WRITES: dict[str, tuple[str, ...]] = {
+    "audit_log": ("SELECT", "INSERT"),
+    "staff_users": ("SELECT (username, display_name, role, org_id, disabled)",),
 }
 
 
@@ -256,6 +264,7 @@ def grant_statements(
     *,
     dispatch_user: str | None = None,
     channels_user: str | None = None,
+    dashboards_user: str | None = None,
 ) -> tuple[list[str], list[str]]:
     """GRANT statements for the tables that exist, and the listed tables that do not (yet)."""
     from sqlalchemy import inspect
@@ -273,7 +282,12 @@ def grant_statements(
 
     statements, missing = [], []
     grants = [(api_user, API_WRITES)]
-    for user, tables in ((relay_user, RELAY_WRITES), (dispatch_user, DISPATCH_WRITES), (channels_user, CHANNEL_WRITES)):
+    for user, tables in (
+        (relay_user, RELAY_WRITES),
+        (dispatch_user, DISPATCH_WRITES),
+        (channels_user, CHANNEL_WRITES),
+        (dashboards_user, DASHBOARDS_SYNC_WRITES),
+    ):
         if user:
             grants.append((user, tables))
     for user, tables in grants:
@@ -290,13 +304,25 @@ def grant_statements(
 @click.option("--relay-user", help="The outbox relay's login")
 @click.option("--dispatch-user", help="The campaign dispatcher's login")
 @click.option("--channels-user", help="The channel workers' login")
-def grant_logins(api_user: str, relay_user: str | None, dispatch_user: str | None, channels_user: str | None) -> None:
+@click.option("--dashboards-user", help="The dashboards-sync service's login")
+def grant_logins(
+    api_user: str,
+    relay_user: str | None,
+    dispatch_user: str | None,
+    channels_user: str | None,
+    dashboards_user: str | None,
+) -> None:
     """Let each login touch exactly the tables its service does (run after migrate, as the source's owner)."""
     settings = load_settings()
     engine = open_source(settings)
     try:
         statements, missing = grant_statements(
-            engine, api_user, relay_user, dispatch_user=dispatch_user, channels_user=channels_user
+            engine,
+            api_user,
+            relay_user,
+            dispatch_user=dispatch_user,
+            channels_user=channels_user,
+            dashboards_user=dashboards_user,
         )
         with engine.begin() as conn:
             # the DBAPI cursor without parameters: the driver must not read the '%' host as a placeholder
