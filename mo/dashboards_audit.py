@@ -280,7 +280,7 @@ def sync_audit_for(settings: Any) -> SyncResult:
 
     home = Path(settings.home)
     url = superset_metadata_url(home)
-    if url.startswith("sqlite") and not (home / "superset" / "superset.db").exists():
+    if url.startswith("sqlite") and not Path(url.split("///", 1)[-1]).exists():
         from mo.dashboards import DashboardError
 
         raise DashboardError(f"no Superset metadata database at {url} (run `make dashboards` first)")

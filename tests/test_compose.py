@@ -1002,3 +1002,346 @@ def test_the_superset_image_renders_the_bundle_with_superset_packages_only(tmp_p
     with zipfile.ZipFile(out / "1-database.zip") as zf:
         database = next(zf.read(n).decode() for n in zf.namelist() if "/databases/" in n)
     assert "postgresql+psycopg2://analytics_reader:XXXXXXXXXX@postgres:5432/serving" in database
+
+
+# ---------------------------------------------------------------- the dashboards-sync service and its logins
+
+
+def test_the_dashboards_sync_runs_as_a_platform_worker_with_its_own_logins(services: dict) -> None:
+    """`mo dashboards sync` on both periods, the platform image's dashboards-sync target (Superset's environment
+    added for the user sync), its own source login and its own Superset metadata login, no other secret."""
+    from mo.cli import cli
+
+    sync = services["dashboards-sync"]
+    env = environment(sync)
+    command = sync["command"]
+    assert command[:3] == ["mo", "dashboards", "sync"] and "sync" in cli.commands["dashboards"].commands
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    assert int(options["--audit-every"]) > 0 and int(options["--users-every"]) > 0
+    assert sync["build"]["dockerfile"] == "docker/platform.Dockerfile" and sync["build"]["target"] == "dashboards-sync"
+    dockerfile = (REPO / "docker" / "platform.Dockerfile").read_text()
+    assert re.search(r"^FROM python:\S+ AS platform$", dockerfile, flags=re.M)
+    assert re.search(r"^FROM platform AS dashboards-sync$", dockerfile, flags=re.M)
+    # where mo/dashboards_users.py looks for Superset's Python and its set-up script (REPO_ROOT = /opt/mo)
+    assert "dashboards/.venv" in dockerfile and "uv pip sync --no-cache dashboards/requirements.lock" in dockerfile
+    assert "dashboards/bootstrap.py" in dockerfile and "dashboards/superset_config.py" in dockerfile
+    for name, service in services.items():  # every other platform service builds the plain platform stage
+        if name != "dashboards-sync" and service.get("build", {}).get("dockerfile") == "docker/platform.Dockerfile":
+            assert service["build"]["target"] == "platform", name
+    assert sync["image"] != services["airflow-scheduler"]["image"]
+    assert env["MO_ENV"] == "production" and env["SUPERSET_ENVIRONMENT"] == "production"
+    assert url_user(env["MO_SOURCE_URL"]) == "mo_dashboards" and "@mariadb:3306/insurer" in env["MO_SOURCE_URL"]
+    assert url_user(env["SUPERSET_DATABASE_URL"]) == "superset_sync"
+    assert env["SUPERSET_DATABASE_URL"].endswith("@postgres:5432/superset")
+    # Superset's process in the sync starts with a key of its own, never Superset's (which signs its sessions)
+    assert env["SUPERSET_SECRET_KEY"] == "${SUPERSET_SYNC_SECRET_KEY:?set SUPERSET_SYNC_SECRET_KEY}"
+    secrets = sorted(k for k, v in env.items() if SECRET_NAME.search(k) or SECRET_NAME.search(v))
+    assert secrets == ["MO_SOURCE_URL", "SUPERSET_DATABASE_URL", "SUPERSET_SECRET_KEY"]
+    assert sync["depends_on"]["serving-init"]["condition"] == "service_completed_successfully"
+    assert sync["depends_on"]["superset"]["condition"] == "service_healthy"
+    assert sync["restart"] == "unless-stopped" and "ports" not in sync
+    assert "check_access(get_settings())" in " ".join(sync["healthcheck"]["test"])
+    # the logins: serving-init grants the source one, superset's start the metadata one (as its owner)
+    assert "--dashboards-user mo_dashboards" in " ".join(services["serving-init"]["command"])
+    assert environment(services["superset"])["SUPERSET_SYNC_DB_USER"] == "superset_sync"
+    logins = (REPO / "docker" / "mariadb" / "20-serving-logins.sh").read_text()
+    assert "CREATE USER 'mo_dashboards'@'%'" in logins and "GRANT USAGE ON *.* TO 'mo_dashboards'@'%'" in logins
+    postgres_init = (REPO / "docker" / "postgres" / "20-superset.sh").read_text()
+    assert "CREATE ROLE superset_sync LOGIN" in postgres_init
+    assert environment(services["postgres"])["SUPERSET_SYNC_DB_PASSWORD"] == (
+        "${SUPERSET_SYNC_DB_PASSWORD:?set SUPERSET_SYNC_DB_PASSWORD}"
+    )
+
+
+@contextlib.contextmanager
+def throwaway_postgres():
+    """A private PostgreSQL cluster on a unix socket (no network) with a password-protected superuser `postgres`.
+    Yields (socket directory, port, superuser password)."""
+    assert PG_BIN is not None
+    work = Path(tempfile.mkdtemp(prefix="mo-pg-sync-"))
+    data, sockets = work / "data", work / "run"
+    sockets.mkdir()
+    pg_ctl = [f"{PG_BIN}/pg_ctl", "-D", str(data)]
+    started = False
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(work, "postgres")
+            shutil.chown(sockets, "postgres")
+        pwfile = work / "pw"
+        pwfile.write_text("super-pw")
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres")
+        port = free_port()
+        initdb = [f"{PG_BIN}/initdb", "-D", str(data), "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        subprocess.run(as_user("postgres", initdb), check=True, capture_output=True)
+        options = f"-p {port} -k {sockets} -c listen_addresses=''"
+        subprocess.run(as_user("postgres", [*pg_ctl, "-w", "-l", str(work / "log"), "-o", options, "start"]),
+                       check=True, capture_output=True)  # fmt: skip
+        started = True
+        yield sockets, port, "super-pw"
+    finally:
+        if started:
+            subprocess.run(as_user("postgres", [*pg_ctl, "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+SUPERSET_PYTHON = REPO / "dashboards" / ".venv" / "bin" / "python"
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.skipif(PG_BIN is None, reason="PostgreSQL server binaries (/usr/lib/postgresql/*/bin) not installed")
+def test_superset_sync_login_reads_the_audits_tables_and_writes_users_only(tmp_path: Path) -> None:
+    """docker/postgres's init scripts, then what the superset service runs at start as the metadata's owner
+    (`bootstrap.py setup --render` with SUPERSET_SYNC_DB_USER): Superset migrated, the bundle imported, the sync's
+    login granted. As that login, the platform's audit copy reads Superset's event log and queries, and Superset's
+    user sync creates, moves and disables users (a new organisation's role and row-level security filter
+    included) with a secret key that is not Superset's; and the login can change nothing else, delete nothing,
+    read no database password."""
+    if not SUPERSET_PYTHON.exists():
+        pytest.skip("Superset's environment is missing (make dashboards-env)")
+    import psycopg2
+    from psycopg2 import errors
+    from sqlalchemy import create_engine, text
+
+    from mo.dashboards_audit import AUDIT, sync_audit
+
+    passwords = {
+        "ICEBERG_CATALOG_PASSWORD": "iceberg-pw", "AIRFLOW_DB_PASSWORD": "airflow-pw",
+        "SERVING_PUBLISHER_PASSWORD": "publisher-pw", "SERVING_API_DB_PASSWORD": "api-pw",
+        "SUPERSET_DB_PASSWORD": "superset-pw", "ANALYTICS_READER_PASSWORD": "reader-pw",
+        "SUPERSET_SYNC_DB_PASSWORD": "sync-'pw'",
+    }  # fmt: skip
+    with throwaway_postgres() as (sockets, port, superuser_password):
+        env = {**os.environ, **passwords, "POSTGRES_USER": "postgres", "PGHOST": str(sockets), "PGPORT": str(port),
+               "PGPASSWORD": superuser_password, "PATH": f"{PG_BIN}:{os.environ['PATH']}"}  # fmt: skip
+        for script in ("10-platform-databases.sh", "20-superset.sh"):
+            result = subprocess.run(["bash", str(REPO / "docker" / "postgres" / script)], env=env,
+                                    capture_output=True, text=True)  # fmt: skip
+            assert result.returncode == 0, result.stderr
+
+        def connect(user: str, password: str, dbname: str = "superset"):
+            connection = psycopg2.connect(host=str(sockets), port=port, user=user, password=password, dbname=dbname)
+            connection.autocommit = True
+            return connection
+
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            connect("superset_sync", passwords["SUPERSET_SYNC_DB_PASSWORD"], "serving")
+
+        def metadata_url(user: str, password: str) -> str:
+            from urllib.parse import quote
+
+            return f"postgresql+psycopg2://{user}:{quote(password, safe='')}@/superset?host={sockets}&port={port}"
+
+        superset_env = {
+            "PATH": os.environ["PATH"], "HOME": str(tmp_path), "MO_HOME": str(tmp_path / "home"),
+            "SUPERSET_CONFIG_PATH": str(REPO / "dashboards" / "superset_config.py"),
+            "SUPERSET_ENVIRONMENT": "production", "SUPERSET_ADMIN_USER": "admin",
+        }  # fmt: skip
+        # the superset service's start, as the owner
+        owner_env = {
+            **superset_env, "PYTHONPATH": str(REPO), "SUPERSET_SECRET_KEY": "superset-own-key-0123456789abcdef",
+            "SUPERSET_ADMIN_PASSWORD": "admin-pw-123", "SUPERSET_SYNC_DB_USER": "superset_sync",
+            "SUPERSET_DATABASE_URL": metadata_url("superset", passwords["SUPERSET_DB_PASSWORD"]),
+            "SUPERSET_ANALYTICS_URL": "postgresql://analytics_reader:reader-pw@postgres:5432/serving",
+        }  # fmt: skip
+        setup = subprocess.run(
+            [str(SUPERSET_PYTHON), str(REPO / "dashboards" / "bootstrap.py"), "setup", "--render",
+             str(REPO / "dashboards" / "bundles")],
+            env=owner_env, cwd=tmp_path, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-3000:]
+        assert "superset_sync may read the audit's tables and sync users" in setup.stdout
+
+        owner = connect("superset", passwords["SUPERSET_DB_PASSWORD"])
+        cursor = owner.cursor()
+        cursor.execute("SELECT id, dashboard_title FROM dashboards ORDER BY id LIMIT 1")
+        dashboard_id, dashboard_title = cursor.fetchone()
+        cursor.execute("SELECT id FROM ab_user WHERE username = 'admin'")
+        (admin_id,) = cursor.fetchone()
+        cursor.execute("SELECT id FROM dbs WHERE database_name = 'Analytics'")
+        (database_id,) = cursor.fetchone()
+        # what Superset writes while people use it: a dashboard opened, a SQL Lab query
+        cursor.execute(
+            "INSERT INTO logs (action, user_id, dashboard_id, json, dttm) "
+            "VALUES ('DashboardRestApi.get', %s, %s, '{}', now()) RETURNING id",
+            (admin_id, dashboard_id),
+        )
+        (log_id,) = cursor.fetchone()
+        cursor.execute(
+            "INSERT INTO query (client_id, database_id, sql, status, rows, user_id, start_time, changed_on) "
+            "VALUES ('c1', %s, 'SELECT 1', 'success', 1, %s, 1765000000000, now()) RETURNING id",
+            (database_id, admin_id),
+        )
+        (query_id,) = cursor.fetchone()
+
+        # the platform's audit copy, as the sync's login
+        audit = create_engine(f"sqlite:///{tmp_path / 'source.db'}")
+        AUDIT.create(audit)
+        superset = create_engine(metadata_url("superset_sync", passwords["SUPERSET_SYNC_DB_PASSWORD"]))
+        try:
+            result = sync_audit(audit, superset)
+            assert result.watermark == {"logs": log_id, "query": query_id}
+            with audit.connect() as conn:
+                entries = conn.execute(text("SELECT request_id, actor, action, resource FROM audit_log")).all()
+            assert (f"superset:logs:{log_id}", "user:admin", "dashboards.view",
+                    f"dashboard {dashboard_id} {dashboard_title}") in entries  # fmt: skip
+            assert any(e.action == "dashboards.sql" and e.resource.startswith(f"database {database_id} Analytics")
+                       for e in entries)  # fmt: skip
+        finally:
+            audit.dispose()
+            superset.dispose()
+
+        # Superset's user sync, as the sync's login and with a key that is not Superset's
+        sync_env = {
+            **superset_env, "SUPERSET_SECRET_KEY": "the-syncs-own-key-0123456789abcdef",
+            "SUPERSET_DATABASE_URL": metadata_url("superset_sync", passwords["SUPERSET_SYNC_DB_PASSWORD"]),
+        }  # fmt: skip
+
+        def sync_users(*accounts: dict) -> list[tuple[str, str]]:
+            done = subprocess.run(
+                [str(SUPERSET_PYTHON), str(REPO / "dashboards" / "bootstrap.py"), "sync-users"],
+                input="".join(json.dumps(a) + "\n" for a in accounts), env=sync_env, cwd=tmp_path,
+                capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            changes = [json.loads(line[10:]) for line in done.stdout.splitlines() if line.startswith("mo-change ")]
+            return sorted((c["username"], c["change"]) for c in changes)
+
+        analyst = {"username": "s_analyst", "display_name": "A", "role": "analyst", "org": 7, "active": True}
+        marketer = {"username": "s_marketer", "display_name": "M", "role": "marketer", "org": None, "active": True}
+        assert sync_users(analyst, marketer) == [("s_analyst", "created"), ("s_marketer", "created")]
+        assert sync_users({**analyst, "org": 8}, {**marketer, "active": False}) == [
+            ("s_analyst", "updated roles"),
+            ("s_marketer", "disabled"),
+        ]
+        cursor.execute(
+            "SELECT u.username, u.active, r.name FROM ab_user u JOIN ab_user_role ur ON ur.user_id = u.id "
+            "JOIN ab_role r ON r.id = ur.role_id WHERE u.username LIKE 's\\_%%' ORDER BY 1, 3"
+        )
+        assert cursor.fetchall() == [
+            ("s_analyst", True, "mo_analyst"),
+            ("s_analyst", True, "mo_org_8"),
+            ("s_marketer", False, "mo_marketer"),
+        ]
+        cursor.execute(
+            "SELECT f.name, count(t.table_id) FROM row_level_security_filters f "
+            "JOIN rls_filter_tables t ON t.rls_filter_id = f.id WHERE f.name IN ('org 7 subtree', 'org 8 subtree') "
+            "GROUP BY f.name ORDER BY 1"
+        )
+        assert cursor.fetchall() == [("org 7 subtree", 3), ("org 8 subtree", 3)]
+        owner.close()
+
+        # and nothing more
+        sync = connect("superset_sync", passwords["SUPERSET_SYNC_DB_PASSWORD"])
+        cursor = sync.cursor()
+        for statement in (
+            "SELECT password FROM dbs", "SELECT sqlalchemy_uri FROM dbs", "SELECT encrypted_extra FROM dbs",
+            "SELECT * FROM key_value", "SELECT * FROM ssh_tunnels", "SELECT json_metadata FROM dashboards",
+            "UPDATE dashboards SET dashboard_title = 'x'", "UPDATE slices SET slice_name = 'x'",
+            "UPDATE tables SET sql = 'x'", "UPDATE dbs SET allow_dml = true", "UPDATE query SET sql = 'x'",
+            "DELETE FROM logs", "INSERT INTO logs (action) VALUES ('forged')", "UPDATE logs SET action = 'x'",
+            "DELETE FROM ab_user", "DELETE FROM ab_role", "DELETE FROM row_level_security_filters",
+            "INSERT INTO ab_permission_view_role (permission_view_id, role_id) VALUES (1, 1)",
+            "CREATE TABLE scratch (x int)",
+        ):  # fmt: skip
+            with pytest.raises(errors.InsufficientPrivilege):
+                cursor.execute(statement)
+        sync.close()
+
+
+@pytest.mark.mariadb
+@needs_mariadb_server
+def test_serving_init_lets_the_dashboards_sync_read_and_append_the_audit_log_and_read_roles_only(
+    tmp_path: Path,
+) -> None:
+    """20-serving-logins.sh creates mo_dashboards with no table; after the migration, `grant-logins
+    --dashboards-user` (serving-init) lets it do what mo/dashboards_sync.py does, run here as that login: the
+    audit copy (its watermark, its entries) and the user sync's read of the staff accounts, which audits its
+    changes. It cannot rewrite or delete the audit, read a password hash or any business table."""
+    assert SERVING_PYTHON.exists(), "serving/.venv is missing: run `make serving-env` (make test does)"
+    import pymysql
+    from sqlalchemy import create_engine, text
+
+    from mo.dashboards_audit import sync_audit
+    from mo.dashboards_users import serving_accounts
+
+    writer_password, sync_password = "writer-pw", "dash 'sync' \\ pw"
+    with throwaway_mariadb(writer="source_writer", writer_password=writer_password) as (sock, run_sql):
+        result = source_init_script(
+            "20-serving-logins.sh", sock, MARIADB_USER="source_writer", SERVING_SOURCE_PASSWORD="api-pw",
+            OUTBOX_RELAY_PASSWORD="relay-pw", CAMPAIGN_DISPATCH_PASSWORD="dispatch-pw",
+            CHANNEL_WORKER_PASSWORD="channels-pw", DASHBOARDS_SYNC_PASSWORD=sync_password,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        with pytest.raises(pymysql.err.OperationalError) as no_database:
+            pymysql.connect(unix_socket=str(sock), user="mo_dashboards", password=sync_password, database="insurer")
+        assert no_database.value.args[0] == 1044  # created with USAGE only
+        url = f"mysql+pymysql://source_writer:{writer_password}@localhost/insurer?unix_socket={sock}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SERVING_", "MO_"))}
+        env.update(SERVING_SOURCE_URL=url, PYTHONPATH=f"{REPO}:{REPO / 'serving'}", MO_HOME=str(sock.parent))
+        for command in (["migrate"], ["grant-logins", "--api-user", "mo_api", "--dashboards-user", "mo_dashboards"]):
+            done = subprocess.run([str(SERVING_PYTHON), "-m", "app.cli", *command], cwd=REPO / "serving", env=env,
+                                  capture_output=True, text=True, timeout=300)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        assert "tables not in this schema" not in done.stdout, done.stdout
+        run_sql(
+            "INSERT INTO insurer.staff_users (username, display_name, password_hash, role, org_id, disabled, "
+            "failed_logins, created_at, updated_at) VALUES ('ana', 'Ana', '$argon2id$secret', 'analyst', 3, 0, 0, "
+            "now(), now())"
+        )
+
+        from urllib.parse import quote
+
+        source = create_engine(
+            f"mysql+pymysql://mo_dashboards:{quote(sync_password, safe='')}@localhost/insurer?unix_socket={sock}"
+        )
+        superset = create_engine(f"sqlite:///{tmp_path / 'superset.db'}")
+        try:
+            # the user sync's read of the accounts, as mo/dashboards_users.py does it
+            assert serving_accounts(source) == [
+                {"username": "ana", "display_name": "Ana", "role": "analyst", "org": 3, "active": True}
+            ]
+            # the audit copy: a Superset with one dashboard view, copied once
+            with superset.begin() as conn:
+                for statement in (
+                    "CREATE TABLE ab_user (id INTEGER PRIMARY KEY, username TEXT)",
+                    "CREATE TABLE ab_role (id INTEGER PRIMARY KEY, name TEXT)",
+                    "CREATE TABLE ab_user_role (user_id INTEGER, role_id INTEGER)",
+                    "CREATE TABLE dashboards (id INTEGER PRIMARY KEY, dashboard_title TEXT)",
+                    "CREATE TABLE slices (id INTEGER PRIMARY KEY, slice_name TEXT)",
+                    "CREATE TABLE dbs (id INTEGER PRIMARY KEY, database_name TEXT)",
+                    "CREATE TABLE logs (id INTEGER PRIMARY KEY, action TEXT, user_id INTEGER, dashboard_id INTEGER, "
+                    "slice_id INTEGER, json TEXT, dttm DATETIME)",
+                    'CREATE TABLE "query" (id INTEGER PRIMARY KEY, user_id INTEGER, database_id INTEGER, '
+                    "schema TEXT, sql TEXT, status TEXT, rows INTEGER, error_message TEXT, start_time NUMERIC)",
+                    "INSERT INTO ab_user VALUES (1, 'ana')",
+                    "INSERT INTO dashboards VALUES (2, 'Claims')",
+                    "INSERT INTO logs VALUES (5, 'DashboardRestApi.get', 1, 2, NULL, '{}', '2026-12-01 10:00:00')",
+                ):
+                    conn.execute(text(statement))
+            assert sync_audit(source, superset).copied == {"logs": 1, "query": 0}
+            assert sync_audit(source, superset).copied == {"logs": 0, "query": 0}
+            with source.connect() as conn:
+                assert conn.execute(text("SELECT request_id FROM audit_log")).scalars().all() == ["superset:logs:5"]
+        finally:
+            source.dispose()
+            superset.dispose()
+
+        connection = pymysql.connect(unix_socket=str(sock), user="mo_dashboards", password=sync_password,
+                                     database="insurer")  # fmt: skip
+        with connection.cursor() as cursor:
+            for statement, code in (
+                ("SELECT password_hash FROM staff_users", 1143),  # ER_COLUMNACCESS_DENIED_ERROR
+                ("SELECT * FROM staff_users", 1143),
+                ("UPDATE staff_users SET role = 'admin'", 1142),
+                ("UPDATE audit_log SET actor = 'x'", 1142),
+                ("DELETE FROM audit_log", 1142),
+                ("SELECT count(*) FROM customers", 1142),
+                ("SELECT count(*) FROM outbox", 1142),
+                ("CREATE TABLE scratch (x INT)", 1142),
+            ):
+                with pytest.raises(pymysql.err.OperationalError) as denied:
+                    cursor.execute(statement)
+                assert denied.value.args[0] == code, statement
+        connection.close()
