@@ -794,6 +794,7 @@ def test_serving_init_lets_the_api_write_only_its_tables_and_the_relay_only_the_
             OUTBOX_RELAY_PASSWORD=relay_password,
             CAMPAIGN_DISPATCH_PASSWORD=dispatch_password,
             CHANNEL_WORKER_PASSWORD=channels_password,
+            DASHBOARDS_SYNC_PASSWORD="dashboards-pw",
         )
         assert result.returncode == 0, result.stderr
         url = f"mysql+pymysql://source_writer:{writer_password}@localhost/insurer?unix_socket={sock}"
