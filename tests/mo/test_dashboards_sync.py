@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from mo.dashboards_audit import AUDIT
@@ -182,3 +183,18 @@ def test_a_job_that_keeps_failing_never_stops_the_loop() -> None:
     run_loop([job], stop)
     assert job.runs == 5 and job.failures == 5
     assert job.last_error == "ConnectionError: audit database unreachable"
+
+
+def test_the_health_check_fails_until_both_databases_answer_with_the_audits_tables(tmp_path, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from mo.dashboards_sync import check_access
+
+    audit_url, superset_url = f"sqlite:///{tmp_path / 'source.db'}", f"sqlite:///{tmp_path / 'superset.db'}"
+    monkeypatch.setenv("SUPERSET_DATABASE_URL", superset_url)
+    settings = SimpleNamespace(home=tmp_path, resolved_source_url=audit_url)
+    make_audit(audit_url)
+    with pytest.raises(Exception, match="no such table: logs"):
+        check_access(settings)
+    make_superset(superset_url)
+    check_access(settings)
