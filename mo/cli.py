@@ -9,11 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import math
 import sys
 from pathlib import Path
 
 import click
 
+from mo.campaigns import lease_limits
 from mo.config import get_settings
 from mo.errors import MoError
 
@@ -24,6 +26,16 @@ def _echo_json(data) -> None:
 
 # A row id as every engine stores it (a signed 64-bit integer): larger ones are refused by click, not by the driver.
 ROW_ID = click.IntRange(min=1, max=2**63 - 1)
+
+
+class FiniteRange(click.FloatRange):
+    """A float range that refuses NaN too: NaN compares false with both bounds, so click's FloatRange lets it in."""
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"{value!r} is not in the range {self._describe_range()}.", param, ctx)
+        return number
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -254,10 +266,12 @@ def campaigns() -> None:
 @campaigns.command("dispatch")
 @click.option("--once", is_flag=True, help="One round, then exit (the round's report as JSON)")
 @click.option(
-    "--interval", type=click.FloatRange(min=0.5), default=15.0, show_default=True, help="Seconds between rounds"
-)
+    "--interval", type=FiniteRange(min=lease_limits.INTERVAL_MIN_S, max=lease_limits.INTERVAL_MAX_S),
+    default=15.0, show_default=True, help="Seconds between rounds (the lease lasts at least three of them)",
+)  # fmt: skip
 @click.option(
-    "--lease", "lease_s", type=click.FloatRange(min=5), default=60.0, show_default=True,
+    "--lease", "lease_s", type=FiniteRange(min=lease_limits.LEASE_MIN_S, max=lease_limits.LEASE_MAX_S),
+    default=60.0, show_default=True,
     help="Seconds a dispatcher's lease lasts unrenewed: a second dispatcher waits, and takes over this long after "
     "the first stops",
 )  # fmt: skip
@@ -270,6 +284,7 @@ def campaigns_dispatch_cmd(once: bool, interval: float, lease_s: float) -> None:
     import threading
 
     from mo.campaigns.dispatch import DispatchLease, require_campaign_tables, run_forever, run_round
+    from mo.campaigns.lease_limits import lease_ttl
     from mo.channels.messages import send_producer
     from mo.oltp.db import check_connection, make_engine
     from mo.serving_store import open_store
@@ -286,7 +301,7 @@ def campaigns_dispatch_cmd(once: bool, interval: float, lease_s: float) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-    lease = DispatchLease(engine, ttl_s=max(lease_s, 3 * interval))
+    lease = DispatchLease(engine, ttl_s=lease_ttl(lease_s, interval))
 
     def one_round():  # type: ignore[no-untyped-def]
         return run_round(engine, client, store, settings, producer=producer, lease=lease)

@@ -15,7 +15,9 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import redis
@@ -181,10 +183,65 @@ def _align_with_source(world, engine: Engine, platform) -> None:  # type: ignore
         )
 
 
+class LedgerSend(NamedTuple):
+    id: int
+    touch_key: str
+    message_id: str
+
+
+def ledger_send(world: ApiWorld, customer_id: int, *, channel: str = "sms") -> LedgerSend:
+    """A send decision of the calling test's own in the contact ledger: a service notice, so no campaign's funnel
+    counts it. Every test file shares the session's world, so a delivery a test writes must name a ledger row that
+    test wrote (``foreign_deliveries`` checks it when the session ends), never an id it assumes (id 1 is whichever
+    row came first: another test's campaign)."""
+    from mo.oltp.campaign_tables import LedgerEntry
+
+    touch_key = f"service:test-{uuid.uuid4().hex[:12]}:{customer_id}"
+    message_id = str(uuid.uuid4())
+    with world.source.begin() as conn:
+        ledger_id = conn.execute(
+            LedgerEntry.__table__.insert().values(
+                touch_key=touch_key, attempt=1, final_key=touch_key, source="service", campaign_id=None,
+                occurrence=None, customer_id=customer_id, channel=channel, purpose="service", product_line=None,
+                priority=1, decision="send", reason="ok", detail="{}", message_id=message_id,
+                decided_at=datetime.now(UTC).replace(tzinfo=None),
+            )
+        ).inserted_primary_key[0]  # fmt: skip
+    return LedgerSend(int(ledger_id), touch_key, message_id)
+
+
+def foreign_deliveries(engine: Engine) -> list[tuple[int, str, int]]:
+    """Deliveries (id, message id, ledger id) whose ledger row is missing or is another message's or customer's:
+    what the dispatcher and the channel workers never write, so a test wrote them against a row it does not own."""
+    from sqlalchemy import or_, select
+
+    from mo.oltp.campaign_tables import Delivery, LedgerEntry
+
+    deliveries, ledger = Delivery.__table__, LedgerEntry.__table__
+    query = (
+        select(deliveries.c.id, deliveries.c.message_id, deliveries.c.ledger_id)
+        .select_from(deliveries.outerjoin(ledger, ledger.c.id == deliveries.c.ledger_id))
+        .where(
+            or_(
+                ledger.c.id.is_(None),
+                ledger.c.message_id.is_distinct_from(deliveries.c.message_id),
+                ledger.c.customer_id != deliveries.c.customer_id,
+            )
+        )
+        .order_by(deliveries.c.id)
+    )
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(query)]
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiWorld]:
     built = build_world(tmp_path_factory.mktemp("api-world"))
     yield built
+    # The world is shared by every test file: a delivery pointing at a ledger row it does not belong to is counted
+    # in another test's funnel or touches, which then pass or fail by the order the files run in.
+    foreign = foreign_deliveries(built.source)
+    assert not foreign, f"deliveries written against a ledger row that is not theirs (use ledger_send): {foreign[:10]}"
     client = redis.Redis.from_url(MACHINE_REDIS_URL)
     for key in client.scan_iter(f"{built.redis_prefix}:*", count=1000):
         client.unlink(key)

@@ -581,18 +581,18 @@ def test_the_funnel_reads_the_ledger_live(world: ApiWorld, client: TestClient, p
     with world.source.begin() as conn:
         outcomes = [("send", "ok"), ("suppress", "holdout"), ("suppress", "no_consent")]
         for cid, (decision, reason) in enumerate(outcomes, 1):
-            key = f"campaign:{campaign['id']}:1:{cid}"
+            key, message_id = f"campaign:{campaign['id']}:1:{cid}", str(uuid.uuid4()) if decision == "send" else None
             conn.execute(AUDIENCE.insert().values(campaign_id=campaign["id"], occurrence=1, customer_id=cid))
             ledger_id = conn.execute(
                 LedgerEntry.__table__.insert().values(
                     touch_key=key, attempt=1, final_key=key, source="campaign", campaign_id=campaign["id"],
                     occurrence=1, customer_id=cid, channel="sms" if decision == "send" else None, purpose="marketing",
                     product_line="auto", priority=50, decision=decision, reason=reason, detail="{}",
-                    message_id=str(uuid.uuid4()) if decision == "send" else None, decided_at=now,
+                    message_id=message_id, decided_at=now,
                 )
             ).inserted_primary_key[0]  # fmt: skip
             if decision == "send":
-                sent = {"message_id": str(uuid.uuid4()), "ledger_id": ledger_id, "customer_id": cid, "at": now}
+                sent = {"message_id": message_id, "ledger_id": ledger_id, "customer_id": cid, "at": now}
                 conn.execute(Delivery.__table__.insert().values(state="sent", **sent))
     answer = client.get(f"/v1/campaigns/{campaign['id']}/funnel", headers=people["analyst"].headers)
     assert answer.status_code == 200, answer.text

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select
 
 from mo.campaigns.decision import ContactPolicy, Intent, decide_batch
 from mo.oltp.api_tables import AuditEntry
-from mo.oltp.campaign_tables import Delivery
+from mo.oltp.campaign_tables import Delivery, LedgerEntry
 from mo.oltp.models import Customer
 
 AUDIT = AuditEntry.__table__
@@ -41,8 +41,11 @@ def touched(world: ApiWorld) -> int:
         decisions = decide_batch(conn, client, world.redis_prefix, intents, now=NOW,
                                  policy=ContactPolicy(holdout_key=b"serving-tests"))  # fmt: skip
         sent = next(d for d in decisions if d.decision == "send")
+        ledger_id = conn.execute(
+            select(LedgerEntry.__table__.c.id).where(LedgerEntry.__table__.c.message_id == sent.message_id)
+        ).scalar_one()  # this send's own row: the session's world is shared by every test file
         conn.execute(
-            insert(Delivery.__table__).values(message_id=sent.message_id, ledger_id=1, customer_id=cid,
+            insert(Delivery.__table__).values(message_id=sent.message_id, ledger_id=ledger_id, customer_id=cid,
                                               state="delivered", provider="sms", at=NOW + timedelta(seconds=2))
         )  # fmt: skip
     client.close()

@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from conftest import ledger_send
 from sqlalchemy import insert, select
 
 from mo.channels import links, signing
@@ -30,12 +31,14 @@ def platform() -> PlatformSettings:
 
 
 def _sent(world, provider: str, customer_id: int = 1, provider_message_id: str | None = None) -> str:  # type: ignore[no-untyped-def]
-    message_id = str(uuid.uuid4())
+    """A message of this test's own ledger row, queued and sent."""
+    ledger = ledger_send(world, customer_id, channel=provider)
+    message_id = ledger.message_id
     now = datetime.now(UTC).replace(tzinfo=None)
     with world.source.begin() as conn:
         for state in ("queued", "sent"):
             conn.execute(insert(DELIVERIES).values(
-                message_id=message_id, ledger_id=1, customer_id=customer_id, state=state, provider=provider,
+                message_id=message_id, ledger_id=ledger.id, customer_id=customer_id, state=state, provider=provider,
                 provider_message_id=provider_message_id or f"P{uuid.uuid4().int % 10**12}" if state == "sent" else None,
                 detail=None, at=now))  # fmt: skip
     return message_id
@@ -244,8 +247,9 @@ def test_sandbox_receipts_reach_this_api_end_to_end(world, app, client, tmp_path
 
             payload = {"sign_name": "中安保险", "template_code": "SMS_SERVICE_01",
                        "template_param": {"name": "张", "notice": "理赔已受理"}}  # fmt: skip
-            message = new_send(ledger_id=1, touch_key=f"campaign:9:1:{person.id}", customer_id=person.id,
-                               channel="sms", payload=payload)  # fmt: skip
+            ledger = ledger_send(world, person.id)
+            message = new_send(ledger_id=ledger.id, touch_key=ledger.touch_key, customer_id=person.id, channel="sms",
+                               payload=payload, purpose="service", message_id=ledger.message_id)  # fmt: skip
             assert ChannelWorker(PlatformSettings(), world.source).process(message) == "sent"
             deadline = time.monotonic() + 20
             while "delivered" not in _states(world, message["message_id"]):

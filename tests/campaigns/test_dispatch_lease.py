@@ -110,3 +110,37 @@ def test_a_second_dispatcher_process_waits_then_takes_over_from_a_killed_one(pos
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--lease", "3601"], "--lease"),  # a standby would wait over an hour after a killed dispatcher
+        (["--lease", "1e9"], "--lease"),
+        (["--lease", "4"], "--lease"),
+        (["--lease", "nan"], "--lease"),  # compares false with both bounds: refused all the same
+        (["--interval", "1201"], "--interval"),  # three intervals would not fit in the longest lease
+        (["--interval", "nan"], "--interval"),
+    ],
+)
+def test_dispatch_refuses_a_lease_or_interval_outside_its_limits(mo_home, args, option) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from mo.cli import cli
+
+    refused = CliRunner().invoke(cli, ["campaigns", "dispatch", "--once", *args])
+    assert refused.exit_code == 2, refused.output
+    assert f"Invalid value for '{option}'" in refused.output and "is not in the range" in refused.output
+    # the limits themselves are taken: the command gets as far as the (unmigrated) source
+    at_limit = CliRunner().invoke(cli, ["campaigns", "dispatch", "--once", "--lease", "3600", "--interval", "1200"])
+    assert at_limit.exit_code == 1 and "no campaign tables" in str(at_limit.exception), at_limit.output
+
+
+def test_the_lease_lasts_at_least_three_intervals_within_its_limits() -> None:
+    from mo.campaigns.lease_limits import LEASE_MAX_S, lease_ttl
+
+    assert lease_ttl(60, 15) == 60 and lease_ttl(60, 30) == 90
+    assert lease_ttl(LEASE_MAX_S, LEASE_MAX_S / 3) == LEASE_MAX_S
+    for lease_s, interval_s in ((3601, 15), (4, 1), (60, 1201), (float("nan"), 15), (60, float("inf"))):
+        with pytest.raises(ValueError, match="outside"):
+            lease_ttl(lease_s, interval_s)

@@ -9,11 +9,7 @@ distribution as (
 ),
 
 names as (
-    select
-        segment_id,
-        coalesce(segment_name, segment_id) as segment_name
-    from {{ ref('seg_segment_size') }}
-    where is_latest_for_segment
+    select * from {{ ref('int_segment_display_names') }}
 ),
 
 final as (
