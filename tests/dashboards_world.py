@@ -257,11 +257,39 @@ def open_dashboard(browser, dashboards: Dashboards, user: tuple[str, str], slug:
     page.wait_for_function(DRAWN, timeout=90_000)
     # ECharts animates a line from left to right after it is drawn: a picture taken at once shows it cut short.
     page.wait_for_timeout(ECHARTS_ANIMATION_MS)
-    page.screenshot(path=str(shot), full_page=True)
+    take_drawn_screenshot(page, shot)
     if os.environ.get("MO_UPDATE_SCREENSHOTS"):
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, DOCS_SCREENSHOTS / shot.name)
     return page, errors
+
+
+# Marks what each chart slot has drawn; after the picture, every slot must still hold a marked drawing (no re-mount
+# or re-render of a chart in between: Superset sometimes mounts the charts once more after all the waits above,
+# and a picture taken in that moment showed an empty dashboard while the test's later checks passed).
+MARK_DRAWN = """() => document.querySelectorAll('[data-test-chart-name]').forEach(slot =>
+    slot.querySelectorAll('canvas, svg, table, .header-line, [role="alert"]').forEach(e => e.dataset.moShot = '1'))"""
+STILL_DRAWN = """() => {
+    const slots = [...document.querySelectorAll('[data-test-chart-name]')];
+    return slots.length > 0
+        && document.querySelectorAll('[data-test="loading-indicator"], .loading').length === 0
+        && slots.every(s => s.querySelector('[data-mo-shot="1"]'));
+}"""
+
+
+def take_drawn_screenshot(page, shot: Path, attempts: int = 3) -> None:
+    """A full-page picture of the dashboard with every chart drawn in it, taken again (after the charts are drawn
+    once more) when a chart was mounted or drawn anew while it was taken."""
+    for _ in range(attempts):
+        page.wait_for_function(DRAWN, timeout=90_000)
+        page.evaluate(MARK_DRAWN)
+        page.screenshot(path=str(shot), full_page=True)
+        if page.evaluate(STILL_DRAWN):
+            return
+        page.wait_for_load_state("networkidle", timeout=90_000)
+        page.wait_for_function(DRAWN, timeout=90_000)
+        page.wait_for_timeout(ECHARTS_ANIMATION_MS)
+    raise AssertionError(f"the charts were drawn anew during each of {attempts} pictures ({shot.name})")
 
 
 def chart_errors(page) -> list[str]:
