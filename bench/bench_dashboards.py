@@ -93,6 +93,14 @@ def settled(drawn: str) -> str:
     }}"""
 
 
+# The first chart-data request's start and the last one's answer, in ms since the navigation started.
+CHART_REQUEST_SPAN = """() => {
+    const sent = performance.getEntriesByType('resource').filter(e => e.name.includes('/api/v1/chart/data'));
+    return sent.length ? [Math.min(...sent.map(e => e.startTime)), Math.max(...sent.map(e => e.responseEnd))]
+                       : [null, null];
+}"""
+
+
 # --- pure figures -------------------------------------------------------------------------------------------
 
 
@@ -104,22 +112,32 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
-def slice_of(url: str, body: dict[str, Any]) -> int:
+def slice_of(url: str, body: dict[str, Any]) -> int | None:
     """The chart a chart-data request is for: ``form_data={"slice_id": N}`` in its URL (the body's form data
-    on some viz types)."""
+    on some viz types); None for a request of no chart (a native filter's values)."""
     from urllib.parse import parse_qs, urlparse
 
     for raw in parse_qs(urlparse(url).query).get("form_data", []):
         found = json.loads(raw).get("slice_id")
         if found is not None:
             return int(found)
-    return int(body["form_data"]["slice_id"])
+    found = (body.get("form_data") or {}).get("slice_id")
+    return None if found is None else int(found)
 
 
 def english(title: str) -> str:
     """The English half of a bilingual title ('理赔服务 Claims service' -> 'Claims service')."""
     found = re.search(r"[A-Za-z].*", title)
     return found.group(0) if found else title
+
+
+@dataclass
+class Phases:
+    """One load's time line (s since the navigation started)."""
+
+    first_request: float  # the first chart-data request left: the page, its scripts and the dashboard's metadata
+    last_answer: float  # the last chart-data answer arrived
+    drawn: float  # every chart drawn
 
 
 @dataclass
@@ -133,6 +151,7 @@ class DashboardFigures:
     chart_sql_s: dict[str, float] = field(default_factory=dict)  # chart -> its SQL alone on the store
     compared: str | None = None  # the chart computed from silver too
     silver_s: float | None = None
+    phases: list[Phases] = field(default_factory=list)  # of the forced loads
 
     @property
     def p50(self) -> float:
@@ -165,6 +184,25 @@ def render_loads(store: str, figures: list[DashboardFigures], loads: int) -> lis
             f"| {english(f.title)} | {f.charts} | {f.cold_s:.2f} | {f.p50:.2f} | {f.p95:.2f} | {cached} | "
             f"{'yes' if f.met else 'NO'} |"
         )
+    return lines
+
+
+def render_phases(store: str, figures: list[DashboardFigures]) -> list[str]:
+    lines = [
+        f"**{store}**: where a forced load's time goes (s, median over the forced loads)",
+        "",
+        "| dashboard | until the first chart request | chart requests (first sent to last answered) | "
+        "drawing after the last answer | drawn |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for f in figures:
+        if not f.phases:
+            continue
+        first = statistics.median(p.first_request for p in f.phases)
+        span = statistics.median(p.last_answer - p.first_request for p in f.phases)
+        draw = statistics.median(p.drawn - p.last_answer for p in f.phases)
+        drawn = statistics.median(p.drawn for p in f.phases)
+        lines.append(f"| {english(f.title)} | {first:.2f} | {span:.2f} | {draw:.2f} | {drawn:.2f} |")
     return lines
 
 
@@ -338,8 +376,9 @@ def _bundle_dashboards() -> list[dict[str, Any]]:
 # --- in the browser ---------------------------------------------------------------------------------------------
 
 
-def _load(context, url: str, dash: dict[str, Any], predicate: str, force: bool) -> tuple[float, list[dict]]:  # type: ignore[no-untyped-def]
-    """Open the dashboard once; returns (seconds until every chart is drawn, the chart-data request bodies)."""
+def _load(context, url: str, dash: dict[str, Any], predicate: str, force: bool) -> tuple[float, list[dict], Phases]:  # type: ignore[no-untyped-def]
+    """Open the dashboard once; returns (seconds until every chart is drawn, the chart-data requests sent, when
+    the first chart request left and the last answer arrived)."""
     from tests.dashboards_world import block_telemetry, chart_errors
 
     page = context.new_page()
@@ -363,14 +402,19 @@ def _load(context, url: str, dash: dict[str, Any], predicate: str, force: bool) 
             predicate, arg=[dash["charts"], dash["filters"], SETTLE_MS], polling="raf", timeout=180_000
         )
         drawn_ms = page.evaluate("window.__moDrawnSince")
+        first_ms, last_ms = page.evaluate(CHART_REQUEST_SPAN)
         errors = chart_errors(page)
-        if force and not all(b.get("force") for b in bodies):
-            errors.append("a chart's query was not forced (Superset ignored ?force=true)")
+        unforced = [
+            b["url"] for b in bodies if slice_of(b["url"], b["body"]) is not None and not b["body"].get("force")
+        ]
+        if force and unforced:
+            errors.append(f"chart queries not forced (Superset ignored ?force=true): {unforced}")
         if errors or failed:
             raise RuntimeError(f"dashboard {dash['slug']}: chart errors {errors} {failed}")
     finally:
         page.close()
-    return drawn_ms / 1000, bodies
+    phases = Phases(first_ms / 1000, last_ms / 1000, drawn_ms / 1000) if first_ms is not None else None
+    return drawn_ms / 1000, bodies, phases
 
 
 def _replay(client, bodies: list[dict], names: dict[int, str]) -> tuple[dict[str, float], dict[str, str]]:  # type: ignore[no-untyped-def]
@@ -378,7 +422,9 @@ def _replay(client, bodies: list[dict], names: dict[int, str]) -> tuple[dict[str
     returns seconds and SQL per chart name."""
     latest: dict[int, dict] = {}
     for sent in bodies:
-        latest[slice_of(sent["url"], sent["body"])] = sent
+        slice_id = slice_of(sent["url"], sent["body"])
+        if slice_id is not None:
+            latest[slice_id] = sent
     seconds: dict[str, float] = {}
     sql: dict[str, str] = {}
     for slice_id, sent in latest.items():
@@ -411,7 +457,10 @@ def _sql_alone(url: str, sql: dict[str, str]) -> dict[str, float]:
 
                 def run(statements: str = statements) -> None:
                     for statement in statements.split(";\n"):
-                        conn.execute(text(statement.replace(":", r"\:"))).fetchall()
+                        if statement.strip():
+                            result = conn.execute(text(statement.replace(":", r"\:")))
+                            if result.returns_rows:
+                                result.fetchall()
 
                 try:
                     seconds[name] = _median_time(run)
@@ -443,13 +492,14 @@ def _measure_store(url: str, admin: tuple[str, str], dashboards: list[dict], loa
             log_in(page, url, admin)
             page.close()
             for dash in dashboards:
-                cold, _ = _load(context, url, dash, predicate, force=False)
-                forced, bodies = [], []
+                cold, _, _ = _load(context, url, dash, predicate, force=False)
+                forced, bodies, phases = [], [], []
                 for _ in range(loads):
-                    seconds, bodies = _load(context, url, dash, predicate, force=True)
+                    seconds, bodies, span = _load(context, url, dash, predicate, force=True)
                     forced.append(seconds)
+                    phases += [span] if span else []
                 warm = [_load(context, url, dash, predicate, force=False)[0] for _ in range(cached)]
-                fig = DashboardFigures(dash["title"], dash["charts"], cold, forced, warm)
+                fig = DashboardFigures(dash["title"], dash["charts"], cold, forced, warm, phases=phases)
                 fig.chart_api_s, sql[dash["slug"]] = _replay(client, bodies, names)
                 figures[dash["slug"]] = fig
                 _log(
@@ -541,6 +591,7 @@ def run() -> str:
 
                 import_dashboards(Superset(url, *admin, timeout=300), store_url)
                 figures, sql = _measure_store(url, admin, dashboards, loads, cached)
+                (home / f"chart-sql-{len(results)}.json").write_text(json.dumps(sql, ensure_ascii=False, indent=1))
                 for slug, fig in figures.items():
                     fig.chart_sql_s = _sql_alone(store_url, sql[slug])
                 results[store] = figures
@@ -590,6 +641,8 @@ def render(
     ]
     for store, figures in results.items():
         lines += render_loads(store, list(figures.values()), loads) + [""]
+    for store, figures in results.items():
+        lines += render_phases(store, list(figures.values())) + [""]
     for store, figures in results.items():
         lines += render_queries(store, list(figures.values())) + [""]
     lines += [

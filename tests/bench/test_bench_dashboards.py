@@ -91,3 +91,10 @@ def test_the_chart_a_request_is_for():
     url = "http://127.0.0.1:1/api/v1/chart/data?form_data=%7B%22slice_id%22%3A42%7D&dashboard_id=3"
     assert bench.slice_of(url, {}) == 42
     assert bench.slice_of("http://127.0.0.1:1/api/v1/chart/data", {"form_data": {"slice_id": 7}}) == 7
+    assert bench.slice_of("http://127.0.0.1:1/api/v1/chart/data", {"form_data": {}}) is None  # a filter's values
+
+
+def test_where_the_time_goes():
+    fig = _figures([1.0, 2.0, 2.5])
+    fig.phases = [bench.Phases(0.8, 1.5, 2.0), bench.Phases(1.0, 1.4, 2.4), bench.Phases(0.9, 1.9, 2.2)]
+    assert bench.render_phases("SQLite", [fig])[-1] == "| Claims service | 0.90 | 0.70 | 0.50 | 2.20 |"
