@@ -80,8 +80,8 @@ def test_tables():
     assert "3 loads" in loads[0]
     queries = render_queries("SQLite", [fig])
     assert queries[-1] == (
-        "| Claims service | Open claims by status and age | 0.200 | 0.010 | Open claims by status and age | 0.200 "
-        "| 1.000 | 5.0x |"
+        "| Claims service | Open claims by status and age | 200 | 10.0 | Open claims by status and age | 200 "
+        "| 1,000 | 5.0x |"
     )
     fig.compared = None
     assert render_queries("SQLite", [fig])[-1].endswith("| - | - | - | - |")
@@ -96,5 +96,9 @@ def test_the_chart_a_request_is_for():
 
 def test_where_the_time_goes():
     fig = _figures([1.0, 2.0, 2.5])
-    fig.phases = [bench.Phases(0.8, 1.5, 2.0), bench.Phases(1.0, 1.4, 2.4), bench.Phases(0.9, 1.9, 2.2)]
-    assert bench.render_phases("SQLite", [fig])[-1] == "| Claims service | 0.90 | 0.70 | 0.50 | 2.20 |"
+    fig.phases = [
+        bench.Phases(0.8, 1.5, 2.0, 0.3, 0.6),
+        bench.Phases(1.0, 1.4, 2.4, 0.4, 0.9),
+        bench.Phases(0.9, 1.9, 2.2, 0.5, 0.7),
+    ]
+    assert bench.render_phases("SQLite", [fig])[-1] == "| Claims service | 0.40 | 0.70 | 0.90 | 0.70 | 0.50 | 2.20 |"
