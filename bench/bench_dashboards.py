@@ -94,17 +94,18 @@ def settled(drawn: str) -> str:
     }}"""
 
 
-# In ms since the navigation started: the first chart-data request's start, the last one's answer, the page's
-# scripts run (DOMContentLoaded) and the last answer of the dashboard's own API (layout, charts, datasets).
+# In ms since the navigation started: the first chart-data request's start, the last one's answer, and the
+# dashboard's own API calls made before the charts' (layout, charts, datasets): the first one's start (Superset's
+# application has booted) and the last one's answer.
 TIME_LINE = """() => {
     const all = performance.getEntriesByType('resource');
     const sent = all.filter(e => e.name.includes('/api/v1/chart/data') || e.name.includes('/superset/explore_json/'));
-    const meta = all.filter(e => e.name.includes('/api/v1/dashboard/'));
-    const nav = performance.getEntriesByType('navigation')[0];
-    return sent.length ? [Math.min(...sent.map(e => e.startTime)), Math.max(...sent.map(e => e.responseEnd)),
-                          nav ? nav.domContentLoadedEventEnd : null,
-                          meta.length ? Math.max(...meta.map(e => e.responseEnd)) : null]
-                       : [null, null, null, null];
+    if (!sent.length) return [null, null, null, null];
+    const first = Math.min(...sent.map(e => e.startTime));
+    const meta = all.filter(e => e.name.includes('/api/v1/dashboard/') && e.startTime <= first);
+    return [first, Math.max(...sent.map(e => e.responseEnd)),
+            meta.length ? Math.min(...meta.map(e => e.startTime)) : null,
+            meta.length ? Math.max(...meta.map(e => e.responseEnd)) : null];
 }"""
 
 
@@ -145,7 +146,7 @@ class Phases:
     first_request: float  # the first chart-data request left: the page, its scripts and the dashboard's metadata
     last_answer: float  # the last chart-data answer arrived
     drawn: float  # every chart drawn
-    scripts: float = float("nan")  # the page's scripts have run (DOMContentLoaded)
+    scripts: float = float("nan")  # Superset's application has booted: the dashboard's first API call
     metadata: float = float("nan")  # the dashboard's own API calls (layout, charts, datasets) answered
 
 
@@ -201,8 +202,9 @@ def render_phases(store: str, figures: list[DashboardFigures]) -> list[str]:
         f"**{store}**: where a forced load's time goes (s since the navigation started, medians over the forced "
         "loads; the chart-request and drawing columns are durations)",
         "",
-        "| dashboard | page and scripts | dashboard metadata answered | first chart request sent | chart requests "
-        "(first sent to last answered) | drawing after the last answer | drawn |",
+        "| dashboard | application booted (first dashboard API call) | dashboard metadata answered | "
+        "first chart request sent | chart requests (first sent to last answered) | drawing after the last answer | "
+        "drawn |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for f in figures:
