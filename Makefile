@@ -142,3 +142,6 @@ broker-stop: env ## Stop the embedded broker
 
 clean: ## Remove the local state (.mo) but keep the environments
 	rm -rf $(MO_HOME)
+
+# The dashboards bench (bench/bench_dashboards.py) drives Superset in the machine's Chromium.
+bench: dashboards-env browser

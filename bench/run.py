@@ -30,6 +30,7 @@ ORDER = [
     "claims",
     "delivery",
     "decision",
+    "dashboards",
 ]
 
 

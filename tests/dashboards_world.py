@@ -64,18 +64,41 @@ def _write_events(spark, settings, events: list[dict]) -> None:
     _append(spark, settings, "bronze.events", rows, EVENTS_COLUMNS)
 
 
-def build_dashboards_world(spark, home: Path) -> DashboardsWorld:
+def fill_source(engine, customers: int = WORLD_CUSTOMERS, seed: int = WORLD_SEED) -> tuple[date, dict, list[dict]]:
+    """A generated world in the (migrated) source ``engine`` with the hand-written campaign rows and one simulated
+    day; returns its as-of date, the campaigns and the day's events (for :func:`load_lake`). Shared by this world
+    and the dashboards benchmark (bench/bench_dashboards.py)."""
     from sqlalchemy import select
 
-    from mo.config import get_settings
     from mo.generator.advance import advance_day
     from mo.generator.world import generate_world
-    from mo.oltp.db import make_engine, migrate
+    from mo.oltp.db import migrate
     from mo.oltp.models import WorldClock
+    from tests.campaigns.campaign_rows import write_campaign_rows
+
+    migrate(engine)
+    generate_world(engine, customers=customers, seed=seed)
+    campaigns = write_campaign_rows(engine, CAMPAIGN_START)
+    events: list[dict] = []
+    advance_day(engine, emit=events.append)
+    with engine.connect() as conn:
+        as_of = conn.execute(select(WorldClock.current_date)).scalar_one()
+    return as_of, campaigns, events
+
+
+def load_lake(spark, settings, events: list[dict]) -> None:
+    """The day's events into bronze as the ingest writes them, then the source synced to silver (quality gate)."""
+    from spark_jobs.sync import run_sync
+
+    _write_events(spark, settings, events)
+    run_sync(spark, settings)
+
+
+def build_dashboards_world(spark, home: Path) -> DashboardsWorld:
+    from mo.config import get_settings
+    from mo.oltp.db import make_engine
     from mo.profiles import build_profiles
     from spark_jobs.session import get_spark
-    from spark_jobs.sync import run_sync
-    from tests.campaigns.campaign_rows import write_campaign_rows
     from tests.conftest import free_port
 
     catalog = f"lake_dash_{uuid.uuid4().hex[:8]}"
@@ -90,19 +113,12 @@ def build_dashboards_world(spark, home: Path) -> DashboardsWorld:
         settings = get_settings()
         engine = make_engine(settings.resolved_source_url)
         try:
-            migrate(engine)
-            generate_world(engine, customers=WORLD_CUSTOMERS, seed=WORLD_SEED)
-            campaigns = write_campaign_rows(engine, CAMPAIGN_START)
-            events: list[dict] = []
-            advance_day(engine, emit=events.append)
-            with engine.connect() as conn:
-                as_of = conn.execute(select(WorldClock.current_date)).scalar_one()
+            as_of, campaigns, events = fill_source(engine)
         finally:
             engine.dispose()
         session = get_spark(settings)
         assert session is spark  # the tests' one session, with this world's catalog registered
-        _write_events(spark, settings, events)
-        run_sync(spark, settings)
+        load_lake(spark, settings, events)
         world = DashboardsWorld(home, settings, env, as_of, campaigns)
         world.build = build_profiles(settings, as_of, run_id="dashboards-world")
     (home / "world.json").write_text(json.dumps({"as_of": as_of.isoformat(), "catalog": catalog}))
@@ -219,19 +235,9 @@ def expect_charts(page, count: int) -> None:
     expect(page.locator("[data-test-chart-name]")).to_have_count(count, timeout=60_000)
 
 
-def open_dashboard(browser, dashboards: Dashboards, user: tuple[str, str], slug: str, shot: Path, query: str = ""):
-    """Log in, open the dashboard (``query``: URL parameters, e.g. native filter values), wait for every chart to
-    draw; returns the page and the browser's errors."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-
-    page = browser.new_page(viewport={"width": 1400, "height": 1800}, locale="zh-CN")
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    # Superset 6.1's navigation bar always loads a telemetry pixel from an outside host (not configurable; the
-    # machine is offline): answer it with an empty image so that every other console error still fails the test.
-    page.route("https://apachesuperset.gateway.scarf.sh/**", lambda route: route.fulfill(status=204, body=""))
-    page.goto(f"{dashboards.url}/login/")
+def log_in(page, url: str, user: tuple[str, str]) -> None:
+    """Log ``user`` in on Superset's login form (the page's browser context keeps the session)."""
+    page.goto(f"{url}/login/")
     # The login form is drawn by React: typing before it has settled can be wiped by a re-render.
     page.wait_for_load_state("networkidle", timeout=60_000)
     page.fill("#username", user[0])
@@ -242,6 +248,25 @@ def open_dashboard(browser, dashboards: Dashboards, user: tuple[str, str], slug:
         page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
     except Exception as exc:
         raise AssertionError(f"login of {user[0]} failed; the page says: {page.inner_text('body')[:500]}") from exc
+
+
+def block_telemetry(page) -> None:
+    """Superset 6.1's navigation bar always loads a telemetry pixel from an outside host (not configurable; the
+    machine is offline): answer it with an empty image so that every other console error still counts."""
+    page.route("https://apachesuperset.gateway.scarf.sh/**", lambda route: route.fulfill(status=204, body=""))
+
+
+def open_dashboard(browser, dashboards: Dashboards, user: tuple[str, str], slug: str, shot: Path, query: str = ""):
+    """Log in, open the dashboard (``query``: URL parameters, e.g. native filter values), wait for every chart to
+    draw; returns the page and the browser's errors."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1800}, locale="zh-CN")
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    block_telemetry(page)
+    log_in(page, dashboards.url, user)
     page.goto(f"{dashboards.url}/superset/dashboard/{slug}/{query}")
     # The dashboard draws its charts, then draws them again once its native filters are ready: wait for the
     # network to settle, then for every chart slot to hold a drawn chart and nothing to be loading.

@@ -104,6 +104,28 @@ def test_the_bundle_in_the_repository_passes_its_checks():
     check_bundle(read_bundle())
 
 
+def test_no_chart_compares_a_boolean_column_with_a_number():
+    """SQLite stores booleans as 0/1, PostgreSQL (the stack's analytics store) refuses `boolean = integer`: a chart
+    filtering `flag = 1` draws on the embedded default and fails in production."""
+    import re
+
+    from mo.serving_store.contract import load_analytics_contract
+
+    booleans = {c.name for t in load_analytics_contract().tables.values() for c in t.columns if c.type == "boolean"}
+    wrong = []
+    for rel, chart in read_bundle().items():
+        if not rel.startswith("charts/"):
+            continue
+        params = chart.get("params") or {}
+        sql = [f.get("sqlExpression") or "" for f in params.get("adhoc_filters") or []]
+        sql += [m.get("sqlExpression") or "" for m in params.get("metrics") or [] if isinstance(m, dict)]
+        for expression in sql:
+            for column in re.findall(r"\b(\w+)\s*(?:=|<>|!=)\s*[01]\b", expression):
+                if column in booleans:
+                    wrong.append(f"{chart['slice_name']}: {expression}")
+    assert wrong == []
+
+
 def test_a_chart_naming_a_missing_column_is_refused_with_the_charts_name():
     files = copy.deepcopy(read_bundle())
     rel = "charts/Open_claims_by_status_and_age.yaml"
