@@ -869,18 +869,17 @@ def dashboards_add_user(username: str, role: str, org: int | None) -> None:
 
 
 @dashboards.command("audit-sync")
-@click.option("--every", type=click.IntRange(5, 3600), default=None, help="Repeat every N seconds until stopped")
+@click.option(
+    "--every", type=click.IntRange(5, 3600), default=None, help="Repeat every N seconds until stopped (as `sync`)"
+)
 def dashboards_audit_sync(every: int | None) -> None:
     """Copy Superset's dashboard views, SQL Lab queries and exports into the platform's audit log (idempotent)."""
-    import time
-
     from mo.dashboards_audit import sync_audit_for
 
-    while True:
+    if every is None:
         _echo_json(sync_audit_for(get_settings()).as_dict())
-        if every is None:
-            return
-        time.sleep(every)
+        return
+    _run_dashboards_sync(audit_every=every, users_every=None)
 
 
 @dashboards.command("sync-users")
@@ -912,6 +911,11 @@ def dashboards_sync_users() -> None:
 def dashboards_sync(audit_every: int, users_every: int) -> None:
     """Keep the audit copy and Superset's users in step until stopped (SIGTERM, Ctrl-C); a failed round is
     logged and retried at its next turn (the compose service dashboards-sync)."""
+    _run_dashboards_sync(audit_every=audit_every or None, users_every=users_every or None)
+
+
+def _run_dashboards_sync(*, audit_every: int | None, users_every: int | None) -> None:
+    """The periodic jobs of mo.dashboards_sync until SIGTERM or Ctrl-C; a failed round is logged and retried."""
     import logging
     import signal
     import threading
@@ -920,7 +924,7 @@ def dashboards_sync(audit_every: int, users_every: int) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        jobs = sync_jobs(get_settings(), audit_every=audit_every or None, users_every=users_every or None)
+        jobs = sync_jobs(get_settings(), audit_every=audit_every, users_every=users_every)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     stop = threading.Event()
