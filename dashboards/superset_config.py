@@ -3,7 +3,7 @@
 Everything secret comes from the environment; nothing is written to disk. Outside development
 (MO_ENVIRONMENT / SUPERSET_ENVIRONMENT other than ``development``) Superset refuses to start without
 SUPERSET_SECRET_KEY. The metadata database is SUPERSET_DATABASE_URL (PostgreSQL in the stack), else a SQLite
-file under MO_HOME/superset. The cache is Redis when SUPERSET_REDIS_URL is set.
+file under MO_HOME/superset. The cache is Redis when SUPERSET_REDIS_URL is set, else memory and files (below).
 """
 
 from __future__ import annotations
@@ -83,11 +83,22 @@ if _redis:
     EXPLORE_FORM_DATA_CACHE_CONFIG = _cache("explore", 86400)
     RATELIMIT_STORAGE_URI = _redis
 else:
-    # One process, nothing shared: the simple in-memory cache is enough (and needs no server).
+    # Several gunicorn worker processes on one machine (mo.dashboards.start_superset), no server: a filter's state
+    # and an explore link saved by one worker must be read by another, so those live in files under
+    # MO_HOME/superset/cache; query results and metadata are cached in each worker's memory (a file write per chart
+    # drawn cost more than the query it saves).
+    def _files(name: str, timeout: int) -> dict:
+        return {
+            "CACHE_TYPE": "FileSystemCache",
+            "CACHE_DEFAULT_TIMEOUT": timeout,
+            "CACHE_DIR": str(SUPERSET_HOME / "cache" / name),
+            "CACHE_THRESHOLD": 20_000,
+        }
+
     CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300}
-    DATA_CACHE_CONFIG = CACHE_CONFIG
-    FILTER_STATE_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 86400}
-    EXPLORE_FORM_DATA_CACHE_CONFIG = FILTER_STATE_CACHE_CONFIG
+    DATA_CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300, "CACHE_THRESHOLD": 2000}
+    FILTER_STATE_CACHE_CONFIG = _files("filter_state", 86400)
+    EXPLORE_FORM_DATA_CACHE_CONFIG = _files("explore", 86400)
     RATELIMIT_STORAGE_URI = "memory://"
 
 # Logins: five attempts per minute per address outside development.
@@ -109,4 +120,9 @@ except ImportError:  # no PyHive (Superset's stock image): no Lake here, the res
 else:
     lake_sql_dialect.register()
 FLASK_APP_MUTATOR = sql_lab_guard.patch_superset
+# The event log keeps what the platform's audit copies (dashboard views, exports, chart rows) and Superset's recent
+# activity, not a row per chart drawn (dashboards/event_log.py).
+import event_log  # noqa: E402
+
+EVENT_LOGGER = event_log.AuditedEventLogger()
 SQL_QUERY_MUTATOR = sql_lab_guard.read_only_guard

@@ -61,6 +61,6 @@ USER root
 COPY dashboards/requirements.lock dashboards/requirements.lock
 RUN uv venv --python /usr/local/bin/python3.11 dashboards/.venv \
  && VIRTUAL_ENV=/opt/mo/dashboards/.venv uv pip sync --no-cache dashboards/requirements.lock
-COPY dashboards/superset_config.py dashboards/bootstrap.py dashboards/sql_lab_guard.py dashboards/lake_sql_dialect.py \
+COPY dashboards/superset_config.py dashboards/bootstrap.py dashboards/sql_lab_guard.py dashboards/lake_sql_dialect.py dashboards/event_log.py \
     dashboards/
 USER mo

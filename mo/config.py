@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     lake_sql_port: int = Field(default=10015, ge=1, le=65535)
     lake_sql_memory: str = Field(default="1g", pattern=r"^[0-9]+[kmgKMG]$")
     lake_sql_url: str | None = None
+    # Superset as `make dashboards` and `make demo` serve it (mo.dashboards.start_superset): gunicorn worker
+    # processes and threads per worker. A dashboard's chart requests run in parallel only across processes (each
+    # costs Superset tens of milliseconds of Python under one GIL); about 250 MB of memory per process.
+    dashboards_workers: int = Field(default=1, ge=1, le=16)
+    dashboards_threads: int = Field(default=8, ge=1, le=64)
 
     @property
     def resolved_source_url(self) -> str:

@@ -12,12 +12,14 @@ action                      from
 ``dashboards.sql``          a finished SQL Lab query: its SQL (digit runs and non-ASCII literals masked, truncated),
                             database, schema, rows, and the error of a refused or failed one
 ``dashboards.export``       exports (dashboards, charts, datasets, SQL Lab CSV) and chart data as CSV or Excel
-``dashboards.chart_rows``   chart data of row-level kinds (samples, drill to detail, full results)
+``dashboards.chart_rows``   chart data of row-level kinds (samples, drill to detail, the query results view)
 ==========================  =====================================================================================
 
-Chart data that only draws a dashboard's charts is not copied: the dashboard view stands for it.
+Chart data that only draws a dashboard's charts is not copied: the dashboard view stands for it. Which events
+are audited is one rule (:func:`mo.superset_events.audited_as`) that Superset's event logger applies too
+(dashboards/event_log.py): Superset writes only those events, not a row per chart drawn.
 
-Why a copy and not a custom ``EVENT_LOGGER`` writing straight to the audit log: Superset runs in its own
+Why a copy and not an ``EVENT_LOGGER`` writing straight to the audit log: Superset runs in its own
 environment (SQLAlchemy 1.4, no MariaDB driver), so it could not share the platform's audit module; it would need a
 write login on the platform's OLTP database, and a slow or unreachable audit database would slow or fail
 dashboards. Superset already commits its log in the request's transaction; copying it by id watermark loses
@@ -50,6 +52,7 @@ from sqlalchemy.engine import Engine
 
 from mo.oltp.api_tables import AuditEntry
 from mo.pii import mask
+from mo.superset_events import CHART_ROWS, EXPORT, VIEW, audited_as
 
 AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
 DETAIL_MAX = 1000  # the audit log's detail column
@@ -58,18 +61,6 @@ BATCH = 2000
 RUNNING_GIVE_UP_S = 3600
 FINISHED = {"success": ("ok", 200), "failed": ("error", 500), "stopped": ("error", 499), "timed_out": ("error", 504)}
 ROLES = {"Admin": "admin", "mo_analyst": "analyst", "mo_marketer": "marketer"}
-EXPORT_ACTIONS = {
-    "DashboardRestApi.export",
-    "ChartRestApi.export",
-    "DatasetRestApi.export",
-    "DatabaseRestApi.export",
-    "SavedQueryRestApi.export",
-    "SqlLabRestApi.export_csv",
-    "SqlLabRestApi.export_streaming_csv",
-}
-ROW_RESULT_TYPES = {"samples", "drill_detail", "full"}
-CHART_DATA_ACTIONS = {"ChartDataRestApi.data", "ChartDataRestApi.data_from_cache"}
-
 _LONG_DIGITS = re.compile(r"(?<![0-9A-Za-z_])(\d{17}[0-9Xx]|\d{11,})(?![0-9A-Za-z_])")
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
 
@@ -170,21 +161,19 @@ def _log_entry(row: Any, people: dict, dashboards: dict, charts: dict) -> dict[s
     if not isinstance(payload, dict):
         payload = {}
     action, path = row.action or "", str(payload.get("path") or "")[:120]
-    result_format = str(payload.get("result_format") or "json").lower()
-    result_type = str(payload.get("result_type") or "").lower()
-    if action == "DashboardRestApi.get" and row.dashboard_id:
-        name, resource = "dashboards.view", f"dashboard {row.dashboard_id} {dashboards.get(row.dashboard_id, '?')}"
-        detail = None
-    elif action in EXPORT_ACTIONS:
+    name = audited_as(action, payload)
+    chart = f"chart {row.slice_id} {charts.get(row.slice_id, '?')}" if row.slice_id else f"chart data {path}"
+    if name == VIEW and row.dashboard_id:
+        resource, detail = f"dashboard {row.dashboard_id} {dashboards.get(row.dashboard_id, '?')}", None
+    elif name == EXPORT and action.startswith("ChartDataRestApi."):
+        resource, detail = chart, f"chart data as {str(payload.get('result_format') or payload.get('format')).lower()}"
+    elif name == EXPORT:
         ids = payload.get("rison")  # the exported objects' ids (dashboards, charts, datasets)
-        name, resource = "dashboards.export", f"{action} {path}"
+        resource = f"{action} {path}"
         detail = f"ids {json.dumps(ids)[:200]}" if isinstance(ids, list) else None
-    elif action in CHART_DATA_ACTIONS and result_format in ("csv", "xlsx"):
-        name, detail = "dashboards.export", f"chart data as {result_format}"
-        resource = f"chart {row.slice_id} {charts.get(row.slice_id, '?')}" if row.slice_id else f"chart data {path}"
-    elif action in CHART_DATA_ACTIONS and result_type in ROW_RESULT_TYPES:
-        name, detail = "dashboards.chart_rows", f"result type {result_type}"
-        resource = f"chart {row.slice_id} {charts.get(row.slice_id, '?')}" if row.slice_id else f"chart data {path}"
+    elif name == CHART_ROWS:
+        resource = chart
+        detail = f"result type {str(payload.get('result_type') or payload.get('type')).lower()}"
     else:
         return None
     return _entry(

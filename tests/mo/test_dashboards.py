@@ -195,10 +195,31 @@ def test_dashboard_views_sql_and_exports_reach_the_platform_audit_without_clear_
     assert _sql(analyst, database_id, lookup).status_code == 200
     assert _sql(analyst, database_id, "DELETE FROM claims_open").status_code >= 400
     admin.get_bytes("/api/v1/dashboard/export/", q=f"!({claims['id']})")
+    # a chart drawn (what a dashboard asks for: JSON, result type "full") and the same chart's rows (samples)
+    dataset = next(d["id"] for d in admin.list_all("dataset") if d["table_name"] == "claims_open")
+    for result_type in ("full", "samples"):
+        answer = analyst.http.post(
+            f"{analyst.url}/api/v1/chart/data",
+            json={
+                "datasource": {"id": dataset, "type": "table"},
+                "queries": [{"columns": ["status"], "metrics": ["count"], "row_limit": 10}],
+                "result_format": "json",
+                "result_type": result_type,
+            },
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text[:300]
 
     audit = create_engine(dashboards.source_url)
     superset = create_engine(f"sqlite:///{dashboards.home / 'superset' / 'superset.db'}")
     try:
+        # Superset's own event log keeps what the audit copies, not a row per chart drawn or per inner step
+        with superset.connect() as conn:
+            logged = conn.execute(text("SELECT action, json FROM logs")).all()
+        drawn = [a for a, j in logged if a.startswith("ChartDataRestApi") and '"full"' in (j or "")]
+        inner = [a for a, _ in logged if a in ("execute_sql", "ChartDataRestApi.json_dumps", "_get_data_response")]
+        assert drawn == [] and inner == [], (drawn, inner)
+        assert {"DashboardRestApi.get", "ChartDataRestApi.data"} <= {a for a, _ in logged}
         first = sync_audit(audit, superset)
         assert first.copied["logs"] > 0 and first.copied["query"] >= 2
         again = sync_audit(audit, superset)  # idempotent: nothing new, nothing copied twice
@@ -220,6 +241,8 @@ def test_dashboard_views_sql_and_exports_reach_the_platform_audit_without_clear_
     assert "110***********002X" in looked_up["detail"] and "rows: 1" in looked_up["detail"]
     deleted = next(e for e in sql if "DELETE FROM claims_open" in e["detail"])
     assert deleted["outcome"] in ("denied", "invalid") and "error:" in deleted["detail"]
+    rows_out = [e for e in mine if e["action"] == "dashboards.chart_rows"]
+    assert [e["detail"] for e in rows_out] == ["result type samples"]
     exports = [e for e in entries if e["action"] == "dashboards.export" and e["actor"] == "user:admin"]
     assert any("DashboardRestApi.export" in e["resource"] for e in exports)
     every_text = json.dumps(entries, default=str, ensure_ascii=False)

@@ -24,3 +24,31 @@ from mo.dashboards_audit import mask_sql
 )
 def test_sql_text_keeps_no_phone_id_number_card_or_name(sql, kept):
     assert mask_sql(sql) == (kept if kept is not None else sql)
+
+
+@pytest.mark.parametrize(
+    ("action", "payload", "audited"),
+    [
+        ("DashboardRestApi.get", {"path": "/api/v1/dashboard/3"}, "dashboards.view"),
+        ("DashboardRestApi.export", {"rison": [3]}, "dashboards.export"),
+        ("SqlLabRestApi.export_csv", {}, "dashboards.export"),
+        # a dashboard's chart drawn: result type "full" as JSON; the dashboard's view stands for it
+        ("ChartDataRestApi.data", {"result_format": "json", "result_type": "full"}, None),
+        ("ChartDataRestApi.data", {"result_format": "csv", "result_type": "full"}, "dashboards.export"),
+        ("ChartDataRestApi.data", {"result_format": "XLSX"}, "dashboards.export"),
+        ("ChartDataRestApi.data", {"format": "csv"}, "dashboards.export"),  # GET /api/v1/chart/<id>/data/
+        ("ChartDataRestApi.data", {"result_format": "json", "result_type": "samples"}, "dashboards.chart_rows"),
+        ("ChartDataRestApi.data", {"result_type": "drill_detail"}, "dashboards.chart_rows"),
+        ("ChartDataRestApi.data", {"type": "results"}, "dashboards.chart_rows"),
+        ("ChartDataRestApi.data_from_cache", {"result_type": "samples"}, "dashboards.chart_rows"),
+        # Superset's timings of a request's inner steps, listings and the front end's events
+        ("ChartDataRestApi.json_dumps", {"result_format": "csv"}, None),
+        ("execute_sql", {"result_type": "samples"}, None),
+        ("DashboardRestApi.get_charts", {}, None),
+        ("log", {"event_name": "mount_dashboard"}, None),
+    ],
+)
+def test_superset_keeps_and_the_audit_copies_exactly_the_audited_events(action, payload, audited):
+    from mo.superset_events import audited_as
+
+    assert audited_as(action, payload) == audited
