@@ -37,8 +37,12 @@ def test_make_dashboards_serves_superset_with_the_admin_from_a_private_file(dash
     assert requests.get(f"{dashboards.url}/health", timeout=10).text == "OK"
     creds = dashboards.home / "superset-demo-credentials.json"
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
-    # Nothing secret in the metadata database's folder besides the database itself.
-    assert sorted(p.name for p in (dashboards.home / "superset").iterdir() if p.suffix != ".db") == ["superset.pid"]
+    # Nothing secret in the metadata database's folder besides the database itself; the shared cache's files
+    # (native filters' state, explore links) are the owner's only.
+    folder = dashboards.home / "superset"
+    assert sorted(p.name for p in folder.iterdir() if p.suffix != ".db") == ["cache", "superset.pid"]
+    cached = [p for p in (folder / "cache").rglob("*") if p.is_file()]
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in cached), cached
     with pytest.raises(Exception, match="refused the login"):
         dashboards.client(("admin", "wrong-password"))
 
